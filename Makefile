@@ -1,0 +1,58 @@
+# dask-platform. The README names two commands: `make demo` and `make test`.
+# Both do their own set-up on a fresh machine (uv, the locked virtualenv, system packages).
+
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PYTEST_ARGS ?=
+STACK ?= dev
+
+.PHONY: help setup system-deps demo test test-unit lint format plan images bench clean
+
+help:
+	@echo "make demo    - start the embedded local platform and prove keyless S3 from Dask workers"
+	@echo "make test    - lint + the whole test suite (unit, policy, integration, images)"
+	@echo "make plan STACK=<name> - evaluate a committed stack offline and run the policy gate"
+	@echo "make images  - build the worker, notebook and gateway images from the lock"
+	@echo "make bench   - run the benchmarks and update bench/README.md"
+
+$(UV):
+	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --all-extras --frozen
+	@touch $@
+
+setup: .venv/.synced
+
+system-deps:
+	@scripts/install-system-deps
+
+demo: setup
+	$(UV) run --frozen dask-platform demo
+
+lint: setup
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
+
+format: setup
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+test-unit: setup
+	$(UV) run --frozen pytest tests/unit $(PYTEST_ARGS)
+
+test: setup system-deps lint
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+plan: setup
+	$(UV) run --frozen dask-platform plan --stack $(STACK)
+
+images: setup
+	$(UV) run --frozen scripts/build-images
+
+bench: setup
+	$(UV) run --frozen python -m bench
+
+clean:
+	rm -rf .venv .local .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,158 @@
+"""dask-gateway-server configuration for dask-platform.
+
+ONE file, two consumers:
+  * on EKS it is injected into the upstream chart as ``gateway.extraConfig`` (the Pulumi program
+    reads this file verbatim), so it runs after the chart's own KubeBackend setup;
+  * the embedded local platform loads the same file with ``load_subconfig`` and then applies a
+    small overlay (local backend, and the part the EKS pod-identity webhook plays).
+
+Stack-specific values (teams, ranges, limits, image) arrive as JSON in the environment variable
+``DASK_PLATFORM_GATEWAY_SETTINGS`` - rendered from the typed stack config by
+``dask_platform.gateway_settings`` - so this file holds logic only and no per-stack literals.
+
+The security property it enforces: the AUTHENTICATED user's groups decide the team, the team
+decides the Kubernetes ServiceAccount, and the ServiceAccount decides the IAM role (IRSA). A user
+can choose among their own teams only; nothing in a cluster request can name a ServiceAccount,
+a role, or AWS key variables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dask_gateway_server.options import Float, Integer, Options, Select
+from dask_gateway_server.options import Mapping as MappingOption
+
+from dask_platform.credentials import check_environment
+
+SETTINGS_ENV = "DASK_PLATFORM_GATEWAY_SETTINGS"
+GIB = 2**30
+
+# ref: https://gateway.dask.org/cluster-options.html - the handler's return keys are
+# ClusterConfig / KubeClusterConfig trait names.
+SERVICE_ACCOUNT_KEYS = ("scheduler_extra_pod_config", "worker_extra_pod_config")
+
+
+class NoTeamError(PermissionError):
+    pass
+
+
+def load_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    raw = environ.get(SETTINGS_ENV)
+    if not raw:
+        raise RuntimeError(
+            f"{SETTINGS_ENV} is not set: the gateway cannot map users to teams. The Pulumi "
+            "program (gateway.env in the Helm values) or `dask-platform local up` sets it."
+        )
+    return json.loads(raw)
+
+
+def teams_of(user: Any, settings: Mapping[str, Any]) -> list[str]:
+    """The teams whose identity-provider groups include one of the user's groups (sorted)."""
+    groups = set(getattr(user, "groups", ()) or ())
+    return sorted(
+        name for name, team in settings["teams"].items() if groups.intersection(team["groups"])
+    )
+
+
+def make_options_handler(settings: Mapping[str, Any]) -> Callable[[Any, Any], dict[str, Any]]:
+    cores = settings["worker_cores"]
+    memory = settings["worker_memory_gib"]
+
+    def options_handler(options: Any, user: Any) -> dict[str, Any]:
+        teams = teams_of(user, settings)
+        if not teams:
+            raise NoTeamError(
+                f"user {user.name!r} belongs to no team (their groups: "
+                f"{', '.join(sorted(user.groups)) or 'none'}); a platform admin adds one of "
+                "their identity-provider groups to a team in the stack config"
+            )
+        team = options.get("team") or teams[0]
+        if team not in teams:
+            # The per-user Select already refuses this; checked again because this function is
+            # the security boundary and must not depend on how the options were built.
+            raise NoTeamError(f"team: {team!r} is not one of your teams ({', '.join(teams)})")
+        for field, spec, value in (
+            ("worker_cores", cores, options.worker_cores),
+            ("worker_memory", memory, options.worker_memory),
+        ):
+            if not spec["min"] <= value <= spec["max"]:
+                raise ValueError(
+                    f"{field}: {value:g} is outside the allowed range {spec['min']:g} to "
+                    f"{spec['max']:g}"
+                )
+        environment = dict(options.environment or {})
+        check_environment(environment, field="environment")
+        service_account = settings["teams"][team]["service_account"]
+        memory_bytes = int(options.worker_memory * GIB)
+        return {
+            "worker_cores": int(options.worker_cores),
+            "worker_cores_limit": int(options.worker_cores),
+            "worker_memory": memory_bytes,
+            "worker_memory_limit": memory_bytes,
+            "image": options.image,
+            # Platform defaults first so a user's own variable of the same name wins; neither
+            # can carry AWS keys (both are checked).
+            "environment": {
+                **settings.get("default_environment", {}),
+                **environment,
+                "DASK_PLATFORM_TEAM": team,
+            },
+            "scheduler_extra_pod_config": {"serviceAccountName": service_account},
+            "worker_extra_pod_config": {"serviceAccountName": service_account},
+        }
+
+    return options_handler
+
+
+def make_cluster_options(settings: Mapping[str, Any]) -> Callable[[Any], Options]:
+    """Per-user options: the ``team`` field only ever lists the caller's own teams."""
+    handler = make_options_handler(settings)
+    cores = settings["worker_cores"]
+    memory = settings["worker_memory_gib"]
+    images = [settings["image"], *settings.get("extra_images", [])]
+
+    def cluster_options(user: Any) -> Options:
+        fields: list[Any] = [
+            Integer(
+                "worker_cores",
+                default=int(cores["default"]),
+                min=int(cores["min"]),
+                max=int(cores["max"]),
+                label="Worker cores",
+            ),
+            Float(
+                "worker_memory",
+                default=float(memory["default"]),
+                min=float(memory["min"]),
+                max=float(memory["max"]),
+                label="Worker memory (GiB)",
+            ),
+            MappingOption("environment", default={}, label="Environment variables"),
+            Select("image", images, default=images[0], label="Image"),
+        ]
+        teams = teams_of(user, settings)
+        if teams:
+            fields.append(Select("team", teams, default=teams[0], label="Team"))
+        return Options(*fields, handler=handler)
+
+    return cluster_options
+
+
+def configure(c: Any, settings: Mapping[str, Any]) -> None:
+    """Apply the platform's gateway configuration to a traitlets config object ``c``."""
+    c.Backend.cluster_options = make_cluster_options(settings)
+    # distributed >= 2026.6 removed the dask-scheduler / dask-worker entry points.
+    c.ClusterConfig.scheduler_cmd = "dask scheduler"
+    c.ClusterConfig.worker_cmd = "dask worker"
+    c.ClusterConfig.idle_timeout = float(settings["idle_timeout_minutes"]) * 60
+    c.ClusterConfig.cluster_max_workers = int(settings["cluster_max_workers"])
+    c.ClusterConfig.cluster_max_cores = float(settings["cluster_max_cores"])
+    c.ClusterConfig.cluster_max_memory = int(float(settings["cluster_max_memory_gib"]) * GIB)
+
+
+if "get_config" in globals():  # executed as a traitlets config file (chart or local gateway)
+    configure(get_config(), load_settings())

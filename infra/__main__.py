@@ -1,0 +1,116 @@
+"""dask-platform: the Pulumi program. It only loads the stack config, composes one component per
+AWS concern, and exports. Everything it builds is described in ../shared/DESIGN.md."""
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+from components.eks import EksCluster, EksClusterArgs
+from components.gateway import DaskGateway, DaskGatewayArgs
+from components.identity import TeamIdentity, TeamIdentityArgs
+from components.network import Network, NetworkArgs
+from components.storage import DataBucket, DataBucketArgs, ScratchStorage, ScratchStorageArgs
+
+from dask_platform.gateway_settings import render_values
+from dask_platform.iam import service_account_name
+from dask_platform.stack_config import load_from_pulumi
+
+config = load_from_pulumi()  # every problem at once, before any resource is declared
+stack = pulumi.get_stack()
+cluster_name = f"dask-{stack}"
+tags = {"dask-platform/stack": stack, "managed-by": "pulumi", **config.tags}
+
+aws_provider = aws.Provider("aws", region=config.region, default_tags={"tags": tags})
+with_aws = pulumi.ResourceOptions(providers={"aws": aws_provider})
+
+network = Network(
+    "network",
+    NetworkArgs(
+        vpc_cidr=config.network.vpc_cidr,
+        availability_zones=config.network.availability_zones,
+        cluster_name=cluster_name,
+        single_nat_gateway=config.network.single_nat_gateway,
+    ),
+    opts=with_aws,
+)
+eks = EksCluster(
+    "eks",
+    EksClusterArgs(
+        cluster_name=cluster_name,
+        config=config.eks,
+        vpc_id=network.vpc_id,
+        vpc_cidr=config.network.vpc_cidr,
+        private_subnet_ids=network.private_subnet_ids,
+    ),
+    opts=with_aws,
+)
+scratch = ScratchStorage(
+    "scratch",
+    ScratchStorageArgs(
+        bucket_name=config.scratch.bucket_name,
+        retention_days=config.scratch.retention_days,
+        teams=config.team_names,
+    ),
+    opts=with_aws,
+)
+for bucket in config.data_buckets:
+    if bucket.managed:
+        DataBucket(
+            f"data-{bucket.name}",
+            DataBucketArgs(bucket_name=bucket.name, requester_pays=bucket.requester_pays),
+            opts=with_aws,
+        )
+
+identities = {
+    team.name: TeamIdentity(
+        f"team-{team.name}",
+        TeamIdentityArgs(
+            team=team.name,
+            scratch_bucket=config.scratch.bucket_name,
+            data_buckets=[b.name for b in config.data_buckets],
+            namespace=config.gateway.namespace,
+            oidc_provider_arn=eks.oidc_provider.arn,
+            oidc_issuer_url=eks.oidc_issuer_url,
+        ),
+        opts=with_aws,
+    )
+    for team in config.teams
+}
+
+k8s_provider = k8s.Provider("eks", kubeconfig=eks.kubeconfig, enable_server_side_apply=True)
+simple_password = (
+    pulumi.Config().require_secret("gateway_simple_password")
+    if config.gateway.auth.type == "simple"
+    else None
+)
+gateway = DaskGateway(
+    "gateway",
+    DaskGatewayArgs(
+        namespace=config.gateway.namespace,
+        chart_version=config.gateway.chart_version,
+        team_role_arns={name: identity.role_arn for name, identity in identities.items()},
+        values=render_values(config),
+        simple_password=simple_password,
+    ),
+    opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}, depends_on=[eks]),
+)
+
+pulumi.export("region", config.region)
+pulumi.export("cluster_name", eks.cluster_name)
+pulumi.export("kubeconfig", eks.kubeconfig)
+pulumi.export("oidc_provider_arn", eks.oidc_provider.arn)
+pulumi.export("oidc_issuer_url", eks.oidc_issuer_url)
+pulumi.export("vpc_id", network.vpc_id)
+pulumi.export("private_subnet_ids", network.private_subnet_ids)
+pulumi.export("gateway_address", gateway.address)
+pulumi.export("gateway_proxy_address", gateway.proxy_address)
+pulumi.export("namespace", config.gateway.namespace)
+pulumi.export("teams", config.team_names)
+pulumi.export("scratch_bucket", scratch.bucket_name)
+pulumi.export(
+    "scratch_urls",
+    {t: f"s3://{config.scratch.bucket_name}/{t}/" for t in config.team_names},
+)
+pulumi.export("team_role_arns", {name: i.role_arn for name, i in identities.items()})
+pulumi.export("service_accounts", {t: service_account_name(t) for t in config.team_names})
+pulumi.export("data_buckets", [b.name for b in config.data_buckets])
+pulumi.export("worker_image", config.gateway.image.reference)

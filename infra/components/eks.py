@@ -1,0 +1,313 @@
+"""EKS: the control plane (KMS-encrypted secrets, all logs, restricted endpoint), the IAM OIDC
+provider IRSA trusts, and managed node groups on launch templates that require IMDSv2."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from dask_platform.iam import render_policy
+from dask_platform.stack_config import Eks as EksConfig
+from dask_platform.stack_config import NodeGroup as NodeGroupConfig
+
+NODE_ROLE_LABEL = "dask-platform/node-role"
+WORKER_TAINT_KEY = "dask-platform/workers"
+
+# ref: https://docs.aws.amazon.com/eks/latest/userguide/create-node-role.html
+NODE_MANAGED_POLICIES = (
+    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+)
+CLUSTER_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"
+
+
+@dataclass
+class EksClusterArgs:
+    cluster_name: str
+    config: EksConfig
+    vpc_id: pulumi.Input[str]
+    vpc_cidr: str
+    private_subnet_ids: Sequence[pulumi.Input[str]]
+    log_retention_days: int = 90
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class EksCluster(pulumi.ComponentResource):
+    """The Kubernetes cluster the Dask Gateway runs on."""
+
+    def __init__(
+        self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dask-platform:eks:EksCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        cfg = args.config
+
+        # Envelope encryption of Kubernetes Secrets. The key policy is AWS's default (account
+        # root administers the key); the cluster role's use is granted by an IAM policy scoped to
+        # this key's ARN. ref: https://docs.aws.amazon.com/eks/latest/userguide/enable-kms.html
+        self.kms_key = aws.kms.Key(
+            f"{name}-secrets",
+            description=f"EKS secrets envelope encryption for {args.cluster_name}",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags=args.tags,
+            opts=child,
+        )
+        aws.kms.Alias(
+            f"{name}-secrets",
+            name=f"alias/{args.cluster_name}-eks-secrets",
+            target_key_id=self.kms_key.key_id,
+            opts=child,
+        )
+
+        self.cluster_role = aws.iam.Role(
+            f"{name}-cluster",
+            assume_role_policy=json.dumps(render_policy("eks-cluster-trust")),
+            description=f"EKS control plane of {args.cluster_name}",
+            tags=args.tags,
+            opts=child,
+        )
+        cluster_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-cluster",
+            role=self.cluster_role.name,
+            policy_arn=CLUSTER_MANAGED_POLICY,
+            opts=child,
+        )
+        kms_policy = aws.iam.RolePolicy(
+            f"{name}-cluster-kms",
+            role=self.cluster_role.id,
+            policy=self.kms_key.arn.apply(
+                lambda arn: json.dumps(render_policy("eks-secrets-kms", key_arn=arn))
+            ),
+            opts=child,
+        )
+
+        # Created here (not by EKS) so retention is ours: EKS would create it with no expiry.
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane",
+            name=f"/aws/eks/{args.cluster_name}/cluster",
+            retention_in_days=args.log_retention_days,
+            tags=args.tags,
+            opts=child,
+        )
+
+        # API access from inside the VPC only (the public endpoint, if any, is restricted by
+        # endpoint_public_access_cidrs on the cluster itself).
+        self.control_plane_sg = aws.ec2.SecurityGroup(
+            f"{name}-control-plane",
+            vpc_id=args.vpc_id,
+            description="EKS API from inside the VPC",
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp",
+                    from_port=443,
+                    to_port=443,
+                    cidr_blocks=[args.vpc_cidr],
+                    description="Kubernetes API from the VPC",
+                )
+            ],
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="-1",
+                    from_port=0,
+                    to_port=0,
+                    cidr_blocks=["0.0.0.0/0"],
+                    description="control plane to nodes and AWS APIs",
+                )
+            ],
+            tags=args.tags,
+            opts=child,
+        )
+
+        public_cidrs = list(cfg.endpoint_public_access_cidrs)
+        self.cluster = aws.eks.Cluster(
+            f"{name}-cluster",
+            name=args.cluster_name,
+            version=cfg.kubernetes_version,
+            role_arn=self.cluster_role.arn,
+            vpc_config=aws.eks.ClusterVpcConfigArgs(
+                subnet_ids=list(args.private_subnet_ids),
+                security_group_ids=[self.control_plane_sg.id],
+                endpoint_private_access=True,
+                endpoint_public_access=bool(public_cidrs),
+                public_access_cidrs=public_cidrs or None,
+            ),
+            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+                provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=self.kms_key.arn),
+                resources=["secrets"],
+            ),
+            enabled_cluster_log_types=list(cfg.control_plane_log_types),
+            access_config=aws.eks.ClusterAccessConfigArgs(
+                authentication_mode="API", bootstrap_cluster_creator_admin_permissions=True
+            ),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[cluster_policy, kms_policy, self.log_group]
+            ),
+        )
+
+        self.oidc_issuer_url: pulumi.Output[str] = self.cluster.identities.apply(
+            lambda ids: str(ids[0].oidcs[0].issuer)  # type: ignore[index]
+        )
+        # The IAM identity provider every team role's trust policy names.
+        # ref: https://docs.aws.amazon.com/eks/latest/userguide/enable-iam-roles-for-service-accounts.html
+        self.oidc_provider = aws.iam.OpenIdConnectProvider(
+            f"{name}-oidc",
+            url=self.oidc_issuer_url,
+            client_id_lists=["sts.amazonaws.com"],
+            tags=args.tags,
+            opts=child,
+        )
+
+        self.node_role = aws.iam.Role(
+            f"{name}-node",
+            assume_role_policy=json.dumps(render_policy("ec2-trust")),
+            description=f"EKS nodes of {args.cluster_name} (pods use IRSA, never this role)",
+            tags=args.tags,
+            opts=child,
+        )
+        attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-node-{arn.rsplit('/', 1)[-1]}",
+                role=self.node_role.name,
+                policy_arn=arn,
+                opts=child,
+            )
+            for arn in NODE_MANAGED_POLICIES
+        ]
+
+        self.node_groups: dict[str, aws.eks.NodeGroup] = {}
+        self.launch_templates: dict[str, aws.ec2.LaunchTemplate] = {}
+        for role, group, spot in (
+            ("core", cfg.node_groups.core, False),
+            ("workers", cfg.node_groups.workers, cfg.node_groups.workers.spot),
+        ):
+            self._node_group(name, args, role, group, spot, attachments)
+
+        self.cluster_name = self.cluster.name
+        self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(  # type: ignore[arg-type]
+            pulumi.Output.all(
+                self.cluster.name, self.cluster.endpoint, self.cluster.certificate_authority.data
+            ).apply(lambda a: kubeconfig(a[0], a[1], a[2]))
+        )
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "oidc_provider_arn": self.oidc_provider.arn,
+                "oidc_issuer_url": self.oidc_issuer_url,
+                "kubeconfig": self.kubeconfig,
+            }
+        )
+
+    def _node_group(
+        self,
+        name: str,
+        args: EksClusterArgs,
+        role: str,
+        group: NodeGroupConfig,
+        spot: bool,
+        attachments: list[aws.iam.RolePolicyAttachment],
+    ) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        # IMDSv2 only, hop limit 1: a pod (one network hop further than the node) cannot reach
+        # the instance metadata service, so it cannot borrow the node role's credentials.
+        # ref: https://docs.aws.amazon.com/eks/latest/best-practices/identity-and-access-management.html
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-{role}",
+            description=f"{args.cluster_name} {role} nodes",
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled",
+                http_tokens="required",
+                http_put_response_hop_limit=1,
+                instance_metadata_tags="disabled",
+            ),
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name="/dev/xvda",
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_size=group.disk_size_gib,
+                        volume_type="gp3",
+                        encrypted="true",
+                        delete_on_termination="true",
+                    ),
+                )
+            ],
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(
+                    resource_type="instance",
+                    tags={**args.tags, "Name": f"{args.cluster_name}-{role}"},
+                )
+            ],
+            tags=args.tags,
+            opts=child,
+        )
+        taints = (
+            [aws.eks.NodeGroupTaintArgs(key=WORKER_TAINT_KEY, value="true", effect="NO_SCHEDULE")]
+            if role == "workers"
+            else None
+        )
+        self.launch_templates[role] = template
+        self.node_groups[role] = aws.eks.NodeGroup(
+            f"{name}-{role}",
+            cluster_name=self.cluster.name,
+            node_role_arn=self.node_role.arn,
+            subnet_ids=list(args.private_subnet_ids),
+            capacity_type="SPOT" if spot else "ON_DEMAND",
+            instance_types=list(group.instance_types),
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=group.min_size,
+                max_size=group.max_size,
+                desired_size=group.desired_size
+                if group.desired_size is not None
+                else group.min_size,
+            ),
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)
+            ),
+            labels={NODE_ROLE_LABEL: role},
+            taints=taints,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=attachments,
+                # The cluster autoscaler owns desired_size once the group exists.
+                ignore_changes=["scalingConfig.desiredSize"],
+            ),
+        )
+
+
+def kubeconfig(cluster_name: str, endpoint: str, ca_data: str) -> str:
+    """A kubeconfig that authenticates with `aws eks get-token` (no static token in it)."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": cluster_name,
+                    "cluster": {"server": endpoint, "certificate-authority-data": ca_data},
+                }
+            ],
+            "contexts": [
+                {"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}
+            ],
+            "current-context": cluster_name,
+            "users": [
+                {
+                    "name": cluster_name,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "aws",
+                            "args": ["eks", "get-token", "--cluster-name", cluster_name],
+                        }
+                    },
+                }
+            ],
+        }
+    )

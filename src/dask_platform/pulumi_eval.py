@@ -1,0 +1,286 @@
+"""Evaluate the Pulumi program for a committed stack under Pulumi's unit-test mocks.
+
+The Pulumi CLI and provider plugins cannot run here (nor in CI), so this is the one stand-in in
+the project: the whole of ``infra/__main__.py`` runs for real, every resource it declares is
+recorded with its resolved inputs, and the stack exports are resolved. The unit tests, the
+offline policy gate (``dask-platform plan``) and the benchmarks all use this one harness.
+
+The mocks answer like AWS would for the few computed values the program reads back (ARNs, the
+cluster's OIDC issuer, a load balancer hostname) and otherwise echo the inputs.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dask_platform.stack_config import NAMESPACE, read_stack_file
+
+ACCOUNT_ID = "123456789012"
+REPO_DIR = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class RecordedResource:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    provider: str | None = None
+    read: bool = False  # a `Resource.get` of an existing object, not one the program creates
+    protect: bool = False
+    parent: str = ""  # the parent's URN ("" for the stack itself)
+    ignore_changes: tuple[str, ...] = ()
+
+    @property
+    def urn_name(self) -> str:
+        return f"{self.type}::{self.name}"
+
+
+@dataclass
+class Evaluation:
+    stack: str
+    resources: list[RecordedResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+    protected: set[str] = field(default_factory=set)
+
+    def of_type(self, type_: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_ and not r.read]
+
+    def named(self, name: str) -> RecordedResource:
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+
+def _digest(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length].upper()
+
+
+def _issuer(region: str, cluster: str) -> str:
+    return f"https://oidc.eks.{region}.amazonaws.com/id/{_digest(cluster, 32)}"
+
+
+class RecordingMocks:
+    """``pulumi.runtime.Mocks``: records each resource and answers with plausible AWS values."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.records: list[RecordedResource] = []
+        self.request: Any = None  # the RegisterResource request being answered (options)
+
+    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        type_ = args.typ
+        name = args.name
+        physical = inputs.get("name") or inputs.get("bucket") or name
+        outputs = dict(inputs)
+        resource_id = args.resource_id or f"{name}-id"
+        computed = self._computed(type_, name, physical, inputs)
+        outputs.update({k: v for k, v in computed.items() if k not in inputs or k == "arn"})
+        request = self.request
+        self.records.append(
+            RecordedResource(
+                type=type_,
+                name=name,
+                inputs=inputs,
+                outputs=outputs,
+                provider=args.provider,
+                read=bool(args.resource_id),
+                protect=bool(getattr(request, "protect", False)),
+                parent=str(getattr(request, "parent", "") or ""),
+                ignore_changes=tuple(getattr(request, "ignoreChanges", ()) or ()),
+            )
+        )
+        self.request = None
+        return resource_id, outputs
+
+    def call(self, args: Any) -> tuple[dict[str, Any], list[Any] | None]:
+        token = args.token
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/plan",
+                "userId": "PLAN",
+            }, None
+        if token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, None
+        if token == "aws:index/getRegion:getRegion":
+            return {"name": self.region, "region": self.region}, None
+        if token == "aws:ssm/getParameter:getParameter":
+            return {
+                "name": args.args.get("name"),
+                "value": "ami-0123456789abcdef0",
+                "type": "String",
+            }, None
+        if token == "aws:ec2/getAmi:getAmi":
+            return {"id": "ami-0123456789abcdef0", "imageId": "ami-0123456789abcdef0"}, None
+        return dict(args.args), None
+
+    def _computed(
+        self, type_: str, name: str, physical: str, inputs: dict[str, Any]
+    ) -> dict[str, Any]:
+        arn_prefix = f"arn:aws:{{}}:{self.region}:{ACCOUNT_ID}"
+        if type_ == "aws:iam/role:Role":
+            return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{physical}", "name": physical}
+        if type_ == "aws:iam/policy:Policy":
+            return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:policy/{physical}", "name": physical}
+        if type_ == "aws:iam/instanceProfile:InstanceProfile":
+            return {
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:instance-profile/{physical}",
+                "name": physical,
+            }
+        if type_ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            host = str(inputs.get("url", "")).removeprefix("https://")
+            return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{host}"}
+        if type_ == "aws:eks/cluster:Cluster":
+            return {
+                "arn": f"{arn_prefix.format('eks')}:cluster/{physical}",
+                "endpoint": f"https://{_digest(physical, 12)}.gr7.{self.region}.eks.amazonaws.com",
+                "certificateAuthority": {"data": "TU9DSy1DQQ=="},
+                "identities": [{"oidcs": [{"issuer": _issuer(self.region, physical)}]}],
+            }
+        if type_ == "aws:s3/bucket:Bucket":
+            return {"arn": f"arn:aws:s3:::{physical}", "bucket": physical}
+        if type_ == "aws:kms/key:Key":
+            return {"arn": f"{arn_prefix.format('kms')}:key/{name}", "keyId": f"{name}-key-id"}
+        if type_ == "aws:ec2/launchTemplate:LaunchTemplate":
+            return {"latestVersion": 1, "arn": f"{arn_prefix.format('ec2')}:launch-template/{name}"}
+        if type_ == "aws:ecr/repository:Repository":
+            return {
+                "arn": f"{arn_prefix.format('ecr')}:repository/{physical}",
+                "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{physical}",
+                "registryId": ACCOUNT_ID,
+            }
+        if type_ == "aws:ecs/cluster:Cluster":
+            return {"arn": f"{arn_prefix.format('ecs')}:cluster/{physical}"}
+        if type_ == "aws:cloudwatch/logGroup:LogGroup":
+            return {"arn": f"{arn_prefix.format('logs')}:log-group:{physical}"}
+        if type_ == "aws:ec2/securityGroup:SecurityGroup":
+            return {"arn": f"{arn_prefix.format('ec2')}:security-group/{name}"}
+        if type_ == "kubernetes:core/v1:Service":
+            return {
+                "status": {
+                    "loadBalancer": {
+                        "ingress": [{"hostname": f"{name}.elb.{self.region}.amazonaws.com"}]
+                    }
+                }
+            }
+        if type_ == "kubernetes:helm.sh/v3:Release":
+            return {
+                "status": {
+                    "namespace": inputs.get("namespace"),
+                    "name": inputs.get("name"),
+                    "status": "deployed",
+                }
+            }
+        return {}
+
+
+def pulumi_config_for_stack(project_dir: Path, stack: str) -> tuple[dict[str, str], list[str]]:
+    """The stack file as the engine would hand it to the program: every value a string (objects
+    as JSON) and the list of secret keys (whose values stay encrypted placeholders here)."""
+    raw = read_stack_file(project_dir, stack)
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in raw.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secret_keys.append(key)
+            config[key] = "[secret: not decrypted by the offline plan]"
+        elif isinstance(value, str):
+            config[key] = value
+        else:
+            config[key] = json.dumps(value)
+    return config, secret_keys
+
+
+def _project_name(project_dir: Path) -> str:
+    document = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    return str(document["name"])
+
+
+def _program_dir(project_dir: Path) -> Path:
+    document = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    return project_dir / str(document.get("main", "."))
+
+
+def _evaluate(project_dir: Path, stack: str) -> Evaluation:
+    import pulumi
+    from pulumi.runtime import mocks as pulumi_mocks
+    from pulumi.runtime import settings as pulumi_settings
+    from pulumi.runtime.sync_await import _sync_await
+
+    config, secret_keys = pulumi_config_for_stack(project_dir, stack)
+    region_raw = config.get(f"{NAMESPACE}:region", "us-east-1")
+    mocks = RecordingMocks(region=region_raw)
+
+    class _Mocks(pulumi.runtime.Mocks):
+        def new_resource(self, args):  # type: ignore[no-untyped-def]
+            return mocks.new_resource(args)
+
+        def call(self, args):  # type: ignore[no-untyped-def]
+            return mocks.call(args)
+
+    pulumi_settings.set_root_resource(None)  # type: ignore[arg-type]  # a fresh root Stack for this evaluation
+    pulumi.runtime.set_all_config(config, secret_keys)
+
+    class _Monitor(pulumi_mocks.MockMonitor):
+        # The mock interface sees only inputs; resource options (protect, parent, ignoreChanges)
+        # arrive on the request, which the policy rules also need.
+        def RegisterResource(self, request):  # type: ignore[no-untyped-def]
+            mocks.request = request
+            return super().RegisterResource(request)
+
+    mock_impl = _Mocks()
+    pulumi_mocks.set_mocks(
+        mock_impl,
+        project=_project_name(project_dir),
+        stack=stack,
+        preview=False,
+        monitor=_Monitor(mock_impl),
+    )
+
+    program = _program_dir(project_dir)
+    evaluation = Evaluation(stack=stack)
+    root = pulumi_settings.get_root_resource()
+    added_path = str(program)
+    sys.path.insert(0, added_path)
+    try:
+
+        def run_program() -> None:
+            runpy.run_path(str(program / "__main__.py"), run_name="__main__")
+
+        _sync_await(pulumi.runtime.stack.run_pulumi_func(run_program))
+        assert root is not None
+        exported: dict[str, Any] = root.outputs  # type: ignore[attr-defined]
+        names = list(exported)
+        values = [pulumi.Output.from_input(exported[n]) for n in names]
+        resolved = _sync_await(pulumi.Output.all(*values).future(with_unknowns=True))
+        secrets = [_sync_await(value.is_secret()) for value in values]
+        evaluation.outputs = dict(zip(names, resolved or [], strict=True))
+        evaluation.secret_outputs = {n for n, s in zip(names, secrets or [], strict=True) if s}
+    finally:
+        sys.path.remove(added_path)
+    evaluation.resources = list(mocks.records)
+    return evaluation
+
+
+def evaluate_stack(stack: str, project_dir: Path = REPO_DIR) -> Evaluation:
+    """Run the Pulumi program for ``Pulumi.<stack>.yaml`` under mocks; return what it declared.
+
+    Raises :class:`dask_platform.stack_config.StackConfigError` (listing every problem) if the
+    stack config is invalid - before any resource is recorded, as in a real ``pulumi up``.
+    """
+    # Pulumi's runtime settings live in context variables: a copied context keeps one
+    # evaluation's engine, root stack and config from leaking into the next.
+    return contextvars.copy_context().run(_evaluate, project_dir, stack)

@@ -1,0 +1,640 @@
+"""The typed stack configuration: one pydantic model for everything in ``Pulumi.<stack>.yaml``.
+
+Every key of the ``dask-platform:`` namespace is validated at once, before any resource is
+declared; a typo is an error naming the key path and the allowed keys, never a silent default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from dask_platform.credentials import FORBIDDEN_ENV_VARS
+
+NAMESPACE = "dask-platform"
+"""The Pulumi config namespace (the project name in Pulumi.yaml)."""
+
+SUPPORTED_CHART_VERSION = "2026.3.0"
+"""The dask-gateway Helm chart version this repository's values and gateway config are tested
+against (and the dask-gateway client version locked for the images)."""
+
+
+class StackConfigError(ValueError):
+    """Every problem in a stack configuration, one line each, with its key path."""
+
+    def __init__(self, problems: list[str], source: str = "stack config") -> None:
+        self.problems = problems
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
+
+
+# --------------------------------------------------------------------------- constrained types
+
+
+def _matches(pattern: str, what: str):
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"must be {what} (got {value!r})")
+        return value
+
+    return check
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Network(value, strict=True))
+    except ValueError as exc:
+        raise ValueError(
+            f"must be an IPv4 CIDR block such as 10.0.0.0/16 with no host bits set "
+            f"(got {value!r}: {exc})"
+        ) from None
+
+
+TeamName = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            r"[a-z][a-z0-9-]{0,18}[a-z0-9]",
+            "2-20 characters of a-z, 0-9 and '-', starting with a letter and not ending in '-' "
+            "(it becomes an S3 prefix, an IAM role name and a Kubernetes ServiceAccount name)",
+        )
+    ),
+]
+BucketName = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            r"(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+            "a valid S3 bucket name: 3-63 characters of a-z, 0-9, '.' and '-', starting and "
+            "ending with a letter or digit",
+        )
+    ),
+]
+Region = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            r"(af|ap|ca|eu|il|me|mx|sa|us)-[a-z]+-\d",
+            "an AWS commercial-partition region such as us-west-2 or eu-central-1",
+        )
+    ),
+]
+InstanceType = Annotated[
+    str,
+    AfterValidator(
+        _matches(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "an EC2 instance type such as m6i.xlarge")
+    ),
+]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+KubernetesVersion = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            r"1\.(2[89]|3\d)", "an EKS Kubernetes minor version from 1.28 to 1.39, e.g. '1.33'"
+        )
+    ),
+]
+ChartVersion = Annotated[
+    str,
+    AfterValidator(
+        _matches(r"\d{4}\.\d{1,2}\.\d+", "a pinned CalVer chart version such as 2026.3.0")
+    ),
+]
+ImageTag = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            r"(?!latest$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}",
+            "a pinned image tag (not 'latest'): letters, digits, '_', '.', '-'",
+        )
+    ),
+]
+ImageName = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            r"[a-z0-9]+([._-][a-z0-9]+)*(:\d+)?(/[a-z0-9]+([._/-][a-z0-9]+)*)*",
+            "an image repository such as ghcr.io/org/dask-worker (no tag)",
+        )
+    ),
+]
+Hostname = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d+)?(/[A-Za-z0-9._~-]+)*",
+            "an issuer host and path without scheme",
+        )
+    ),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+class Network(_Model):
+    """The VPC every compute resource lives in."""
+
+    vpc_cidr: Cidr = Field(description="The VPC's IPv4 block; /16 to /24.")
+    availability_zones: list[str] = Field(
+        min_length=2, max_length=6, description="AZs in the stack's region (at least two)."
+    )
+    ingress_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        description="CIDRs allowed to reach the gateway and scheduler/dashboard ports from "
+        "outside the VPC. 0.0.0.0/0 is only ever opened if it is listed here.",
+    )
+    single_nat_gateway: bool = Field(
+        default=False, description="One NAT gateway for all AZs (cheaper, not zone-redundant)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Network:
+        prefix = ipaddress.IPv4Network(self.vpc_cidr).prefixlen
+        if not 16 <= prefix <= 24:
+            raise ValueError(f"vpc_cidr: prefix length must be /16 to /24 (got /{prefix})")
+        if len(set(self.availability_zones)) != len(self.availability_zones):
+            raise ValueError("availability_zones: must not repeat a zone")
+        return self
+
+
+class NodeGroup(_Model):
+    instance_types: list[InstanceType] = Field(min_length=1)
+    min_size: int = Field(ge=0, le=1000)
+    max_size: int = Field(ge=1, le=1000)
+    desired_size: int | None = Field(default=None, ge=0, le=1000)
+    disk_size_gib: int = Field(default=50, ge=20, le=2000)
+
+    @model_validator(mode="after")
+    def _check(self) -> NodeGroup:
+        if self.min_size > self.max_size:
+            raise ValueError(
+                f"min_size ({self.min_size}) must not exceed max_size ({self.max_size})"
+            )
+        if self.desired_size is not None and not (
+            self.min_size <= self.desired_size <= self.max_size
+        ):
+            raise ValueError(
+                f"desired_size ({self.desired_size}) must lie between min_size "
+                f"({self.min_size}) and max_size ({self.max_size})"
+            )
+        return self
+
+
+class WorkerNodeGroup(NodeGroup):
+    spot: bool = Field(default=True, description="Dask workers tolerate interruption; use spot.")
+
+
+class NodeGroups(_Model):
+    core: NodeGroup = Field(description="On-demand nodes for the gateway, controller, proxy.")
+    workers: WorkerNodeGroup = Field(description="Nodes for Dask schedulers and workers.")
+
+
+LogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
+ALL_LOG_TYPES: tuple[LogType, ...] = (
+    "api",
+    "audit",
+    "authenticator",
+    "controllerManager",
+    "scheduler",
+)
+
+
+class Eks(_Model):
+    kubernetes_version: KubernetesVersion
+    endpoint_public_access_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        description="CIDRs that may reach the public API endpoint; empty = private endpoint only.",
+    )
+    control_plane_log_types: list[LogType] = Field(
+        default_factory=lambda: list(ALL_LOG_TYPES), min_length=1
+    )
+    node_groups: NodeGroups
+
+    @model_validator(mode="after")
+    def _check(self) -> Eks:
+        if "0.0.0.0/0" in self.endpoint_public_access_cidrs:
+            raise ValueError(
+                "endpoint_public_access_cidrs: 0.0.0.0/0 would open the Kubernetes API to the "
+                "internet; list the operator networks instead"
+            )
+        return self
+
+
+class Team(_Model):
+    name: TeamName
+    groups: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        min_length=1, description="Identity-provider groups whose members belong to the team."
+    )
+
+
+class Scratch(_Model):
+    bucket_name: BucketName
+    retention_days: int = Field(default=7, ge=1, le=365)
+
+
+class DataBucket(_Model):
+    name: BucketName
+    requester_pays: bool = False
+    managed: bool = Field(
+        default=False,
+        description="true: this stack creates the bucket (protected, versioned); "
+        "false: an existing bucket that teams may read.",
+    )
+
+
+class Range(_Model):
+    min: float = Field(gt=0)
+    max: float = Field(gt=0)
+    default: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Range:
+        if not self.min <= self.default <= self.max:
+            raise ValueError(
+                f"must satisfy min <= default <= max (got min={self.min:g}, "
+                f"default={self.default:g}, max={self.max:g})"
+            )
+        return self
+
+
+class IntRange(Range):
+    min: int = Field(gt=0)  # type: ignore[assignment]
+    max: int = Field(gt=0)  # type: ignore[assignment]
+    default: int = Field(gt=0)  # type: ignore[assignment]
+
+
+class Oidc(_Model):
+    issuer: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] = Field(
+        description="The identity provider's issuer URL (Keycloak realm, Cognito, ...)."
+    )
+    audience: Annotated[str, Field(min_length=1)]
+    client_id: Annotated[str, Field(min_length=1)]
+    groups_claim: Annotated[str, Field(min_length=1)] = "groups"
+
+
+AuthType = Literal["simple", "kerberos", "jupyterhub", "custom"]
+
+
+class GatewayAuth(_Model):
+    type: AuthType = Field(description="One of {simple, kerberos, jupyterhub, custom}.")
+    oidc: Oidc | None = Field(
+        default=None, description="Required with type 'custom' (the platform's OIDC authenticator)."
+    )
+    jupyterhub_api_url: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> GatewayAuth:
+        if self.type == "custom" and self.oidc is None:
+            raise ValueError("oidc: required when type is 'custom' (issuer, audience, client_id)")
+        if self.type != "custom" and self.oidc is not None:
+            raise ValueError(f"oidc: only used with type 'custom' (type is {self.type!r})")
+        return self
+
+
+class Image(_Model):
+    name: ImageName
+    tag: ImageTag
+
+    @property
+    def reference(self) -> str:
+        return f"{self.name}:{self.tag}"
+
+
+class Gateway(_Model):
+    chart_version: ChartVersion = SUPPORTED_CHART_VERSION
+    namespace: Annotated[
+        str, AfterValidator(_matches(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", "a DNS label"))
+    ] = "dask-gateway"
+    auth: GatewayAuth
+    worker_cores: IntRange = IntRange(min=1, max=10, default=2)
+    worker_memory_gib: Range = Range(min=1, max=32, default=4)
+    idle_timeout_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+    cluster_max_workers: int = Field(ge=1, le=10_000)
+    cluster_max_cores: float = Field(gt=0)
+    cluster_max_memory_gib: float = Field(gt=0)
+    image: Image
+    service_type: Literal["ClusterIP", "LoadBalancer"] = Field(
+        default="LoadBalancer",
+        description="LoadBalancer: an internal NLB reachable from ingress_cidrs; "
+        "ClusterIP: in-cluster only.",
+    )
+    values_overlay: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")] | None = Field(
+        default=None,
+        description="Name of helm/dask-gateway/values.<name>.yaml layered over values.yaml.",
+    )
+    default_environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variables every scheduler and worker gets (never AWS keys).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Gateway:
+        if self.worker_cores.max > self.cluster_max_cores:
+            raise ValueError(
+                f"worker_cores.max ({self.worker_cores.max}) exceeds cluster_max_cores "
+                f"({self.cluster_max_cores:g}): no cluster could run a single maximal worker"
+            )
+        if self.worker_memory_gib.max > self.cluster_max_memory_gib:
+            raise ValueError(
+                f"worker_memory_gib.max ({self.worker_memory_gib.max:g}) exceeds "
+                f"cluster_max_memory_gib ({self.cluster_max_memory_gib:g})"
+            )
+        bad = sorted(k for k in self.default_environment if k.upper() in FORBIDDEN_ENV_VARS)
+        if bad:
+            raise ValueError(
+                f"default_environment: {', '.join(bad)} must not be set; workers get S3 access "
+                "from their team role (IRSA), never from key variables"
+            )
+        return self
+
+
+class StackConfig(_Model):
+    """Everything a stack needs; loaded from ``Pulumi.<stack>.yaml`` (``dask-platform:`` keys)."""
+
+    production: bool = Field(description="Marks a production stack (stricter policy rules).")
+    region: Region
+    network: Network
+    eks: Eks
+    teams: list[Team] = Field(min_length=1)
+    scratch: Scratch
+    data_buckets: list[DataBucket] = Field(default_factory=list)
+    gateway: Gateway
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    def team(self, name: str) -> Team:
+        for team in self.teams:
+            if team.name == name:
+                return team
+        raise KeyError(f"unknown team {name!r}; teams: {', '.join(t.name for t in self.teams)}")
+
+    @property
+    def team_names(self) -> list[str]:
+        return [t.name for t in self.teams]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """Walk the model along an error location to list the keys allowed at its parent."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        for candidate in (annotation, *getattr(annotation, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                current = candidate
+                break
+            for inner in getattr(candidate, "__args__", ()):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    current = inner
+                    break
+    fields = getattr(current, "model_fields", None)
+    return sorted(fields) if fields else None
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def format_validation_error(exc: ValidationError, model: type[BaseModel]) -> list[str]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        path = _format_loc(loc)
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, loc)
+            msg = "unknown key" + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        problems.append(f"{path}: {msg}")
+    return problems
+
+
+def _cross_field_problems(data: Mapping[str, Any]) -> list[str]:
+    """Rules that span sections, checked on the raw mapping so they are reported together with
+    every field error (a model validator would only run once all fields were valid)."""
+
+    def section(name: str) -> dict[str, Any]:
+        value = data.get(name)
+        return value if isinstance(value, dict) else {}
+
+    problems: list[str] = []
+    raw_teams = data.get("teams")
+    teams: list[Any] = raw_teams if isinstance(raw_teams, list) else []
+    names = [t.get("name") for t in teams if isinstance(t, dict)]
+    repeated = sorted({str(n) for n in names if n is not None and names.count(n) > 1})
+    if repeated:
+        problems.append(f"teams: team names must be unique (repeated: {', '.join(repeated)})")
+    region = data.get("region")
+    zones = section("network").get("availability_zones")
+    if isinstance(region, str) and isinstance(zones, list):
+        for i, zone in enumerate(zones):
+            if isinstance(zone, str) and not zone.startswith(region):
+                problems.append(
+                    f"network.availability_zones[{i}]: {zone!r} is not a zone of region {region}"
+                )
+    scratch = section("scratch").get("bucket_name")
+    raw_buckets = data.get("data_buckets")
+    buckets: list[Any] = raw_buckets if isinstance(raw_buckets, list) else []
+    for i, bucket in enumerate(buckets):
+        if isinstance(bucket, dict) and scratch is not None and bucket.get("name") == scratch:
+            problems.append(
+                f"data_buckets[{i}].name: {scratch!r} is the scratch bucket; a bucket is either "
+                "team scratch or shared read-only data, not both"
+            )
+    auth = section("gateway").get("auth")
+    if data.get("production") is True and isinstance(auth, dict) and auth.get("type") == "simple":
+        problems.append(
+            "gateway.auth.type: 'simple' (one shared password) is not allowed in a production "
+            "stack; use one of {custom, jupyterhub, kerberos}"
+        )
+    return problems
+
+
+def validate_stack_config(
+    data: Mapping[str, Any],
+    source: str = "stack config",
+    extra_problems: list[str] | None = None,
+) -> StackConfig:
+    """Validate a plain mapping (keys without the namespace) into a StackConfig.
+
+    Field errors and cross-section errors are reported together, each with its key path.
+    """
+    problems: list[str] = []
+    config: StackConfig | None = None
+    try:
+        config = StackConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        problems.extend(format_validation_error(exc, StackConfig))
+    problems.extend(_cross_field_problems(data))
+    problems.extend(extra_problems or [])
+    if problems or config is None:
+        raise StackConfigError(problems, source)
+    return config
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+SECRET_KEYS = frozenset({"gateway_simple_password"})
+"""Keys that may only be set with ``pulumi config set --secret`` and are not part of the model
+(the program reads them with ``require_secret``)."""
+
+
+def split_namespace(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Keep the ``dask-platform:`` keys (namespace stripped, secret keys dropped); other
+    namespaces (aws:, kubernetes:, ...) pass untouched."""
+    data: dict[str, Any] = {}
+    for key, value in raw.items():
+        namespace, _, name = key.partition(":")
+        if not name:
+            raise StackConfigError(
+                [f"{key}: config keys must be namespaced, e.g. {NAMESPACE}:{key}"], source
+            )
+        if namespace == NAMESPACE and name not in SECRET_KEYS:
+            data[name] = _decode(value)
+    return data
+
+
+def secret_problems(raw: Mapping[str, Any], is_secret: Callable[[str], bool]) -> list[str]:
+    """Secret keys must be encrypted, and present exactly when the config needs them."""
+    problems = []
+    for name in sorted(SECRET_KEYS):
+        key = f"{NAMESPACE}:{name}"
+        if key in raw and not is_secret(key):
+            problems.append(
+                f"{name}: stored in plain text; remove it and run "
+                f"`pulumi config set --secret {name}` so it is encrypted"
+            )
+    gateway = _decode(raw.get(f"{NAMESPACE}:gateway"))
+    auth = gateway.get("auth") if isinstance(gateway, dict) else None
+    simple = isinstance(auth, dict) and auth.get("type") == "simple"
+    has_password = f"{NAMESPACE}:gateway_simple_password" in raw
+    if simple and not has_password:
+        problems.append(
+            "gateway_simple_password: required when gateway.auth.type is 'simple'; set it with "
+            "`pulumi config set --secret gateway_simple_password`"
+        )
+    if has_password and not simple:
+        problems.append(
+            "gateway_simple_password: only used when gateway.auth.type is 'simple'; remove it"
+        )
+    return problems
+
+
+def stack_file(project_dir: Path, stack: str) -> Path:
+    return project_dir / f"Pulumi.{stack}.yaml"
+
+
+def list_stacks(project_dir: Path) -> list[str]:
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+
+
+def read_stack_file(project_dir: Path, stack: str) -> dict[str, Any]:
+    """The raw ``config:`` mapping of a committed stack file (namespaced keys)."""
+    path = stack_file(project_dir, stack)
+    if not path.is_file():
+        known = ", ".join(list_stacks(project_dir)) or "none"
+        raise StackConfigError([f"stack {stack!r}: no {path.name} (committed stacks: {known})"])
+    document = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(document, dict):
+        raise StackConfigError(["(top level): must be a mapping with a 'config:' key"], path.name)
+    unknown = sorted(
+        set(document) - {"config", "secretsprovider", "encryptedkey", "encryptionsalt"}
+    )
+    if unknown:
+        raise StackConfigError(
+            [
+                f"{k}: unknown top-level key; allowed: config, secretsprovider, "
+                "encryptedkey, encryptionsalt"
+                for k in unknown
+            ],
+            path.name,
+        )
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise StackConfigError(["config: must be a mapping of namespaced keys"], path.name)
+    return config
+
+
+def _file_value_is_secret(raw: Mapping[str, Any]) -> Callable[[str], bool]:
+    def is_secret(key: str) -> bool:
+        value = raw.get(key)
+        return isinstance(value, dict) and set(value) == {"secure"}
+
+    return is_secret
+
+
+def load_stack_file(project_dir: Path, stack: str) -> StackConfig:
+    """Validate a committed stack file without the Pulumi engine (secrets stay encrypted)."""
+    raw = read_stack_file(project_dir, stack)
+    source = stack_file(project_dir, stack).name
+    return validate_stack_config(
+        split_namespace(raw, source),
+        source,
+        extra_problems=secret_problems(raw, _file_value_is_secret(raw)),
+    )
+
+
+def load_from_pulumi() -> StackConfig:
+    """Load the running Pulumi program's config (engine or mocks) into a StackConfig.
+
+    Reads every configured key, so an unknown ``dask-platform:`` key is reported rather than
+    ignored (``pulumi.Config.get`` only ever sees the keys it is asked for).
+    """
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    raw: dict[str, Any] = dict(runtime_config.get_config_env())
+    raw.update(runtime_config.CONFIG.get())
+    source = f"Pulumi.{pulumi.get_stack()}.yaml"
+    secret_keys = set(runtime_config.get_config_secret_keys_env())
+
+    def is_secret(key: str) -> bool:
+        return key in secret_keys or runtime_config.is_config_secret(key)
+
+    return validate_stack_config(
+        split_namespace(raw, source), source, extra_problems=secret_problems(raw, is_secret)
+    )

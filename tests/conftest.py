@@ -1,0 +1,34 @@
+"""Shared test plumbing.
+
+The one skip rule of this suite: a test that needs a system facility (podman, debootstrap) may
+skip on a laptop that lacks it, with the reason printed - but under CI=true every skip is turned
+into a failure, so nothing silently stops being tested.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    """Under CI=true a skipped test is a failed test."""
+    if not IN_CI or call.excinfo is None:
+        return None
+    if call.excinfo.errisinstance(pytest.skip.Exception):
+        reason = str(call.excinfo.value)
+        outcome = pytest.TestReport.from_item_and_call(item, call)
+        outcome.outcome = "failed"
+        outcome.longrepr = f"skipped under CI=true (skips are failures in CI): {reason}"
+        return outcome
+    return None
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
