@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -142,10 +143,21 @@ def render_values(config: StackConfig, gateway_image: str | None = None) -> dict
     return _merge(values, generated)
 
 
-def chart_schema(upstream_dir: Path | None = None) -> dict[str, Any]:
+def upstream_chart_dir() -> Path:
+    """Where the pinned upstream chart's values.yaml and values.schema.yaml are kept
+    (DASK_GATEWAY_CHART_DIR, default ../shared/upstream/dask-gateway-chart)."""
+    default = REPO_DIR.parent / "shared" / "upstream" / "dask-gateway-chart"
+    return Path(os.environ.get("DASK_GATEWAY_CHART_DIR", default))
+
+
+def chart_schema() -> dict[str, Any]:
     """The upstream chart's values schema (YAML, as the chart repository keeps it)."""
-    directory = upstream_dir or (REPO_DIR.parent / "shared" / "upstream" / "dask-gateway-chart")
-    return _load_yaml(directory / "values.schema.yaml")
+    return _load_yaml(upstream_chart_dir() / "values.schema.yaml")
+
+
+def chart_defaults() -> dict[str, Any]:
+    """The chart's own values.yaml: Helm merges user values over it before validating."""
+    return _load_yaml(upstream_chart_dir() / "values.yaml")
 
 
 def validate_values(values: dict[str, Any], schema: dict[str, Any]) -> list[str]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from dask_platform.stack_config import NAMESPACE, read_stack_file
+from dask_platform.stack_config import NAMESPACE, StackConfigError, read_stack_file
 
 ACCOUNT_ID = "123456789012"
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -77,7 +77,9 @@ class RecordingMocks:
     def __init__(self, region: str) -> None:
         self.region = region
         self.records: list[RecordedResource] = []
-        self.request: Any = None  # the RegisterResource request being answered (options)
+        # RegisterResource requests by (type, name): the mock monitor may answer several at once
+        # from different threads, so the options are looked up, never kept in one slot.
+        self.requests: dict[tuple[str, str], Any] = {}
 
     def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
         inputs = dict(args.inputs)
@@ -85,10 +87,12 @@ class RecordingMocks:
         name = args.name
         physical = inputs.get("name") or inputs.get("bucket") or name
         outputs = dict(inputs)
-        resource_id = args.resource_id or f"{name}-id"
+        # AWS uses the bucket name as a bucket's id; companions reference it by that id.
+        default_id = physical if type_ == "aws:s3/bucket:Bucket" else f"{name}-id"
+        resource_id = args.resource_id or default_id
         computed = self._computed(type_, name, physical, inputs)
         outputs.update({k: v for k, v in computed.items() if k not in inputs or k == "arn"})
-        request = self.request
+        request = self.requests.pop((type_, name), None)
         self.records.append(
             RecordedResource(
                 type=type_,
@@ -102,7 +106,7 @@ class RecordingMocks:
                 ignore_changes=tuple(getattr(request, "ignoreChanges", ()) or ()),
             )
         )
-        self.request = None
+
         return resource_id, outputs
 
     def call(self, args: Any) -> tuple[dict[str, Any], list[Any] | None]:
@@ -238,7 +242,7 @@ def _evaluate(project_dir: Path, stack: str) -> Evaluation:
         # The mock interface sees only inputs; resource options (protect, parent, ignoreChanges)
         # arrive on the request, which the policy rules also need.
         def RegisterResource(self, request):  # type: ignore[no-untyped-def]
-            mocks.request = request
+            mocks.requests[(request.type, request.name)] = request
             return super().RegisterResource(request)
 
     mock_impl = _Mocks()
@@ -260,7 +264,11 @@ def _evaluate(project_dir: Path, stack: str) -> Evaluation:
         def run_program() -> None:
             runpy.run_path(str(program / "__main__.py"), run_name="__main__")
 
-        _sync_await(pulumi.runtime.stack.run_pulumi_func(run_program))
+        try:
+            _sync_await(pulumi.runtime.stack.run_pulumi_func(run_program))
+        except StackConfigError as exc:
+            exc.resources_declared = [r for r in mocks.records if not r.type.startswith("pulumi:")]
+            raise
         assert root is not None
         exported: dict[str, Any] = root.outputs  # type: ignore[attr-defined]
         names = list(exported)

@@ -39,6 +39,9 @@ class StackConfigError(ValueError):
     def __init__(self, problems: list[str], source: str = "stack config") -> None:
         self.problems = problems
         self.source = source
+        # Filled in by the mocks harness: what the program had declared when it refused (the
+        # contract is "nothing", and the tests hold it to that).
+        self.resources_declared: list[object] = []
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
 
@@ -67,6 +70,8 @@ def _cidr(value: str) -> str:
         ) from None
 
 
+REGION_PATTERN = r"(af|ap|ca|eu|il|me|mx|sa|us)-[a-z]+-\d"
+
 TeamName = Annotated[
     str,
     AfterValidator(
@@ -91,7 +96,7 @@ Region = Annotated[
     str,
     AfterValidator(
         _matches(
-            r"(af|ap|ca|eu|il|me|mx|sa|us)-[a-z]+-\d",
+            REGION_PATTERN,
             "an AWS commercial-partition region such as us-west-2 or eu-central-1",
         )
     ),
@@ -463,7 +468,8 @@ def _cross_field_problems(data: Mapping[str, Any]) -> list[str]:
         problems.append(f"teams: team names must be unique (repeated: {', '.join(repeated)})")
     region = data.get("region")
     zones = section("network").get("availability_zones")
-    if isinstance(region, str) and isinstance(zones, list):
+    # Only against a valid region: a typo in the region is one problem, not one per zone.
+    if isinstance(region, str) and re.fullmatch(REGION_PATTERN, region) and isinstance(zones, list):
         for i, zone in enumerate(zones):
             if isinstance(zone, str) and not zone.startswith(region):
                 problems.append(
@@ -578,19 +584,22 @@ def read_stack_file(project_dir: Path, stack: str) -> dict[str, Any]:
     if not path.is_file():
         known = ", ".join(list_stacks(project_dir)) or "none"
         raise StackConfigError([f"stack {stack!r}: no {path.name} (committed stacks: {known})"])
-    document = yaml.safe_load(path.read_text()) or {}
+    return read_stack_path(path)
+
+
+def read_stack_path(path: Path) -> dict[str, Any]:
+    """The raw ``config:`` mapping of a stack-format YAML file at ``path``."""
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise StackConfigError([f"(file): not valid YAML: {exc}"], path.name) from None
     if not isinstance(document, dict):
         raise StackConfigError(["(top level): must be a mapping with a 'config:' key"], path.name)
-    unknown = sorted(
-        set(document) - {"config", "secretsprovider", "encryptedkey", "encryptionsalt"}
-    )
+    allowed = {"config", "secretsprovider", "encryptedkey", "encryptionsalt"}
+    unknown = sorted(set(document) - allowed)
     if unknown:
         raise StackConfigError(
-            [
-                f"{k}: unknown top-level key; allowed: config, secretsprovider, "
-                "encryptedkey, encryptionsalt"
-                for k in unknown
-            ],
+            [f"{k}: unknown top-level key; allowed: {', '.join(sorted(allowed))}" for k in unknown],
             path.name,
         )
     config = document.get("config") or {}
@@ -607,15 +616,20 @@ def _file_value_is_secret(raw: Mapping[str, Any]) -> Callable[[str], bool]:
     return is_secret
 
 
-def load_stack_file(project_dir: Path, stack: str) -> StackConfig:
-    """Validate a committed stack file without the Pulumi engine (secrets stay encrypted)."""
-    raw = read_stack_file(project_dir, stack)
-    source = stack_file(project_dir, stack).name
+def load_stack_path(path: Path) -> StackConfig:
+    """Validate a stack-format file without the Pulumi engine (secrets stay encrypted)."""
+    raw = read_stack_path(path)
     return validate_stack_config(
-        split_namespace(raw, source),
-        source,
+        split_namespace(raw, path.name),
+        path.name,
         extra_problems=secret_problems(raw, _file_value_is_secret(raw)),
     )
+
+
+def load_stack_file(project_dir: Path, stack: str) -> StackConfig:
+    """Validate the committed ``Pulumi.<stack>.yaml`` of ``project_dir``."""
+    read_stack_file(project_dir, stack)  # a clear error for an unknown stack name
+    return load_stack_path(stack_file(project_dir, stack))
 
 
 def load_from_pulumi() -> StackConfig:
