@@ -19,7 +19,7 @@ import yaml
 
 from dask_platform.credentials import check_environment
 from dask_platform.iam import service_account_name
-from dask_platform.stack_config import StackConfig
+from dask_platform.stack_config import SUPPORTED_CHART_VERSION, StackConfig
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 HELM_DIR = REPO_DIR / "helm" / "dask-gateway"
@@ -144,10 +144,27 @@ def render_values(config: StackConfig, gateway_image: str | None = None) -> dict
 
 
 def upstream_chart_dir() -> Path:
-    """Where the pinned upstream chart's values.yaml and values.schema.yaml are kept
-    (DASK_GATEWAY_CHART_DIR, default ../shared/upstream/dask-gateway-chart)."""
-    default = REPO_DIR.parent / "shared" / "upstream" / "dask-gateway-chart"
-    return Path(os.environ.get("DASK_GATEWAY_CHART_DIR", default))
+    """Where the pinned upstream chart's values.yaml and values.schema.yaml are kept.
+
+    DASK_GATEWAY_CHART_DIR if set; else the workspace's shared/upstream/dask-gateway-chart
+    beside this checkout (../shared, or /work/shared for a clone made elsewhere). The files are
+    the upstream project's, read for validation and deliberately not vendored here.
+    """
+    override = os.environ.get("DASK_GATEWAY_CHART_DIR")
+    if override:
+        return Path(override)
+    candidates = [
+        REPO_DIR.parent / "shared" / "upstream" / "dask-gateway-chart",
+        Path("/work/shared/upstream/dask-gateway-chart"),
+    ]
+    for candidate in candidates:
+        if (candidate / "values.schema.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(
+        "the upstream dask-gateway chart (values.yaml, values.schema.yaml at tag "
+        f"{SUPPORTED_CHART_VERSION}) was not found in {', '.join(map(str, candidates))}; "
+        "set DASK_GATEWAY_CHART_DIR to its directory"
+    )
 
 
 def chart_schema() -> dict[str, Any]:
