@@ -4,6 +4,7 @@ AWS concern, and exports. Everything it builds is described in ../shared/DESIGN.
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+from components.ecs import DaskEcs, DaskEcsArgs
 from components.eks import EksCluster, EksClusterArgs
 from components.gateway import DaskGateway, DaskGatewayArgs
 from components.identity import TeamIdentity, TeamIdentityArgs
@@ -76,6 +77,26 @@ identities = {
     for team in config.teams
 }
 
+ecs = (
+    DaskEcs(
+        "ecs",
+        DaskEcsArgs(
+            cluster_name=cluster_name,
+            config=config.ecs,
+            region=config.region,
+            vpc_id=network.vpc_id,
+            vpc_cidr=config.network.vpc_cidr,
+            private_subnet_ids=network.private_subnet_ids,
+            teams=config.team_names,
+            team_policy_arns={t: [p.arn for p in i.policies] for t, i in identities.items()},
+            worker_image=config.gateway.image.reference,
+        ),
+        opts=with_aws,
+    )
+    if config.ecs.enabled
+    else None
+)
+
 k8s_provider = k8s.Provider("eks", kubeconfig=eks.kubeconfig, enable_server_side_apply=True)
 simple_password = (
     pulumi.Config().require_secret("gateway_simple_password")
@@ -114,3 +135,27 @@ pulumi.export("team_role_arns", {name: i.role_arn for name, i in identities.item
 pulumi.export("service_accounts", {t: service_account_name(t) for t in config.team_names})
 pulumi.export("data_buckets", [b.name for b in config.data_buckets])
 pulumi.export("worker_image", config.gateway.image.reference)
+if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.Platform
+    gpu = config.ecs.gpu
+    pulumi.export("ecs_cluster_arn", ecs.cluster_arn)
+    pulumi.export("ecs_cluster_name", ecs.cluster_name)
+    pulumi.export("ecs_execution_role_arn", ecs.execution_role_arn)
+    pulumi.export("ecs_task_role_arns", {t: r.arn for t, r in ecs.task_roles.items()})
+    pulumi.export("ecs_security_group_id", ecs.security_group_id)
+    pulumi.export("ecs_log_group", ecs.log_group_name)
+    pulumi.export("ecs_fargate_spot", config.ecs.fargate_spot)
+    pulumi.export(
+        "ecs_gpu",
+        {
+            "capacity_provider": ecs.gpu_capacity_provider.name,
+            "image": gpu.image.reference if gpu.image else None,
+            "gpus_per_worker": gpu.gpus_per_worker,
+            "instance_types": gpu.instance_types,
+        }
+        if ecs.gpu_capacity_provider is not None
+        else None,
+    )
+    pulumi.export("ecs_analyst_groups", {t: g.name for t, g in ecs.analyst_groups.items()})
+    pulumi.export("ec2_instance_profile_arns", {t: p.arn for t, p in ecs.instance_profiles.items()})
+    pulumi.export("ec2_ami_id", ecs.ec2_ami_id)
+    pulumi.export("ec2_imdsv2_required", config.ecs.imdsv2_account_default)

@@ -233,7 +233,9 @@ def _evaluate(project_dir: Path, stack: str) -> Evaluation:
             return mocks.new_resource(args)
 
         def call(self, args):  # type: ignore[no-untyped-def]
-            return mocks.call(args)
+            # MockMonitor iterates the failures: None (no failure) must reach it as [].
+            result, failures = mocks.call(args)
+            return result, failures or []
 
     pulumi_settings.set_root_resource(None)  # type: ignore[arg-type]  # a fresh root Stack for this evaluation
     pulumi.runtime.set_all_config(config, secret_keys)

@@ -375,6 +375,110 @@ class Gateway(_Model):
         return self
 
 
+# ref: https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+"""The only retention periods CloudWatch Logs accepts."""
+
+
+class EcsGpu(_Model):
+    """GPU workers for ``ECSCluster(worker_gpu=...)``: an auto-scaling group of ECS GPU-optimized
+    instances behind a capacity provider (Fargate has no GPUs)."""
+
+    enabled: bool = Field(default=False, description="Create the GPU capacity provider.")
+    instance_types: list[InstanceType] = Field(
+        default_factory=lambda: ["g4dn.xlarge"],
+        min_length=1,
+        description="GPU instance types, in order of preference (g4dn, g5, g6, p3, p4d, ...).",
+    )
+    min_size: int = Field(default=0, ge=0, le=1000)
+    max_size: int = Field(default=4, ge=1, le=1000)
+    gpus_per_worker: int = Field(default=1, ge=1, le=8, description="GPUs per Dask worker task.")
+    disk_size_gib: int = Field(default=100, ge=30, le=2000)
+    image: Image | None = Field(
+        default=None,
+        description="The GPU worker image (CUDA + dask-cuda, same lock as the notebook); "
+        "required when enabled.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> EcsGpu:
+        if self.min_size > self.max_size:
+            raise ValueError(
+                f"min_size ({self.min_size}) must not exceed max_size ({self.max_size})"
+            )
+        if self.enabled and self.image is None:
+            raise ValueError("image: required when enabled is true ({name, tag} of a CUDA image)")
+        gpu_families = ("g", "p")
+        cpu_only = [t for t in self.instance_types if not t.startswith(gpu_families)]
+        if cpu_only:
+            raise ValueError(
+                f"instance_types: {', '.join(cpu_only)} have no GPU; use g* or p* instance types"
+            )
+        return self
+
+
+class Ecs(_Model):
+    """Pre-provisioned resources for dask-cloudprovider's FargateCluster, ECSCluster and
+    EC2Cluster, so that an analyst needs only a minimal policy and workers get the team role."""
+
+    enabled: bool = Field(default=True, description="Create the ECS/EC2 resources.")
+    log_retention_days: int = Field(
+        default=30, description=f"CloudWatch retention; one of {set(LOG_RETENTION_DAYS)}."
+    )
+    fargate_spot: bool = Field(
+        default=True, description="Fargate workers on FARGATE_SPOT (the scheduler stays on-demand)."
+    )
+    access_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        description="CIDRs outside the VPC that may reach the scheduler (8786) and dashboard "
+        "(8787). The VPC itself always may; 0.0.0.0/0 is only ever opened if listed here.",
+    )
+    analyst_policy: Literal["resources-supplied", "create-everything"] = Field(
+        default="resources-supplied",
+        description="Which minimal policy the per-team analyst groups get.",
+    )
+    imdsv2_account_default: bool = Field(
+        default=True,
+        description="Manage the region's account-level instance metadata defaults (IMDSv2 "
+        "required). EC2Cluster cannot request IMDSv2 per instance; one stack per account and "
+        "region may own this setting.",
+    )
+    gpu: EcsGpu = Field(default_factory=EcsGpu)
+
+    @model_validator(mode="after")
+    def _check(self) -> Ecs:
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            allowed = ", ".join(str(d) for d in LOG_RETENTION_DAYS)
+            raise ValueError(
+                f"log_retention_days: {self.log_retention_days} is not a CloudWatch retention "
+                f"period; one of {allowed}"
+            )
+        return self
+
+
 class StackConfig(_Model):
     """Everything a stack needs; loaded from ``Pulumi.<stack>.yaml`` (``dask-platform:`` keys)."""
 
@@ -386,6 +490,7 @@ class StackConfig(_Model):
     scratch: Scratch
     data_buckets: list[DataBucket] = Field(default_factory=list)
     gateway: Gateway
+    ecs: Ecs = Field(default_factory=Ecs)
     tags: dict[str, str] = Field(default_factory=dict)
 
     def team(self, name: str) -> Team:

@@ -1,0 +1,467 @@
+"""dask-cloudprovider on the platform's pre-provisioned ECS/Fargate/EC2 resources.
+
+An analyst writes::
+
+    from dask_cloudprovider.aws import FargateCluster
+    from dask_platform.cloudprovider import Platform
+
+    platform = Platform.from_outputs("outputs.prod.json")  # `pulumi stack output --json`
+    cluster = FargateCluster(**platform.fargate_kwargs("hydrology"), n_workers=4)
+
+and the cluster runs in the platform's ECS cluster, private subnets and security group, logs to
+the platform's log group, and its workers reach S3 as the team's task role (EC2: instance
+profile). No key is ever passed: kwargs carrying AWS keys, or environment mappings carrying key
+or identity variables, are refused with an error naming them.
+
+This module does not import dask_cloudprovider (the ``cloudprovider`` extra): it only builds
+plain dictionaries, so the infra program and the tests can use its constants without it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dask_platform.credentials import FORBIDDEN_ENV_VARS, check_environment
+from dask_platform.iam import render_policy
+
+TEAM_TAG = "dask-platform/team"
+"""The tag naming a resource's team; the analyst policy scopes EC2 instances with it."""
+
+SCHEDULER_PORTS = (8786, 8787)
+"""Dask scheduler and dashboard: the only ports reachable from outside the security group."""
+
+# ref: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/retrieve-ecs-optimized_AMI.html
+ECS_GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
+# ref: https://documentation.ubuntu.com/aws/aws-how-to/instances/find-ubuntu-images/
+EC2_AMI_PARAMETER = (
+    "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
+)
+
+FORBIDDEN_KWARGS = frozenset({"aws_access_key_id", "aws_secret_access_key", "aws_session_token"})
+"""Constructor arguments that would carry key material (ECSCluster accepts the first two)."""
+
+_ECR_IMAGE = re.compile(
+    r"(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/(?P<repo>[^:@]+)"
+)
+
+
+def ecr_repository_arn(image: str) -> str | None:
+    """The ECR repository ARN of an image reference, or None for another registry."""
+    match = _ECR_IMAGE.match(image)
+    if not match:
+        return None
+    return f"arn:aws:ecr:{match['region']}:{match['account']}:repository/{match['repo']}"
+
+
+def analyst_resources_supplied_policy(
+    *,
+    account_id: str,
+    region: str,
+    team: str,
+    cluster_arn: str,
+    task_role_arn: str,
+    execution_role_arn: str,
+    instance_role_arn: str,
+    log_group: str,
+    subnet_ids: list[str],
+    security_group_id: str,
+    ami_id: str,
+) -> dict[str, Any]:
+    """The team analysts' policy: start/stop dask-cloudprovider clusters on supplied resources."""
+    return render_policy(
+        "analyst-resources-supplied",
+        account_id=account_id,
+        region=region,
+        team=team,
+        cluster_arn=cluster_arn,
+        cluster_name=cluster_arn.rsplit("/", 1)[-1],
+        task_role_arn=task_role_arn,
+        execution_role_arn=execution_role_arn,
+        instance_role_arn=instance_role_arn,
+        log_group=log_group,
+        launch_resource_arns=[
+            *(f"arn:aws:ec2:{region}:{account_id}:subnet/{s}" for s in subnet_ids),
+            f"arn:aws:ec2:{region}:{account_id}:security-group/{security_group_id}",
+            f"arn:aws:ec2:{region}::image/{ami_id}",
+        ],
+    )
+
+
+def analyst_create_everything_policy(
+    *, account_id: str, region: str, team: str, vpc_id: str, team_policy_arns: list[str]
+) -> dict[str, Any]:
+    """Added to the team analysts' policy with ``ecs.analyst_policy: create-everything``."""
+    return render_policy(
+        "analyst-create-everything",
+        account_id=account_id,
+        region=region,
+        team=team,
+        vpc_id=vpc_id,
+        team_policy_arns=team_policy_arns,
+    )
+
+
+# --------------------------------------------------------------------------- the calls
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One AWS API call dask-cloudprovider makes with the platform's kwargs."""
+
+    action: str  # the IAM action AWS authorizes
+    operation: str  # the boto3/aiobotocore method
+    clusters: tuple[str, ...]  # which cluster managers make it
+    phase: Literal["start", "stop", "logs"]
+    source: str  # where, in dask_cloudprovider/aws/
+    why: str
+    # Further authorizations AWS makes for the same request (PassRole, tag-on-create).
+    implied: tuple[str, ...] = ()
+
+    @property
+    def service(self) -> str:
+        return self.action.split(":", 1)[0]
+
+
+ECS = ("FargateCluster", "ECSCluster")
+EC2 = ("EC2Cluster",)
+
+CLOUDPROVIDER_CALLS: tuple[ApiCall, ...] = (
+    ApiCall(
+        "ecs:DescribeClusters", "describe_clusters", ECS, "start", "ecs.py ECSCluster._start",
+        "read the name of the supplied cluster_arn",
+    ),
+    ApiCall(
+        "ecs:RegisterTaskDefinition", "register_task_definition", ECS, "start",
+        "ecs.py _create_scheduler/_create_worker_task_definition_arn",
+        "one scheduler and one worker task definition (family dask-<uuid>-*), tagged",
+        ("ecs:TagResource",),
+    ),
+    ApiCall(
+        "ecs:ListAccountSettings", "list_account_settings", ECS, "start",
+        "ecs.py Task._is_long_arn_format_enabled", "tasks are tagged only with long ARNs",
+    ),
+    ApiCall(
+        "ecs:RunTask", "run_task", ECS, "start", "ecs.py Task.start",
+        "the scheduler and each worker, in the platform cluster, with the team task role",
+        ("iam:PassRole", "ecs:TagResource"),
+    ),
+    ApiCall(
+        "ecs:DescribeTasks", "describe_tasks", ECS, "start", "ecs.py Task._update_task",
+        "wait for RUNNING, then for STOPPED on close",
+    ),
+    ApiCall(
+        "ec2:DescribeNetworkInterfaces", "describe_network_interfaces", ECS, "start",
+        "ecs.py Task.start", "the task ENI's private address (the scheduler address)",
+    ),
+    ApiCall(
+        "logs:GetLogEvents", "get_log_events", ECS, "logs", "ecs.py Task.logs",
+        "cluster.get_logs() reads the platform log group",
+    ),
+    ApiCall(
+        "ecs:StopTask", "stop_task", ECS, "stop", "ecs.py Task.close",
+        "stop the scheduler and worker tasks",
+    ),
+    ApiCall(
+        "ecs:DeregisterTaskDefinition", "deregister_task_definition", ECS, "stop",
+        "ecs.py _delete_*_task_definition_arn", "remove the cluster's two task definitions",
+    ),
+    ApiCall(
+        "ec2:RunInstances", "run_instances", EC2, "start", "ec2.py EC2Instance.create_vm",
+        "scheduler and workers in a private subnet with the team instance profile, team-tagged",
+        ("iam:PassRole", "ec2:CreateTags"),
+    ),
+    ApiCall(
+        "ec2:CreateTags", "create_tags", EC2, "start", "ec2.py EC2Instance.configure_vm",
+        "name the instance and mark its Dask cluster",
+    ),
+    ApiCall(
+        "ec2:DescribeInstances", "describe_instances", EC2, "start",
+        "ec2.py EC2Instance.configure_vm", "wait for the private address",
+    ),
+    ApiCall(
+        "ec2:TerminateInstances", "terminate_instances", EC2, "stop",
+        "ec2.py EC2Instance.destroy_vm", "remove the scheduler and worker instances",
+    ),
+)  # fmt: skip
+"""Every call FargateCluster/ECSCluster/EC2Cluster make to start, use and stop a cluster with
+the kwargs below (skip_cleanup=True, every resource supplied), read from dask-cloudprovider
+2025.9 source. The README table and the analyst-policy replay test are generated from it."""
+
+
+def calls_table() -> str:
+    """The README's markdown table of the calls the analyst policy covers."""
+    rows = [
+        "| IAM action | also authorized | cluster managers | when | dask-cloudprovider source |",
+        "|---|---|---|---|---|",
+    ]
+    for call in CLOUDPROVIDER_CALLS:
+        rows.append(
+            f"| `{call.action}` | {', '.join(f'`{i}`' for i in call.implied) or '-'} "
+            f"| {', '.join(call.clusters)} | {call.phase}: {call.why} | `{call.source}` |"
+        )
+    return "\n".join(rows)
+
+
+# --------------------------------------------------------------------------- the outputs
+
+
+class PlatformError(ValueError):
+    """Kwargs the platform will not build: the message names the argument and what is allowed."""
+
+
+class GpuOutputs(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    capacity_provider: str
+    image: str
+    gpus_per_worker: int = Field(ge=1)
+    instance_types: list[str] = Field(min_length=1)
+
+
+class PlatformOutputs(BaseModel):
+    """The stack outputs the kwargs are built from (``pulumi stack output --json``, or the local
+    platform's ``.local/outputs.json``: same keys). Other outputs are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    region: str
+    vpc_id: str
+    private_subnet_ids: list[str] = Field(min_length=1)
+    teams: list[str] = Field(min_length=1)
+    worker_image: str
+    # Absent when the stack has ecs.enabled: false.
+    ecs_cluster_arn: str | None = None
+    ecs_execution_role_arn: str | None = None
+    ecs_task_role_arns: dict[str, str] = Field(default_factory=dict)
+    ecs_security_group_id: str | None = None
+    ecs_log_group: str | None = None
+    ecs_fargate_spot: bool = False
+    ecs_gpu: GpuOutputs | None = None
+    ec2_instance_profile_arns: dict[str, str] = Field(default_factory=dict)
+    ec2_ami_id: str | None = None
+    ec2_imdsv2_required: bool = False
+
+
+_PLATFORM_OWNED = {
+    "cluster_arn": "the platform's ECS cluster",
+    "execution_role_arn": "the platform's execution role",
+    "task_role_arn": "the team's task role (its S3 scope)",
+    "task_role_policies": "the team's task role (its S3 scope)",
+    "vpc": "the platform's VPC",
+    "subnets": "the platform's private subnets",
+    "subnet_id": "a platform private subnet",
+    "security_groups": "the platform's Dask security group",
+    "cloudwatch_logs_group": "the platform's log group",
+    "iam_instance_profile": "the team's instance profile (its S3 scope)",
+    "ami": "the platform's EC2 image",
+    "skip_cleanup": "True: the stale-resource sweep would delete other teams' resources",
+    "fargate_use_private_ip": "True: tasks run in private subnets",
+    "use_private_ip": "True: instances run in private subnets, never with a public address",
+    "region_name": "the stack's region",
+    "region": "the stack's region",
+}
+
+
+def _find_forbidden(value: Any, path: str, found: list[str]) -> None:
+    """Key names or AWS key/identity variable names anywhere in user-supplied kwargs."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            name = str(key)
+            if name.lower() in FORBIDDEN_KWARGS or name.upper() in FORBIDDEN_ENV_VARS:
+                found.append(f"{path}[{name!r}]" if path else name)
+            _find_forbidden(item, f"{path}[{name!r}]" if path else name, found)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _find_forbidden(item, f"{path}[{index}]", found)
+    elif isinstance(value, str):
+        # docker_args ("-e AWS_SECRET_ACCESS_KEY=..."), extra_bootstrap commands, task overrides
+        names = [n for n in FORBIDDEN_ENV_VARS if re.search(rf"\b{n}\b", value, re.IGNORECASE)]
+        if names:
+            found.append(f"{path} (mentions {', '.join(sorted(names))})")
+
+
+class Platform:
+    """Keyword arguments for dask-cloudprovider's cluster managers, for one team at a time."""
+
+    def __init__(self, outputs: PlatformOutputs) -> None:
+        self.outputs = outputs
+
+    @classmethod
+    def from_outputs(cls, path: str | Path) -> Platform:
+        """Load ``pulumi stack output --json`` (or the local platform's outputs.json)."""
+        source = Path(path)
+        try:
+            data = json.loads(source.read_text())
+        except (OSError, ValueError) as exc:
+            raise PlatformError(
+                f"{source}: not a readable JSON stack-output file ({exc})"
+            ) from None
+        return cls.from_mapping(data, str(source))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str = "stack outputs") -> Platform:
+        try:
+            return cls(PlatformOutputs.model_validate(dict(data)))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise PlatformError(f"{source}: {problems}") from None
+
+    # ----------------------------------------------------------------------- public
+
+    def fargate_kwargs(self, team: str, **extra: Any) -> dict[str, Any]:
+        """``FargateCluster(**kwargs)``: scheduler on FARGATE, workers on FARGATE_SPOT if the
+        stack says so, all as the team's task role."""
+        kwargs = self._ecs_base(team)
+        kwargs["fargate_spot"] = self.outputs.ecs_fargate_spot
+        return self._merge(kwargs, extra, team, env_field="environment")
+
+    def ecs_kwargs(self, team: str, gpu: bool = False, **extra: Any) -> dict[str, Any]:
+        """``ECSCluster(**kwargs)``. Without ``gpu``: everything on Fargate. With ``gpu``: the
+        scheduler on Fargate, workers on the GPU capacity provider with ``worker_gpu`` GPUs."""
+        kwargs = self._ecs_base(team)
+        if not gpu:
+            kwargs.update(
+                fargate_scheduler=True,
+                fargate_workers=True,
+                fargate_spot=self.outputs.ecs_fargate_spot,
+            )
+            return self._merge(kwargs, extra, team, env_field="environment")
+        gpu_outputs = self._gpu()
+        kwargs.update(
+            fargate_scheduler=True,
+            fargate_workers=False,
+            fargate_spot=False,
+            image=gpu_outputs.image,
+            worker_gpu=gpu_outputs.gpus_per_worker,
+            # RunTask for the workers names the GPU provider (the cluster default is Fargate).
+            worker_task_kwargs={
+                "capacityProviderStrategy": [
+                    {"capacityProvider": gpu_outputs.capacity_provider, "weight": 1}
+                ]
+            },
+        )
+        return self._merge(kwargs, extra, team, env_field="environment")
+
+    def ec2_kwargs(self, team: str, gpu: bool = False, **extra: Any) -> dict[str, Any]:
+        """``EC2Cluster(**kwargs)``: private subnet, the platform security group and image, the
+        team's instance profile, team-tagged instances and volumes."""
+        out = self._require_ecs()
+        self._check_team(team)
+        if not out.ec2_imdsv2_required or not out.ec2_ami_id:
+            raise PlatformError(
+                "ec2_kwargs: this stack does not make IMDSv2 the region default "
+                "(ecs.imdsv2_account_default: false) and EC2Cluster cannot request it per "
+                "instance, so its instances would serve role credentials over IMDSv1. Set "
+                "ecs.imdsv2_account_default: true in the stack, or use fargate_kwargs/ecs_kwargs."
+            )
+        tags = {TEAM_TAG: team}
+        kwargs: dict[str, Any] = {
+            "region": out.region,
+            "vpc": out.vpc_id,
+            "subnet_id": out.private_subnet_ids[0],
+            "security_groups": [out.ecs_security_group_id],
+            "iam_instance_profile": {"Arn": out.ec2_instance_profile_arns[team]},
+            "ami": out.ec2_ami_id,
+            "bootstrap": True,
+            "docker_image": out.worker_image,
+            "use_private_ip": True,
+            "instance_tags": dict(tags),
+            "volume_tags": dict(tags),
+        }
+        if gpu:
+            gpu_outputs = self._gpu()
+            kwargs["docker_image"] = gpu_outputs.image
+            kwargs["instance_type"] = gpu_outputs.instance_types[0]
+        return self._merge(kwargs, extra, team, env_field="env_vars")
+
+    # ----------------------------------------------------------------------- internals
+
+    def _require_ecs(self) -> PlatformOutputs:
+        out = self.outputs
+        missing = [
+            key
+            for key in (
+                "ecs_cluster_arn",
+                "ecs_execution_role_arn",
+                "ecs_security_group_id",
+                "ecs_log_group",
+            )
+            if getattr(out, key) is None
+        ]
+        if missing:
+            raise PlatformError(
+                f"these stack outputs have no {', '.join(missing)}: the stack was deployed "
+                "with ecs.enabled: false, or the file is not a `pulumi stack output --json`"
+            )
+        return out
+
+    def _check_team(self, team: str) -> None:
+        out = self.outputs
+        if team not in out.teams or team not in out.ecs_task_role_arns:
+            raise PlatformError(f"team: unknown team {team!r}; one of {', '.join(out.teams)}")
+
+    def _gpu(self) -> GpuOutputs:
+        if self.outputs.ecs_gpu is None:
+            raise PlatformError(
+                "gpu: this stack has no GPU capacity (ecs.gpu.enabled: false); use gpu=False, "
+                "or enable ecs.gpu in the stack config"
+            )
+        return self.outputs.ecs_gpu
+
+    def _ecs_base(self, team: str) -> dict[str, Any]:
+        out = self._require_ecs()
+        self._check_team(team)
+        return {
+            "cluster_arn": out.ecs_cluster_arn,
+            "execution_role_arn": out.ecs_execution_role_arn,
+            "task_role_arn": out.ecs_task_role_arns[team],
+            "vpc": out.vpc_id,
+            "subnets": list(out.private_subnet_ids),
+            "security_groups": [out.ecs_security_group_id],
+            "cloudwatch_logs_group": out.ecs_log_group,
+            "image": out.worker_image,
+            "fargate_use_private_ip": True,
+            "skip_cleanup": True,
+            "region_name": out.region,
+            "tags": {TEAM_TAG: team},
+        }
+
+    def _merge(
+        self, kwargs: dict[str, Any], extra: Mapping[str, Any], team: str, env_field: str
+    ) -> dict[str, Any]:
+        if env_field in extra:
+            check_environment(dict(extra[env_field] or {}), env_field)
+        found: list[str] = []
+        _find_forbidden(dict(extra), "", found)
+        if found:
+            raise PlatformError(
+                f"{', '.join(found)}: AWS keys and identity variables may not be passed to a "
+                f"cluster; its workers get S3 access from team {team!r}'s role. Remove them."
+            )
+        taken = sorted(set(extra) & set(_PLATFORM_OWNED))
+        if taken:
+            reasons = "; ".join(f"{k} is {_PLATFORM_OWNED[k]}" for k in taken)
+            raise PlatformError(
+                f"{', '.join(taken)}: set by the platform for team {team!r} ({reasons}). "
+                "Allowed: any other argument of the cluster manager."
+            )
+        merged = {**kwargs, **extra}
+        for tag_field in ("tags", "instance_tags", "volume_tags"):
+            if tag_field in extra and tag_field in kwargs:
+                user_tags = dict(extra[tag_field] or {})
+                if TEAM_TAG in user_tags and user_tags[TEAM_TAG] != team:
+                    raise PlatformError(
+                        f"{tag_field}[{TEAM_TAG!r}]: must be {team!r} (the policy scopes "
+                        "resources by it); allowed: any other tag"
+                    )
+                merged[tag_field] = {**user_tags, **kwargs[tag_field]}
+        return merged
