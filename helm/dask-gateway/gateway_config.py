@@ -145,9 +145,10 @@ def make_cluster_options(settings: Mapping[str, Any]) -> Callable[[Any], Options
 def configure(c: Any, settings: Mapping[str, Any]) -> None:
     """Apply the platform's gateway configuration to a traitlets config object ``c``."""
     c.Backend.cluster_options = make_cluster_options(settings)
-    # distributed >= 2026.6 removed the dask-scheduler / dask-worker entry points.
-    c.ClusterConfig.scheduler_cmd = "dask scheduler"
-    c.ClusterConfig.worker_cmd = "dask worker"
+    # distributed >= 2026.6 removed the dask-scheduler / dask-worker entry points. A list: the
+    # backends exec the command as argv (a plain string would be one program named "dask worker").
+    c.ClusterConfig.scheduler_cmd = ["dask", "scheduler"]
+    c.ClusterConfig.worker_cmd = ["dask", "worker"]
     c.ClusterConfig.idle_timeout = float(settings["idle_timeout_minutes"]) * 60
     c.ClusterConfig.cluster_max_workers = int(settings["cluster_max_workers"])
     c.ClusterConfig.cluster_max_cores = float(settings["cluster_max_cores"])
