@@ -1,0 +1,216 @@
+"""Launcher and client for the AWS emulator (moto in server mode behind the IAM gate).
+
+    with Emulator(state_dir).start() as aws:
+        s3 = aws.client("s3")                 # admin (AdministratorAccess) credentials
+        aws.set_enforcement(False)            # moto's /moto-api/reset-auth, if a test needs it
+        aws.stats()["counters"]["sts:AssumeRoleWithWebIdentity"]
+
+The server side is :mod:`dask_platform.local.emulator_server`; its docstring says what the gate
+adds to moto. Nothing starts until :meth:`Emulator.start`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import requests
+
+from dask_platform.local.emulator_server import ADMIN_TOKEN_HEADER, READY_FILE
+from dask_platform.local.processes import (
+    MARKER_ENV,
+    ComponentError,
+    Spawned,
+    clean_environment,
+    is_alive,
+    read_json,
+    spawn,
+    terminate,
+    wait_for,
+)
+
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class AdminCredentials:
+    access_key_id: str
+    secret_access_key: str
+
+    def as_client_kwargs(self) -> dict[str, str]:
+        return {
+            "aws_access_key_id": self.access_key_id,
+            "aws_secret_access_key": self.secret_access_key,
+        }
+
+
+class Emulator:
+    """One emulator process. ``state_dir`` holds its ready file and log."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        region: str = DEFAULT_REGION,
+        web_identity_duration: int | None = None,
+        port: int = 0,
+        marker: Path | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.region = region
+        self.web_identity_duration = web_identity_duration
+        self.requested_port = port
+        self.marker = marker or self.state_dir
+        self._info: dict[str, Any] | None = None
+
+    @property
+    def ready_file(self) -> Path:
+        return self.state_dir / READY_FILE
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "logs" / "emulator.log"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, timeout: float = 60.0) -> Emulator:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.ready_file.unlink(missing_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "dask_platform.local.emulator_server",
+            "--state-dir",
+            str(self.state_dir),
+            "--port",
+            str(self.requested_port),
+        ]
+        if self.web_identity_duration is not None:
+            argv += ["--web-identity-duration", str(self.web_identity_duration)]
+        spawned = spawn(
+            "emulator",
+            argv,
+            clean_environment(os.environ, {MARKER_ENV: str(self.marker)}),
+            self.log_file,
+            cwd=self.state_dir,
+        )
+        try:
+            self._info = wait_for(
+                spawned, self.ready_file, timeout, lambda d: d["pid"] == spawned.pid
+            )
+        except ComponentError:
+            terminate([spawned.pid])
+            raise
+        return self
+
+    @classmethod
+    def attach(cls, state_dir: Path, region: str = DEFAULT_REGION) -> Emulator:
+        """The emulator already running for ``state_dir`` (raises if there is none)."""
+        emulator = cls(state_dir, region=region)
+        if not emulator.ready_file.is_file():
+            raise ComponentError(f"no emulator is running for {state_dir}")
+        emulator._info = read_json(emulator.ready_file)
+        if not is_alive(emulator.pid):
+            raise ComponentError(
+                f"the emulator (pid {emulator.pid}) is not running; see {emulator.log_file}"
+            )
+        return emulator
+
+    def stop(self) -> None:
+        if self._info is not None:
+            terminate([self.pid])
+        self.ready_file.unlink(missing_ok=True)
+        self._info = None
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ facts
+
+    @property
+    def info(self) -> dict[str, Any]:
+        if self._info is None:
+            raise ComponentError("the emulator is not started")
+        return self._info
+
+    @property
+    def spawned(self) -> Spawned:
+        return Spawned("emulator", self.pid, self.log_file)
+
+    @property
+    def pid(self) -> int:
+        return int(self.info["pid"])
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.info["endpoint"])
+
+    @property
+    def account_id(self) -> str:
+        return str(self.info["account_id"])
+
+    @property
+    def admin_credentials(self) -> AdminCredentials:
+        admin = self.info["admin"]
+        return AdminCredentials(admin["access_key_id"], admin["secret_access_key"])
+
+    # ------------------------------------------------------------------ use
+
+    def client(self, service: str, credentials: dict[str, str] | None = None) -> Any:
+        """A boto3 client against the emulator; admin credentials unless others are given.
+
+        ``credentials`` takes STS-style keys (AccessKeyId, SecretAccessKey, SessionToken).
+        """
+        import boto3
+
+        if credentials is None:
+            kwargs: dict[str, str] = self.admin_credentials.as_client_kwargs()
+        else:
+            kwargs = {
+                "aws_access_key_id": credentials["AccessKeyId"],
+                "aws_secret_access_key": credentials["SecretAccessKey"],
+                "aws_session_token": credentials["SessionToken"],
+            }
+        return boto3.session.Session().client(
+            service, endpoint_url=self.endpoint, region_name=self.region, **kwargs
+        )
+
+    def _admin_request(self, method: str, path: str, data: bytes | None = None) -> Any:
+        response = requests.request(
+            method,
+            self.endpoint + path,
+            data=data,
+            headers={ADMIN_TOKEN_HEADER: str(self.info["admin_token"])},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def set_enforcement(self, enabled: bool) -> None:
+        """Switch moto's IAM enforcement (moto's ``/moto-api/reset-auth``: the number of
+        requests served before enforcement starts; 0 = from now on, inf = never)."""
+        self._admin_request("POST", "/moto-api/reset-auth", b"0" if enabled else b"inf")
+
+    def enforcement_enabled(self) -> bool:
+        previous = self._admin_request("POST", "/moto-api/reset-auth", b"0")
+        enabled = float(previous["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"]) == 0
+        if not enabled:
+            self.set_enforcement(False)
+        return enabled
+
+    def stats(self) -> dict[str, Any]:
+        """Counters kept by the gate: ``counters`` (``sts:<Action>``, denials) and
+        ``web_identity_by_role`` (role ARN -> AssumeRoleWithWebIdentity calls)."""
+        result: dict[str, Any] = self._admin_request("GET", "/dask-platform/stats")
+        return result

@@ -1,0 +1,326 @@
+"""The local OIDC issuer: it plays the EKS cluster's issuer and the kubelet's token projection.
+
+* :class:`SigningKeys` - RSA keys with key ids; :meth:`SigningKeys.rotate` makes a new key
+  current and keeps the old public key in the JWKS until every token it signed has expired.
+* :class:`Issuer` - :meth:`Issuer.mint` turns claims into a signed JWT (``iss``/``iat``/``exp``
+  added); :meth:`Issuer.service_account_token` builds the claims EKS puts in a projected
+  ServiceAccount token. User tokens with a ``groups`` claim are just other claims.
+* :class:`TokenProjector` - writes one token file per ServiceAccount and replaces it (atomic
+  rename) once it is older than 80% of its lifetime, as the kubelet does.
+* ``python -m dask_platform.local.issuer`` serves ``/.well-known/openid-configuration`` and the
+  JWKS over HTTP on a free loopback port and runs the projector; ``/admin/*`` (bearer admin
+  token) mints tokens, rotates the signing key or forces a token rotation.
+
+ref: https://kubernetes.io/docs/concepts/storage/projected-volumes/#serviceaccounttoken
+ref: https://openid.net/specs/openid-connect-discovery-1_0.html
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from dask_platform.iam import service_account_name
+from dask_platform.local.processes import write_json_atomic
+
+READY_FILE = "issuer.json"
+ALGORITHM = "RS256"
+STS_AUDIENCE = "sts.amazonaws.com"
+# The kubelet refreshes a projected token once it is older than 80% of its lifetime.
+REFRESH_FRACTION = 0.8
+
+
+@dataclass
+class SigningKey:
+    kid: str
+    private_key: rsa.RSAPrivateKey
+    created: float
+    retired: float | None = None
+
+    def public_jwk(self) -> dict[str, Any]:
+        jwk: dict[str, Any] = RSAAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
+        return {**jwk, "kid": self.kid, "use": "sig", "alg": ALGORITHM}
+
+
+class SigningKeys:
+    """The issuer's keys, persisted (mode 0600) so an issuer restart keeps validating tokens."""
+
+    def __init__(self, path: Path, max_token_lifetime: int) -> None:
+        self.path = path
+        self.max_token_lifetime = max_token_lifetime
+        self.keys: list[SigningKey] = []
+        if path.is_file():
+            for entry in json.loads(path.read_text()):
+                key = serialization.load_pem_private_key(entry["pem"].encode(), password=None)
+                assert isinstance(key, rsa.RSAPrivateKey)
+                self.keys.append(SigningKey(entry["kid"], key, entry["created"], entry["retired"]))
+        if not self.keys:
+            self.rotate()
+
+    @property
+    def current(self) -> SigningKey:
+        return self.keys[-1]
+
+    def rotate(self) -> SigningKey:
+        now = time.time()
+        if self.keys:
+            self.current.retired = now
+        # 2048-bit RSA: what EKS's issuer uses for service-account tokens (RS256).
+        key = SigningKey(
+            kid=uuid.uuid4().hex,
+            private_key=rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            created=now,
+        )
+        self.keys.append(key)
+        # Drop keys whose last token has expired; they can no longer verify anything valid.
+        self.keys = [
+            k for k in self.keys if k.retired is None or k.retired + self.max_token_lifetime > now
+        ]
+        self._save()
+        return key
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [k.public_jwk() for k in self.keys]}
+
+    def _save(self) -> None:
+        entries = [
+            {
+                "kid": k.kid,
+                "created": k.created,
+                "retired": k.retired,
+                "pem": k.private_key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                ).decode(),
+            }
+            for k in self.keys
+        ]
+        write_json_atomic(self.path, entries, mode=0o600)
+
+
+class Issuer:
+    def __init__(self, url: str, keys: SigningKeys) -> None:
+        self.url = url.rstrip("/")
+        self.keys = keys
+
+    def discovery(self) -> dict[str, Any]:
+        return {
+            "issuer": self.url,
+            "jwks_uri": f"{self.url}/keys",
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [ALGORITHM],
+        }
+
+    def mint(self, claims: Mapping[str, Any], lifetime: int) -> str:
+        """Sign ``claims`` (``iss``, ``iat``, ``nbf``, ``exp``, ``jti`` filled in unless given)."""
+        now = int(time.time())
+        payload = {
+            "iss": self.url,
+            "iat": now,
+            "nbf": now,
+            "exp": now + int(lifetime),
+            "jti": uuid.uuid4().hex,
+            **claims,
+        }
+        key = self.keys.current
+        return jwt.encode(payload, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+
+    def service_account_token(
+        self, namespace: str, name: str, lifetime: int, audience: str = STS_AUDIENCE
+    ) -> str:
+        """The claims EKS projects for a pod's ServiceAccount token (IRSA audience)."""
+        return self.mint(
+            {
+                "sub": f"system:serviceaccount:{namespace}:{name}",
+                "aud": [audience],
+                "kubernetes.io": {
+                    "namespace": namespace,
+                    "serviceaccount": {
+                        "name": name,
+                        "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
+                    },
+                },
+            },
+            lifetime,
+        )
+
+
+@dataclass
+class Projection:
+    """One projected token file, as a pod's volume would hold it."""
+
+    path: Path
+    namespace: str
+    service_account: str
+    lifetime: int
+    audience: str = STS_AUDIENCE
+    written: float = field(default=0.0)
+
+    def due(self, now: float) -> bool:
+        return not self.path.is_file() or now - self.written >= REFRESH_FRACTION * self.lifetime
+
+
+class TokenProjector:
+    def __init__(self, issuer: Issuer, projections: list[Projection]) -> None:
+        self.issuer = issuer
+        self.projections = projections
+        self.rotations = 0
+
+    def refresh(self, force: bool = False) -> int:
+        """Rewrite every due token file; return how many were written."""
+        now = time.time()
+        written = 0
+        for projection in self.projections:
+            if force or projection.due(now):
+                token = self.issuer.service_account_token(
+                    projection.namespace,
+                    projection.service_account,
+                    projection.lifetime,
+                    projection.audience,
+                )
+                _write_atomic(projection.path, token)
+                projection.written = now
+                written += 1
+        self.rotations += written
+        return written
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    # 0644 like a projected volume's token (readable by the pod's processes).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def team_projections(
+    tokens_dir: Path, namespace: str, teams: list[str], lifetime: int
+) -> list[Projection]:
+    return [
+        Projection(tokens_dir / team / "token", namespace, service_account_name(team), lifetime)
+        for team in teams
+    ]
+
+
+# ---------------------------------------------------------------------- process entry point
+
+
+async def _serve(state_dir: Path, host: str, port: int, spec: dict[str, Any]) -> None:
+    from aiohttp import web
+
+    admin_token = secrets.token_urlsafe(32)
+    runner_holder: dict[str, Any] = {}
+    app = web.Application()
+    context: dict[str, Any] = {}
+
+    def authorized(request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        return secrets.compare_digest(header, f"Bearer {admin_token}")
+
+    async def discovery(request: web.Request) -> web.Response:
+        return web.json_response(context["issuer"].discovery())
+
+    async def keys(request: web.Request) -> web.Response:
+        return web.json_response(context["issuer"].keys.jwks())
+
+    async def rotate_key(request: web.Request) -> web.Response:
+        if not authorized(request):
+            return web.json_response({"error": "admin token required"}, status=403)
+        key = context["issuer"].keys.rotate()
+        return web.json_response({"kid": key.kid})
+
+    async def rotate_tokens(request: web.Request) -> web.Response:
+        if not authorized(request):
+            return web.json_response({"error": "admin token required"}, status=403)
+        return web.json_response({"written": context["projector"].refresh(force=True)})
+
+    async def mint(request: web.Request) -> web.Response:
+        if not authorized(request):
+            return web.json_response({"error": "admin token required"}, status=403)
+        body = await request.json()
+        lifetime = int(body.get("lifetime", 600))
+        token = context["issuer"].mint(dict(body["claims"]), lifetime)
+        return web.json_response({"token": token})
+
+    app.router.add_get("/.well-known/openid-configuration", discovery)
+    app.router.add_get("/keys", keys)
+    app.router.add_post("/admin/rotate-signing-key", rotate_key)
+    app.router.add_post("/admin/rotate-tokens", rotate_tokens)
+    app.router.add_post("/admin/tokens", mint)
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    runner_holder["runner"] = runner
+    bound = runner.addresses[0][1]
+    url = f"http://{host}:{bound}"
+    lifetime = int(spec["token_seconds"])
+    issuer = Issuer(url, SigningKeys(state_dir / "signing-keys.json", max_token_lifetime=lifetime))
+    projector = TokenProjector(
+        issuer,
+        team_projections(Path(spec["tokens_dir"]), spec["namespace"], spec["teams"], lifetime),
+    )
+    context.update(issuer=issuer, projector=projector)
+    projector.refresh(force=True)
+    write_json_atomic(
+        state_dir / READY_FILE,
+        {
+            "url": url,
+            "port": bound,
+            "pid": os.getpid(),
+            "admin_token": admin_token,
+            "jwks_uri": f"{url}/keys",
+            "token_files": {p.service_account: str(p.path) for p in projector.projections},
+            "started": time.time(),
+        },
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    while not stop.is_set():
+        projector.refresh()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="The local OIDC issuer and token projector.")
+    parser.add_argument("--state-dir", type=Path, required=True, help="Where issuer.json goes.")
+    parser.add_argument("--host", default="127.0.0.1", help="Interface to bind (loopback).")
+    parser.add_argument("--port", type=int, default=0, help="Port; 0 picks a free one.")
+    parser.add_argument(
+        "--spec",
+        type=Path,
+        required=True,
+        help="JSON: {tokens_dir, namespace, teams, token_seconds}.",
+    )
+    args = parser.parse_args(argv)
+    spec = json.loads(args.spec.read_text())
+    asyncio.run(_serve(args.state_dir, args.host, args.port, spec))
+
+
+if __name__ == "__main__":
+    main()

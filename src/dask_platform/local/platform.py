@@ -1,0 +1,457 @@
+"""`dask-platform local up | down | status`: the embedded platform's processes and state.
+
+Layout of the state directory (``.local/``, gitignored)::
+
+    state.json          which components run (pids, logs); written by `up`, removed by `down`
+    outputs.json        the same keys as the Pulumi stack outputs, plus local-only extras
+    emulator.json       endpoint + admin credentials of the AWS emulator (0600)
+    issuer.json         issuer URL, admin token, token files (0600)
+    users.json          gateway users: groups + scrypt hashes; passwords.json (0600) the passwords
+    tokens/<team>/token the projected ServiceAccount tokens (rotated by the issuer)
+    gateway/            generated gateway config, overlay, SQLite state, cluster work dirs
+    logs/               one log per component
+
+Order of `up`: emulator -> issuer -> provisioning (from the stack config) -> gateway. Any
+failure stops what was started and names the component, with the end of its log.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from dask_platform.gateway_settings import GATEWAY_CONFIG_FILE, SETTINGS_ENV, gateway_settings
+from dask_platform.iam import service_account_name
+from dask_platform.local.auth import write_users_file
+from dask_platform.local.config import DEFAULT_STATE_DIR, LocalConfig, load_local_config
+from dask_platform.local.emulator import Emulator
+from dask_platform.local.issuer import READY_FILE as ISSUER_READY
+from dask_platform.local.processes import (
+    MARKER_ENV,
+    ComponentError,
+    Spawned,
+    clean_environment,
+    free_port,
+    is_alive,
+    log_tail,
+    marked_processes,
+    port_in_use,
+    read_json,
+    spawn,
+    terminate,
+    wait_for,
+    write_json_atomic,
+)
+from dask_platform.local.provision import Provisioned, provision
+
+COMPONENTS = ("emulator", "issuer", "gateway")
+Progress = Callable[[str], None]
+
+
+class AlreadyRunningError(ComponentError):
+    pass
+
+
+class NotRunningError(ComponentError):
+    pass
+
+
+@dataclass
+class ComponentStatus:
+    name: str
+    pid: int | None
+    alive: bool
+    address: str
+    log: Path
+    detail: str = ""
+
+
+@dataclass
+class DownReport:
+    stopped: list[str]
+    leftovers: list[int]
+
+
+def _quiet(message: str) -> None:
+    return None
+
+
+class LocalPlatform:
+    def __init__(
+        self,
+        state_dir: Path = DEFAULT_STATE_DIR,
+        config: LocalConfig | None = None,
+        gateway_port: int | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir).resolve()
+        self._config = config
+        self.gateway_port = gateway_port
+
+    # ------------------------------------------------------------------ paths and state
+
+    @property
+    def config(self) -> LocalConfig:
+        if self._config is None:
+            self._config = load_local_config()
+        return self._config
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    @property
+    def outputs_file(self) -> Path:
+        return self.state_dir / "outputs.json"
+
+    @property
+    def gateway_dir(self) -> Path:
+        return self.state_dir / "gateway"
+
+    def log(self, name: str) -> Path:
+        return self.state_dir / "logs" / f"{name}.log"
+
+    def state(self) -> dict[str, Any] | None:
+        if not self.state_file.is_file():
+            return None
+        data: dict[str, Any] = read_json(self.state_file)
+        return data
+
+    def outputs(self) -> dict[str, Any]:
+        if not self.outputs_file.is_file():
+            raise NotRunningError(
+                f"the local platform is not running ({self.outputs_file} is missing); "
+                "start it with `dask-platform local up`"
+            )
+        data: dict[str, Any] = read_json(self.outputs_file)
+        return data
+
+    def passwords(self) -> dict[str, str]:
+        data: dict[str, str] = read_json(self.state_dir / "passwords.json")
+        return data
+
+    def emulator(self) -> Emulator:
+        return Emulator.attach(self.state_dir, region=self.config.stack.region)
+
+    def issuer_info(self) -> dict[str, Any]:
+        data: dict[str, Any] = read_json(self.state_dir / ISSUER_READY)
+        return data
+
+    # ------------------------------------------------------------------ up
+
+    def up(self, progress: Progress = _quiet) -> dict[str, Any]:
+        state = self.state()
+        if state is not None:
+            alive = {n: c["pid"] for n, c in state["components"].items() if is_alive(c["pid"])}
+            if alive:
+                listing = ", ".join(f"{n} (pid {p})" for n, p in alive.items())
+                raise AlreadyRunningError(
+                    f"the local platform is already running in {self.state_dir}: {listing}. "
+                    "See `dask-platform local status`, or stop it with `dask-platform local down`."
+                )
+            progress("a previous run ended without `local down`; cleaning it up")
+            self.down()
+        if self.gateway_port is not None and port_in_use(self.gateway_port):
+            raise ComponentError(
+                f"gateway port {self.gateway_port} on 127.0.0.1 is already in use; choose "
+                "another with --gateway-port or free it"
+            )
+        config = self.config
+        for sub in ("logs", "tokens", "gateway"):
+            (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
+        started: dict[str, Spawned] = {}
+        try:
+            progress("starting the AWS emulator (moto, IAM enforcement on)")
+            emulator = Emulator(
+                self.state_dir,
+                region=config.stack.region,
+                web_identity_duration=config.local.web_identity_session_seconds,
+                marker=self.state_dir,
+            ).start()
+            started["emulator"] = emulator.spawned
+            self._save_state(started)
+
+            progress("starting the OIDC issuer and the token projector")
+            started["issuer"] = self._start_issuer()
+            self._save_state(started)
+            issuer = self.issuer_info()
+
+            progress("provisioning the emulator from the stack config")
+            provisioned = provision(config.stack, emulator, issuer["url"])
+
+            progress("starting dask-gateway-server")
+            passwords = write_users_file(
+                self.state_dir / "users.json",
+                {name: list(user.groups) for name, user in config.local.users.items()},
+            )
+            write_json_atomic(self.state_dir / "passwords.json", passwords)
+            proxy_port = self.gateway_port or free_port()
+            self._write_gateway_files(emulator, issuer, provisioned, proxy_port)
+            started["gateway"] = self._start_gateway()
+            self._save_state(started)
+
+            outputs = self._outputs(emulator, issuer, provisioned, proxy_port)
+            write_json_atomic(self.outputs_file, outputs, mode=0o644)
+            return outputs
+        except BaseException:
+            terminate([s.pid for s in started.values()])
+            self.state_file.unlink(missing_ok=True)
+            raise
+
+    def _save_state(self, started: dict[str, Spawned]) -> None:
+        write_json_atomic(
+            self.state_file,
+            {
+                "config": self.config.source,
+                "started": time.time(),
+                "components": {n: {"pid": s.pid, "log": str(s.log)} for n, s in started.items()},
+            },
+        )
+
+    def _start_issuer(self) -> Spawned:
+        config = self.config
+        spec = self.state_dir / "issuer" / "spec.json"
+        write_json_atomic(
+            spec,
+            {
+                "tokens_dir": str(self.state_dir / "tokens"),
+                "namespace": config.stack.gateway.namespace,
+                "teams": config.stack.team_names,
+                "token_seconds": config.local.service_account_token_seconds,
+            },
+        )
+        (self.state_dir / ISSUER_READY).unlink(missing_ok=True)
+        spawned = spawn(
+            "issuer",
+            [
+                sys.executable,
+                "-m",
+                "dask_platform.local.issuer",
+                "--state-dir",
+                str(self.state_dir / "issuer"),
+                "--spec",
+                str(spec),
+            ],
+            clean_environment(os.environ, {MARKER_ENV: str(self.state_dir)}),
+            self.log("issuer"),
+            cwd=self.state_dir,
+        )
+        info = wait_for(
+            spawned, self.state_dir / "issuer" / ISSUER_READY, 30, lambda d: d["pid"] == spawned.pid
+        )
+        write_json_atomic(self.state_dir / ISSUER_READY, info)
+        return spawned
+
+    def _write_gateway_files(
+        self,
+        emulator: Emulator,
+        issuer: dict[str, Any],
+        provisioned: Provisioned,
+        proxy_port: int,
+    ) -> None:
+        config = self.config
+        namespace = config.stack.gateway.namespace
+        overlay = {
+            "state_dir": str(self.state_dir),
+            "gateway_dir": str(self.gateway_dir),
+            "api_port": free_port(),
+            "proxy_port": proxy_port,
+            "users_file": str(self.state_dir / "users.json"),
+            "aws_endpoint_url": emulator.endpoint,
+            "region": config.stack.region,
+            "idle_timeout_seconds": config.local.idle_timeout_seconds,
+            "namespace": namespace,
+            # The ServiceAccount annotations: eks.amazonaws.com/role-arn on EKS.
+            "service_accounts": {
+                service_account_name(team): {
+                    "role_arn": arn,
+                    "token_file": issuer["token_files"][service_account_name(team)],
+                }
+                for team, arn in provisioned.team_role_arns.items()
+            },
+            "settings": gateway_settings(config.stack),
+        }
+        write_json_atomic(self.gateway_dir / "overlay.json", overlay)
+        key_file = self.gateway_dir / "encrypt-key"
+        if not key_file.is_file():
+            # Fernet key for the gateway's SQLite state (cluster TLS keys are stored in it).
+            key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(key)
+        (self.gateway_dir / "dask_gateway_config.py").write_text(
+            "# Generated by `dask-platform local up`: the shared gateway config, then the local\n"
+            "# overlay (dask_platform.local.webhook). Edit those, not this file.\n"
+            "c = get_config()  # noqa: F821\n"
+            f"load_subconfig({str(GATEWAY_CONFIG_FILE)!r})  # noqa: F821\n"
+            "from dask_platform.local.webhook import configure_local_gateway\n\n"
+            f"configure_local_gateway(c, {str(self.gateway_dir / 'overlay.json')!r})\n"
+        )
+
+    def _gateway_overlay(self) -> dict[str, Any]:
+        data: dict[str, Any] = read_json(self.gateway_dir / "overlay.json")
+        return data
+
+    def _start_gateway(self) -> Spawned:
+        import json
+
+        overlay = self._gateway_overlay()
+        if port_in_use(overlay["proxy_port"]):
+            raise ComponentError(
+                f"gateway port {overlay['proxy_port']} on 127.0.0.1 is already in use"
+            )
+        bin_dir = str(Path(sys.executable).parent)
+        env = clean_environment(
+            os.environ,
+            {
+                SETTINGS_ENV: json.dumps(overlay["settings"], sort_keys=True),
+                "DASK_GATEWAY_ENCRYPT_KEYS": (self.gateway_dir / "encrypt-key").read_text(),
+                MARKER_ENV: str(self.state_dir),
+                # `dask scheduler` / `dask worker` come from this virtualenv.
+                "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+            },
+        )
+        spawned = spawn(
+            "gateway",
+            [
+                sys.executable,
+                "-m",
+                "dask_gateway_server",
+                "-f",
+                str(self.gateway_dir / "dask_gateway_config.py"),
+            ],
+            env,
+            self.log("gateway"),
+            cwd=self.gateway_dir,
+        )
+        health = f"http://127.0.0.1:{overlay['proxy_port']}/api/health"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if not is_alive(spawned.pid):
+                raise ComponentError(
+                    f"gateway exited while starting (pid {spawned.pid}); last lines of "
+                    f"{spawned.log}:\n{log_tail(spawned.log)}"
+                )
+            try:
+                if requests.get(health, timeout=2).status_code == 200:
+                    return spawned
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        terminate([spawned.pid])
+        raise ComponentError(
+            f"gateway did not answer {health} within 60s; last lines of {spawned.log}:\n"
+            f"{log_tail(spawned.log)}"
+        )
+
+    def restart_gateway(self) -> None:
+        """Stop and start the gateway only (its clusters keep running, state is in SQLite)."""
+        state = self.state()
+        if state is None or "gateway" not in state["components"]:
+            raise NotRunningError("the local platform is not running")
+        terminate([state["components"]["gateway"]["pid"]])
+        spawned = self._start_gateway()
+        state["components"]["gateway"] = {"pid": spawned.pid, "log": str(spawned.log)}
+        write_json_atomic(self.state_file, state)
+
+    def _outputs(
+        self, emulator: Emulator, issuer: dict[str, Any], provisioned: Provisioned, port: int
+    ) -> dict[str, Any]:
+        stack = self.config.stack
+        teams = stack.team_names
+        return {
+            # The Pulumi stack's outputs (README "Stack outputs"); EKS/VPC ones have no local
+            # counterpart and are null/empty.
+            "region": stack.region,
+            "cluster_name": "local",
+            "kubeconfig": None,
+            "oidc_provider_arn": provisioned.oidc_provider_arn,
+            "oidc_issuer_url": issuer["url"],
+            "vpc_id": None,
+            "private_subnet_ids": [],
+            "gateway_address": f"http://127.0.0.1:{port}",
+            "gateway_proxy_address": f"gateway://127.0.0.1:{port}",
+            "namespace": stack.gateway.namespace,
+            "teams": teams,
+            "scratch_bucket": provisioned.scratch_bucket,
+            "scratch_urls": {t: f"s3://{provisioned.scratch_bucket}/{t}/" for t in teams},
+            "team_role_arns": provisioned.team_role_arns,
+            "service_accounts": {t: service_account_name(t) for t in teams},
+            "data_buckets": [b.name for b in stack.data_buckets],
+            "worker_image": stack.gateway.image.reference,
+            # Local-only.
+            "aws_endpoint_url": emulator.endpoint,
+            "service_account_token_files": {
+                t: issuer["token_files"][service_account_name(t)] for t in teams
+            },
+            "users": {name: self.config.teams_of(name) for name in self.config.local.users},
+            "not_provisioned": provisioned.skipped,
+            "state_dir": str(self.state_dir),
+        }
+
+    # ------------------------------------------------------------------ status and down
+
+    def status(self) -> list[ComponentStatus]:
+        state = self.state()
+        if state is None:
+            return []
+        outputs = read_json(self.outputs_file) if self.outputs_file.is_file() else {}
+        addresses = {
+            "emulator": outputs.get("aws_endpoint_url", ""),
+            "issuer": outputs.get("oidc_issuer_url", ""),
+            "gateway": outputs.get("gateway_address", ""),
+        }
+        result = []
+        for name in COMPONENTS:
+            entry = state["components"].get(name)
+            if entry is None:
+                continue
+            alive = is_alive(entry["pid"])
+            detail = (
+                "" if alive else f"exited; last lines of its log:\n{log_tail(Path(entry['log']))}"
+            )
+            if alive and name == "gateway" and addresses["gateway"]:
+                try:
+                    requests.get(addresses["gateway"] + "/api/health", timeout=2).raise_for_status()
+                except requests.RequestException as exc:
+                    alive, detail = False, f"process runs but /api/health fails: {exc}"
+            result.append(
+                ComponentStatus(
+                    name, entry["pid"], alive, addresses[name], Path(entry["log"]), detail
+                )
+            )
+        return result
+
+    def down(self) -> DownReport:
+        state = self.state()
+        stopped: list[str] = []
+        if state is not None:
+            # Gateway first, so nothing starts new workers while the rest stops.
+            for name in reversed(COMPONENTS):
+                entry = state["components"].get(name)
+                if entry is not None:
+                    terminate([entry["pid"]])
+                    stopped.append(name)
+        # Schedulers and workers live in their own sessions; they carry the marker.
+        leftovers: list[int] = []
+        for _ in range(3):
+            procs = marked_processes(self.state_dir)
+            if not procs:
+                leftovers = []
+                break
+            leftovers = terminate([p.pid for p in procs])
+        for path in ("state.json", "outputs.json", "emulator.json", ISSUER_READY, "passwords.json"):
+            (self.state_dir / path).unlink(missing_ok=True)
+        shutil.rmtree(self.gateway_dir, ignore_errors=True)
+        shutil.rmtree(self.state_dir / "tokens", ignore_errors=True)
+        shutil.rmtree(self.state_dir / "issuer", ignore_errors=True)
+        return DownReport(stopped=stopped, leftovers=leftovers)
