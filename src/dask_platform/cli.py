@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import typer
 
-from dask_platform.commands import config
+from dask_platform.commands import config, local
+from dask_platform.commands.demo import demo
 
 app = typer.Typer(
     name="dask-platform",
@@ -14,14 +15,5 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(config.app, name="config")
-
-
-@app.command()
-def demo() -> None:
-    """Run the end-to-end keyless-S3 demo on the embedded local platform."""
-    typer.echo(
-        "make demo: the embedded local platform is not built yet (issue 3); "
-        "`make test` runs what exists.",
-        err=True,
-    )
-    raise typer.Exit(1)
+app.add_typer(local.app, name="local")
+app.command("demo")(demo)

@@ -32,10 +32,10 @@ import requests
 
 from dask_platform.gateway_settings import GATEWAY_CONFIG_FILE, SETTINGS_ENV, gateway_settings
 from dask_platform.iam import service_account_name
-from dask_platform.local.auth import write_users_file
 from dask_platform.local.config import DEFAULT_STATE_DIR, LocalConfig, load_local_config
 from dask_platform.local.emulator import Emulator
 from dask_platform.local.issuer import READY_FILE as ISSUER_READY
+from dask_platform.local.passwords import write_users_file
 from dask_platform.local.processes import (
     MARKER_ENV,
     ComponentError,

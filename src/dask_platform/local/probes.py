@@ -30,9 +30,7 @@ def identity_report(dask_worker: Any = None) -> dict[str, Any]:
         "caller_arn": caller["Arn"],
         "key_variables": key_variables_present(os.environ),
         "aws_variables": sorted(k for k in os.environ if k.upper().startswith("AWS_")),
-        "forbidden_variables": sorted(
-            k for k in os.environ if k.upper() in FORBIDDEN_ENV_VARS
-        ),
+        "forbidden_variables": sorted(k for k in os.environ if k.upper() in FORBIDDEN_ENV_VARS),
         "my_variable": os.environ.get("MY_VARIABLE"),
         "team": os.environ.get("DASK_PLATFORM_TEAM"),
     }
@@ -63,7 +61,12 @@ def s3_attempt(operation: str, url: str, body: bytes = b"probe") -> dict[str, An
         else:
             raise ValueError(f"operation: {operation!r} is not one of put, get, delete, list")
     except ClientError as exc:
-        return {"operation": operation, "url": url, "ok": False, "error": exc.response["Error"]["Code"]}
+        return {
+            "operation": operation,
+            "url": url,
+            "ok": False,
+            "error": exc.response["Error"]["Code"],
+        }
     return {"operation": operation, "url": url, "ok": True, "detail": detail}
 
 

@@ -1,0 +1,136 @@
+"""`dask-platform local up | down | status`: the embedded local platform."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dask_platform.local.config import DEFAULT_CONFIG, DEFAULT_STATE_DIR
+
+app = typer.Typer(
+    help="The embedded local platform: AWS emulator, OIDC issuer, dask-gateway-server.",
+    no_args_is_help=True,
+)
+
+STATE_DIR_OPTION = typer.Option(
+    DEFAULT_STATE_DIR, "--state-dir", help="Runtime state directory (gitignored)."
+)
+
+
+@app.command("up")
+def up(
+    config: Path = typer.Option(
+        DEFAULT_CONFIG, "--config", help="Local platform config (stack: + local: sections)."
+    ),
+    state_dir: Path = STATE_DIR_OPTION,
+    gateway_port: int = typer.Option(
+        None,
+        "--gateway-port",
+        min=1,
+        max=65535,
+        help="Port of the gateway on 127.0.0.1; default: a free one.",
+    ),
+) -> None:
+    """Start the emulator, the issuer and the gateway; provision; write outputs.json."""
+    from dask_platform.local.config import load_local_config
+    from dask_platform.local.platform import LocalPlatform
+    from dask_platform.local.processes import ComponentError
+    from dask_platform.stack_config import StackConfigError
+
+    console = Console()
+    try:
+        platform = LocalPlatform(state_dir, load_local_config(config), gateway_port)
+        started = time.monotonic()
+        with console.status("starting the local platform") as status:
+            outputs = platform.up(progress=lambda m: status.update(m))
+    except (StackConfigError, ComponentError) as exc:
+        console.print(f"[red]✗ {exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"[green]✓ local platform up[/green] in {time.monotonic() - started:.1f}s")
+    console.print(outputs_table(outputs))
+    console.print(
+        f"Outputs: {platform.outputs_file}  ·  user passwords: {state_dir / 'passwords.json'}"
+        "  ·  stop with `dask-platform local down`"
+    )
+
+
+def outputs_table(outputs: dict[str, object]) -> Table:
+    table = Table(title="Local platform", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    for key in (
+        "gateway_address",
+        "gateway_proxy_address",
+        "aws_endpoint_url",
+        "oidc_issuer_url",
+        "scratch_urls",
+        "team_role_arns",
+        "users",
+    ):
+        value = outputs.get(key)
+        text = (
+            "\n".join(f"{k}: {v}" for k, v in value.items())
+            if isinstance(value, dict)
+            else str(value)
+        )
+        table.add_row(key, text)
+    return table
+
+
+@app.command("down")
+def down(state_dir: Path = STATE_DIR_OPTION) -> None:
+    """Stop every process of the local platform (and any cluster it ran); verify none is left."""
+    from dask_platform.local.platform import LocalPlatform
+
+    console = Console()
+    report = LocalPlatform(state_dir).down()
+    if report.stopped:
+        console.print(f"[green]✓ stopped[/green] {', '.join(report.stopped)}")
+    else:
+        console.print("the local platform was not running")
+    if report.leftovers:
+        console.print(f"[red]✗ still running after SIGKILL: pids {report.leftovers}[/red]")
+        raise typer.Exit(1)
+    console.print("[green]✓ no local-platform process is running[/green]")
+
+
+@app.command("status")
+def status(
+    state_dir: Path = STATE_DIR_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable status."),
+) -> None:
+    """Show each component; exit 1 if the platform is not running or a component is down."""
+    from dask_platform.local.platform import LocalPlatform
+
+    console = Console()
+    components = LocalPlatform(state_dir).status()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {"name": c.name, "pid": c.pid, "alive": c.alive, "address": c.address}
+                    for c in components
+                ],
+                indent=2,
+            )
+        )
+    elif not components:
+        console.print("the local platform is not running; start it with `dask-platform local up`")
+    else:
+        table = Table(title="Local platform")
+        for column in ("component", "pid", "state", "address", "log"):
+            table.add_column(column)
+        for c in components:
+            state = "[green]running[/green]" if c.alive else "[red]down[/red]"
+            table.add_row(c.name, str(c.pid), state, c.address, str(c.log))
+        console.print(table)
+        for c in components:
+            if not c.alive:
+                console.print(f"[red]✗ {c.name}: {c.detail}[/red]")
+    if not components or not all(c.alive for c in components):
+        raise typer.Exit(1)
