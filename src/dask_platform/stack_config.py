@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -431,13 +432,15 @@ class EcsGpu(_Model):
             )
         if self.enabled and self.image is None:
             raise ValueError("image: required when enabled is true ({name, tag} of a CUDA image)")
-        gpu_families = ("g", "p")
-        cpu_only = [t for t in self.instance_types if not t.startswith(gpu_families)]
-        if cpu_only:
-            raise ValueError(
-                f"instance_types: {', '.join(cpu_only)} have no GPU; use g* or p* instance types"
-            )
         return self
+
+    @field_validator("instance_types")
+    @classmethod
+    def _gpu_types(cls, value: list[str]) -> list[str]:
+        cpu_only = [t for t in value if not t.startswith(("g", "p"))]
+        if cpu_only:
+            raise ValueError(f"{', '.join(cpu_only)} have no GPU; use g* or p* instance types")
+        return value
 
 
 class Ecs(_Model):
@@ -468,15 +471,13 @@ class Ecs(_Model):
     )
     gpu: EcsGpu = Field(default_factory=EcsGpu)
 
-    @model_validator(mode="after")
-    def _check(self) -> Ecs:
-        if self.log_retention_days not in LOG_RETENTION_DAYS:
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
             allowed = ", ".join(str(d) for d in LOG_RETENTION_DAYS)
-            raise ValueError(
-                f"log_retention_days: {self.log_retention_days} is not a CloudWatch retention "
-                f"period; one of {allowed}"
-            )
-        return self
+            raise ValueError(f"{value} is not a CloudWatch retention period; one of {allowed}")
+        return value
 
 
 class StackConfig(_Model):

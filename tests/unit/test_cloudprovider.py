@@ -1,0 +1,303 @@
+"""dask_platform.cloudprovider: kwargs for the INSTALLED dask-cloudprovider, refusals, and the
+list of API calls the analyst policy covers, checked against dask-cloudprovider's source.
+
+The kwargs are built from tests/fixtures/outputs/<stack>.json, which are the program's own
+outputs under mocks (regenerate with UPDATE_OUTPUT_FIXTURES=1; a test fails if they drift).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+from pathlib import Path
+
+import dask_cloudprovider.aws.ec2 as ec2_module
+import dask_cloudprovider.aws.ecs as ecs_module
+import pytest
+from dask_cloudprovider.aws import EC2Cluster, ECSCluster, FargateCluster
+from dask_cloudprovider.generic.vmcluster import VMCluster
+
+from dask_platform.cloudprovider import (
+    CLOUDPROVIDER_CALLS,
+    TEAM_TAG,
+    Platform,
+    PlatformError,
+    calls_table,
+    ecr_repository_arn,
+)
+from dask_platform.credentials import ForbiddenEnvironmentError
+from dask_platform.pulumi_eval import evaluate_stack
+
+from .conftest import REPO, STACKS
+
+OUTPUTS = REPO / "tests" / "fixtures" / "outputs"
+
+
+def fixture_outputs(stack: str) -> dict:
+    """What `pulumi stack output --json` prints for the stack (secrets print as [secret])."""
+    evaluation = evaluate_stack(stack, REPO)
+    return {
+        name: "[secret]" if name in evaluation.secret_outputs else value
+        for name, value in sorted(evaluation.outputs.items())
+    }
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_output_fixtures_are_the_programs_outputs(stack):
+    path = OUTPUTS / f"{stack}.json"
+    current = fixture_outputs(stack)
+    if os.environ.get("UPDATE_OUTPUT_FIXTURES"):
+        path.write_text(json.dumps(current, indent=2) + "\n")
+    assert json.loads(path.read_text()) == current, (
+        f"{path} is stale: UPDATE_OUTPUT_FIXTURES=1 pytest {__file__}"
+    )
+
+
+@pytest.fixture(params=STACKS)
+def platform(request) -> Platform:
+    return Platform.from_outputs(OUTPUTS / f"{request.param}.json")
+
+
+@pytest.fixture
+def gpu_platform() -> Platform:
+    platform = Platform.from_outputs(OUTPUTS / "prod.json")
+    assert platform.outputs.ecs_gpu is not None, "prod is the committed stack with GPUs"
+    return platform
+
+
+# --------------------------------------------------------------------------- binding
+
+
+def explicit_parameters(*functions) -> set[str]:
+    """Named parameters (not **kwargs) of the functions a cluster manager's kwargs flow into."""
+    names: set[str] = set()
+    for function in functions:
+        for parameter in inspect.signature(function).parameters.values():
+            if parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+                names.add(parameter.name)
+    return names - {"self"}
+
+
+def assert_binds(kwargs: dict, *functions) -> None:
+    # bind() proves the call is legal; the explicit-name check proves no kwarg silently falls
+    # into a **kwargs catch-all (a renamed parameter would otherwise still "bind").
+    inspect.signature(functions[0]).bind(None, **kwargs)
+    unknown = set(kwargs) - explicit_parameters(*functions)
+    assert not unknown, f"not parameters of the installed dask-cloudprovider: {unknown}"
+
+
+def test_fargate_kwargs_bind(platform):
+    for team in platform.outputs.teams:
+        kwargs = platform.fargate_kwargs(team, n_workers=2)
+        inspect.signature(FargateCluster.__init__).bind(None, **kwargs)
+        # FargateCluster passes everything on to ECSCluster with the two fargate switches.
+        assert_binds(
+            {**kwargs, "fargate_scheduler": True, "fargate_workers": True}, ECSCluster.__init__
+        )
+        assert kwargs["task_role_arn"] == platform.outputs.ecs_task_role_arns[team]
+        assert kwargs["skip_cleanup"] is True
+        assert kwargs["fargate_use_private_ip"] is True
+        assert kwargs["security_groups"] == [platform.outputs.ecs_security_group_id]
+        assert kwargs["tags"] == {TEAM_TAG: team}
+
+
+def test_ecs_kwargs_bind(platform):
+    for team in platform.outputs.teams:
+        kwargs = platform.ecs_kwargs(team)
+        assert_binds(kwargs, ECSCluster.__init__)
+        assert (kwargs["fargate_scheduler"], kwargs["fargate_workers"]) == (True, True)
+
+
+def test_ecs_gpu_kwargs_bind(gpu_platform):
+    kwargs = gpu_platform.ecs_kwargs("hydrology", gpu=True)
+    assert_binds(kwargs, ECSCluster.__init__)
+    gpu = gpu_platform.outputs.ecs_gpu
+    assert gpu is not None
+    assert kwargs["worker_gpu"] == gpu.gpus_per_worker
+    assert kwargs["image"] == gpu.image
+    assert kwargs["fargate_workers"] is False
+    strategy = kwargs["worker_task_kwargs"]["capacityProviderStrategy"]
+    assert strategy == [{"capacityProvider": gpu.capacity_provider, "weight": 1}]
+
+
+def test_ec2_kwargs_bind(platform):
+    for team in platform.outputs.teams:
+        kwargs = platform.ec2_kwargs(
+            team, n_workers=1, env_vars={"DASK_LOGGING__DISTRIBUTED": "info"}
+        )
+        assert_binds(kwargs, EC2Cluster.__init__, VMCluster.__init__)
+        assert kwargs["iam_instance_profile"] == {
+            "Arn": platform.outputs.ec2_instance_profile_arns[team]
+        }
+        assert kwargs["use_private_ip"] is True
+        assert kwargs["subnet_id"] in platform.outputs.private_subnet_ids
+        assert kwargs["instance_tags"] == kwargs["volume_tags"] == {TEAM_TAG: team}
+
+
+def test_ec2_gpu_kwargs_bind(gpu_platform):
+    kwargs = gpu_platform.ec2_kwargs("oceans", gpu=True)
+    assert_binds(kwargs, EC2Cluster.__init__, VMCluster.__init__)
+    assert kwargs["instance_type"].startswith(("g", "p"))
+
+
+def test_a_renamed_parameter_would_be_caught():
+    """The violating fixture for the binding check: a kwarg the installed version lacks."""
+    with pytest.raises(AssertionError, match="cloudwatch_log_group"):
+        assert_binds({"cloudwatch_log_group": "x"}, ECSCluster.__init__)
+
+
+def test_ec2_cluster_still_cannot_request_imdsv2():
+    """EC2Cluster sends no MetadataOptions, which is why the platform sets the region default.
+    If an upgrade adds it, this fails: then pass HttpTokens=required through ec2_kwargs."""
+    source = inspect.getsource(ec2_module.EC2Instance.create_vm)
+    assert "run_instances" in source
+    assert "MetadataOptions" not in source
+    assert "metadata" not in inspect.signature(EC2Cluster.__init__).parameters
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+@pytest.mark.parametrize(
+    "name", ["aws_access_key_id", "aws_secret_access_key", "aws_session_token"]
+)
+def test_key_kwargs_are_refused(platform, name):
+    with pytest.raises(PlatformError, match=name):
+        platform.fargate_kwargs("hydrology", **{name: "AKIAEXAMPLE"})
+
+
+def test_key_variables_in_environment_are_refused(platform):
+    with pytest.raises(ForbiddenEnvironmentError, match="environment: AWS_SECRET_ACCESS_KEY"):
+        platform.fargate_kwargs("hydrology", environment={"AWS_SECRET_ACCESS_KEY": "x", "A": "1"})
+    with pytest.raises(ForbiddenEnvironmentError, match="env_vars: AWS_SESSION_TOKEN"):
+        platform.ec2_kwargs("hydrology", env_vars={"AWS_SESSION_TOKEN": "x"})
+    with pytest.raises(ForbiddenEnvironmentError, match="environment: aws_role_arn"):
+        platform.ecs_kwargs("hydrology", environment={"aws_role_arn": "arn:aws:iam::1:role/x"})
+
+
+def test_key_variables_smuggled_elsewhere_are_refused(platform):
+    with pytest.raises(PlatformError, match="docker_args"):
+        platform.ec2_kwargs("hydrology", docker_args="-e AWS_ACCESS_KEY_ID=AKIAEXAMPLE")
+    with pytest.raises(PlatformError, match="worker_task_kwargs"):
+        platform.ecs_kwargs(
+            "hydrology",
+            worker_task_kwargs={"overrides": {"environment": [{"AWS_SECRET_ACCESS_KEY": "x"}]}},
+        )
+
+
+def test_a_harmless_environment_passes(platform):
+    kwargs = platform.fargate_kwargs("hydrology", environment={"EXTRA_PIP_PACKAGES": "xarray"})
+    assert kwargs["environment"] == {"EXTRA_PIP_PACKAGES": "xarray"}
+
+
+@pytest.mark.parametrize("name", ["task_role_arn", "iam_instance_profile", "security_groups"])
+def test_platform_owned_kwargs_cannot_be_replaced(platform, name):
+    build = platform.ec2_kwargs if name == "iam_instance_profile" else platform.fargate_kwargs
+    with pytest.raises(PlatformError, match=f"{name}: set by the platform"):
+        build("hydrology", **{name: "something-else"})
+
+
+def test_the_team_tag_cannot_name_another_team(platform):
+    with pytest.raises(PlatformError, match=r"tags\['dask-platform/team'\]: must be 'hydrology'"):
+        platform.fargate_kwargs("hydrology", tags={TEAM_TAG: "climate"})
+    kwargs = platform.fargate_kwargs("hydrology", tags={"project": "floods"})
+    assert kwargs["tags"] == {"project": "floods", TEAM_TAG: "hydrology"}
+
+
+def test_unknown_team_names_the_teams(platform):
+    with pytest.raises(PlatformError, match="team: unknown team 'nobody'; one of hydrology"):
+        platform.fargate_kwargs("nobody")
+
+
+def test_gpu_without_gpu_capacity_names_the_config_key():
+    platform = Platform.from_outputs(OUTPUTS / "dev.json")
+    with pytest.raises(PlatformError, match=r"ecs\.gpu\.enabled: false"):
+        platform.ecs_kwargs("hydrology", gpu=True)
+
+
+def test_ec2_refused_without_the_imdsv2_default():
+    data = json.loads((OUTPUTS / "dev.json").read_text())
+    platform = Platform.from_mapping({**data, "ec2_imdsv2_required": False})
+    with pytest.raises(PlatformError, match=r"ecs\.imdsv2_account_default"):
+        platform.ec2_kwargs("hydrology")
+    assert platform.fargate_kwargs("hydrology")["cluster_arn"] == data["ecs_cluster_arn"]
+
+
+def test_outputs_without_ecs_are_refused():
+    data = json.loads((OUTPUTS / "dev.json").read_text())
+    platform = Platform.from_mapping({k: v for k, v in data.items() if not k.startswith("ecs_")})
+    with pytest.raises(PlatformError, match=r"ecs\.enabled: false"):
+        platform.fargate_kwargs("hydrology")
+
+
+def test_bad_outputs_files_name_the_problem(tmp_path):
+    with pytest.raises(PlatformError, match="not a readable JSON"):
+        Platform.from_outputs(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"region": "us-west-2"}))
+    with pytest.raises(PlatformError, match="vpc_id: Field required"):
+        Platform.from_outputs(bad)
+
+
+def test_ecr_repository_arn():
+    image = "123456789012.dkr.ecr.us-west-2.amazonaws.com/dask-platform/worker:lock-1"
+    assert ecr_repository_arn(image) == (
+        "arn:aws:ecr:us-west-2:123456789012:repository/dask-platform/worker"
+    )
+    assert ecr_repository_arn("ghcr.io/org/worker:1") is None
+
+
+# --------------------------------------------------------------------------- the call list
+
+# Calls in dask-cloudprovider's AWS code that the platform's kwargs never reach, and why.
+NOT_ON_THE_SUPPLIED_PATH = {
+    "create_cluster": "cluster_arn is supplied",
+    "delete_cluster": "cluster_arn is supplied (and skip_cleanup=True)",
+    "list_tasks": "only when deleting a cluster it created",
+    "create_role": "execution_role_arn and task_role_arn are supplied",
+    "attach_role_policy": "roles are supplied",
+    "list_attached_role_policies": "roles are supplied (and skip_cleanup=True)",
+    "detach_role_policy": "roles are supplied (and skip_cleanup=True)",
+    "delete_role": "roles are supplied (and skip_cleanup=True)",
+    "list_role_tags": "skip_cleanup=True",
+    "list_roles": "skip_cleanup=True",
+    "list_clusters": "skip_cleanup=True",
+    "list_task_definitions": "skip_cleanup=True",
+    "describe_task_definition": "skip_cleanup=True",
+    "describe_log_groups": "cloudwatch_logs_group is supplied",
+    "create_log_group": "cloudwatch_logs_group is supplied",
+    "put_retention_policy": "cloudwatch_logs_group is supplied",
+    "delete_security_group": "security_groups are supplied",
+    "describe_security_groups": "security_groups are supplied",
+    "create_security_group": "security_groups are supplied",
+    "authorize_security_group_ingress": "security_groups are supplied",
+    "describe_vpcs": "vpc and subnets are supplied",
+    "describe_subnets": "subnets/subnet_id are supplied",
+    "describe_images": "ami is supplied",
+}
+
+
+def source_operations() -> set[str]:
+    """Every AWS operation the installed dask-cloudprovider's AWS modules call."""
+    package = Path(ecs_module.__file__).parent
+    text = "\n".join((package / f).read_text() for f in ("ecs.py", "ec2.py", "helper.py"))
+    calls = re.findall(r"await (?:ecs|ec2|iam|logs|client)\.([a-z_]+)\(", text)
+    paginated = re.findall(r'get_paginator\("([a-z_]+)"\)', text)
+    return set(calls + paginated)
+
+
+def test_every_call_in_the_source_is_listed_or_explained():
+    listed = {call.operation for call in CLOUDPROVIDER_CALLS}
+    operations = source_operations()
+    unexplained = operations - listed - set(NOT_ON_THE_SUPPLIED_PATH)
+    assert not unexplained, f"new dask-cloudprovider calls to review: {sorted(unexplained)}"
+    assert listed <= operations, f"listed but no longer in the source: {listed - operations}"
+
+
+def test_readme_lists_the_calls():
+    readme = (REPO / "README.md").read_text()
+    assert calls_table() in readme, (
+        "README table is stale: paste dask_platform.cloudprovider.calls_table()"
+    )
