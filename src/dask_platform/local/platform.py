@@ -55,6 +55,25 @@ from dask_platform.local.processes import (
 from dask_platform.local.provision import Provisioned, provision
 
 COMPONENTS = ("emulator", "issuer", "gateway")
+# Stack outputs of the Pulumi program for resources the local platform does not have (EKS
+# access, ECS/EC2 for dask-cloudprovider): present with null values, so outputs.json has the
+# same keys as `pulumi stack output --json`.
+PULUMI_ONLY_OUTPUTS = (
+    "kubeconfig",
+    "vpc_id",
+    "ec2_ami_id",
+    "ec2_imdsv2_required",
+    "ec2_instance_profile_arns",
+    "ecs_analyst_groups",
+    "ecs_cluster_arn",
+    "ecs_cluster_name",
+    "ecs_execution_role_arn",
+    "ecs_fargate_spot",
+    "ecs_gpu",
+    "ecs_log_group",
+    "ecs_security_group_id",
+    "ecs_task_role_arns",
+)
 Progress = Callable[[str], None]
 
 
@@ -369,14 +388,11 @@ class LocalPlatform:
         stack = self.config.stack
         teams = stack.team_names
         return {
-            # The Pulumi stack's outputs (README "Stack outputs"); EKS/VPC ones have no local
-            # counterpart and are null/empty.
+            **dict.fromkeys(PULUMI_ONLY_OUTPUTS),
             "region": stack.region,
             "cluster_name": "local",
-            "kubeconfig": None,
             "oidc_provider_arn": provisioned.oidc_provider_arn,
             "oidc_issuer_url": issuer["url"],
-            "vpc_id": None,
             "private_subnet_ids": [],
             "gateway_address": f"http://127.0.0.1:{port}",
             "gateway_proxy_address": f"gateway://127.0.0.1:{port}",

@@ -120,3 +120,21 @@ def s3_round_trips(url: str, count: int, pause: float) -> dict[str, Any]:
             expiries.add(expiry.isoformat())
         time.sleep(pause)
     return {"round_trips": count, "credential_expiries": sorted(expiries)}
+
+
+def assume_role_with_own_token(role_arn: str) -> dict[str, Any]:
+    """Try to exchange this worker's own projected token for ``role_arn`` (another team's role,
+    in the isolation tests): the role's trust policy must refuse it."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    with open(os.environ["AWS_WEB_IDENTITY_TOKEN_FILE"]) as handle:
+        token = handle.read()
+    sts = boto3.client("sts")
+    try:
+        response = sts.assume_role_with_web_identity(
+            RoleArn=role_arn, RoleSessionName="escalation-probe", WebIdentityToken=token
+        )
+    except ClientError as exc:
+        return {"ok": False, "error": exc.response["Error"]["Code"]}
+    return {"ok": True, "arn": response["AssumedRoleUser"]["Arn"]}

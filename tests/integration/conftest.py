@@ -1,0 +1,138 @@
+"""Fixtures for the integration tests: real processes on 127.0.0.1, nothing mocked.
+
+* ``emulator`` - a bare AWS emulator (moto server + IAM gate), for tests that provision their
+  own resources (the ECS helper's analyst-policy tests reuse it).
+* ``platform`` - one whole local platform for the session, in a temporary state directory,
+  configured from the committed local/platform.yaml with the shortest lifetimes STS and the
+  test allow (900 s credentials, 20 s tokens), so every test also runs across credential
+  refreshes and token rotations.
+* ``gateway_as`` - dask-gateway clients authenticated as a local user.
+
+Every fixture stops what it started and checks that no process of it is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dask_platform.local.config import LocalConfig, load_local_config
+from dask_platform.local.emulator import Emulator
+from dask_platform.local.platform import LocalPlatform
+from dask_platform.local.processes import marked_processes
+
+# ref: https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoleWithWebIdentity.html
+# (DurationSeconds: minimum 900)
+SHORT_CREDENTIALS_SECONDS = 900
+SHORT_TOKEN_SECONDS = 20
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+def platform_config(**local: Any) -> LocalConfig:
+    return load_local_config(
+        overrides={
+            "local": {
+                "service_account_token_seconds": SHORT_TOKEN_SECONDS,
+                "web_identity_session_seconds": SHORT_CREDENTIALS_SECONDS,
+                **local,
+            }
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    state = tmp_path_factory.mktemp("emulator")
+    aws = Emulator(state).start()
+    try:
+        yield aws
+    finally:
+        aws.stop()
+        assert not marked_processes(state), "the emulator left processes behind"
+
+
+def _running_platform(state: Path, config: LocalConfig) -> Iterator[LocalPlatform]:
+    platform = LocalPlatform(state, config)
+    platform.up()
+    try:
+        yield platform
+    finally:
+        report = platform.down()
+        assert report.leftovers == [], f"processes left after down: {report.leftovers}"
+        assert marked_processes(platform.state_dir) == []
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
+    yield from _running_platform(tmp_path_factory.mktemp("platform"), platform_config())
+
+
+@pytest.fixture(scope="session")
+def outputs(platform: LocalPlatform) -> dict[str, Any]:
+    return platform.outputs()
+
+
+@pytest.fixture(scope="session")
+def gateway_as(platform: LocalPlatform) -> Iterator[Callable[[str], Any]]:
+    yield from _gateway_factory(platform)
+
+
+def _gateway_factory(platform: LocalPlatform) -> Iterator[Callable[[str], Any]]:
+    from dask_gateway import BasicAuth, Gateway
+
+    opened: list[Any] = []
+
+    def gateway_as(user: str) -> Any:
+        outputs = platform.outputs()
+        gateway = Gateway(
+            outputs["gateway_address"],
+            proxy_address=outputs["gateway_proxy_address"],
+            auth=BasicAuth(user, platform.passwords()[user]),
+        )
+        opened.append(gateway)
+        return gateway
+
+    yield gateway_as
+    for gateway in opened:
+        for report in gateway.list_clusters():
+            gateway.stop_cluster(report.name)
+        gateway.close()
+
+
+def new_cluster(gateway: Any, workers: int, **options: Any) -> Any:
+    cluster_options = gateway.cluster_options()
+    for key, value in options.items():
+        setattr(cluster_options, key, value)
+    cluster = gateway.new_cluster(cluster_options)
+    cluster.scale(workers)
+    client = cluster.get_client()
+    client.wait_for_workers(workers, timeout=120)
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def alice_cluster(gateway_as: Callable[[str], Any]) -> Iterator[Any]:
+    cluster = new_cluster(
+        gateway_as("alice"),
+        2,
+        worker_cores=1,
+        worker_memory=1.0,
+        environment={"MY_VARIABLE": "1"},
+    )
+    yield cluster
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def bob_cluster(gateway_as: Callable[[str], Any]) -> Iterator[Any]:
+    cluster = new_cluster(gateway_as("bob"), 1)
+    yield cluster
+    cluster.shutdown()
