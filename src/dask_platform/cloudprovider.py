@@ -140,7 +140,7 @@ CLOUDPROVIDER_CALLS: tuple[ApiCall, ...] = (
     ApiCall(
         "ecs:RegisterTaskDefinition", "register_task_definition", ECS, "start",
         "ecs.py _create_scheduler/_create_worker_task_definition_arn",
-        "one scheduler and one worker task definition (family dask-<uuid>-*), tagged",
+        "one scheduler and one worker task definition (family `dask-<uuid>-*`), tagged",
         ("ecs:TagResource",),
     ),
     ApiCall(
