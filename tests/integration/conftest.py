@@ -13,10 +13,12 @@ Every fixture stops what it started and checks that no process of it is left.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from dask_platform.local.config import LocalConfig, load_local_config
@@ -28,6 +30,7 @@ from dask_platform.local.processes import marked_processes
 # (DurationSeconds: minimum 900)
 SHORT_CREDENTIALS_SECONDS = 900
 SHORT_TOKEN_SECONDS = 20
+CLOSED_GATEWAYS: list[Any] = []
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -102,9 +105,14 @@ def _gateway_factory(platform: LocalPlatform) -> Iterator[Callable[[str], Any]]:
 
     yield gateway_as
     for gateway in opened:
-        for report in gateway.list_clusters():
-            gateway.stop_cluster(report.name)
+        # A test may have stopped the platform itself (`local down`): nothing left to stop.
+        with contextlib.suppress(OSError, aiohttp.ClientError):
+            for report in gateway.list_clusters():
+                gateway.stop_cluster(report.name)
         gateway.close()
+        # dask-gateway's Gateway.__del__ calls close() again and raises once its loop has
+        # stopped; kept referenced, it is collected at exit, when __del__ skips that call.
+        CLOSED_GATEWAYS.append(gateway)
 
 
 def new_cluster(gateway: Any, workers: int, **options: Any) -> Any:
