@@ -147,9 +147,6 @@ class World:
             service, endpoint_url=self.aws.endpoint, region_name=REGION, **self.analyst_keys
         )
 
-    def simulate_policy(self, team: str = TEAM) -> dict[str, Any]:
-        return self.policy
-
 
 def action_envelope(policy: dict[str, Any]) -> dict[str, Any]:
     """The policy as moto can evaluate it: its Allow statements, Resource '*', no Condition."""
