@@ -173,8 +173,8 @@ def test_loaded_as_a_traitlets_config_file(repo, settings, monkeypatch, tmp_path
     monkeypatch.setenv(SETTINGS_ENV, json.dumps(settings))
     loader = PyFileConfigLoader("gateway_config.py", path=str(repo / "helm/dask-gateway"))
     config: Config = loader.load_config()
-    assert config.ClusterConfig.scheduler_cmd == "dask scheduler"
-    assert config.ClusterConfig.worker_cmd == "dask worker"
+    assert config.ClusterConfig.scheduler_cmd == ["dask", "scheduler"]
+    assert config.ClusterConfig.worker_cmd == ["dask", "worker"]
     assert config.ClusterConfig.idle_timeout == 60 * 60  # prod: 60 minutes
     assert config.ClusterConfig.cluster_max_workers == 200
     assert config.ClusterConfig.cluster_max_cores == 800
