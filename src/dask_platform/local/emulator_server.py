@@ -147,13 +147,17 @@ class Gate:
         if service == "sts":
             body = _read_body(environ)
             action = _param(body, query, "Action") or "unknown"
-            self.stats[f"sts:{action}"] += 1
+            self._count(f"sts:{action}")
         elif service == "s3":
             denied = self._list_denied(environ, query, access_key_id)
             if denied is not None:
-                self.stats["s3:denied-by-condition"] += 1
+                self._count("s3:denied-by-condition")
                 return self._respond(start_response, *s3_access_denied(denied))
         return self._forward(environ, start_response, suspend_enforcement=False)
+
+    def _count(self, key: str) -> None:
+        with self.lock:
+            self.stats[key] += 1
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -170,17 +174,17 @@ class Gate:
         body = _read_body(environ) if environ.get("REQUEST_METHOD") == "POST" else b""
         action = _param(body, query, "Action")
         if action != "AssumeRoleWithWebIdentity":
-            self.stats["anonymous:denied"] += 1
+            self._count("anonymous:denied")
             return self._respond(
                 start_response,
                 *s3_access_denied("Anonymous requests are refused; sign the request."),
             )
-        self.stats["sts:AssumeRoleWithWebIdentity"] += 1
+        self._count("sts:AssumeRoleWithWebIdentity")
         params = _form(body, query)
         try:
             role_arn, duration = self._verify_web_identity(params)
         except WebIdentityRejected as exc:
-            self.stats["sts:AssumeRoleWithWebIdentity:rejected"] += 1
+            self._count("sts:AssumeRoleWithWebIdentity:rejected")
             return self._respond(start_response, *sts_error(exc.code, exc.message))
         if "DurationSeconds" not in params and duration is not None:
             params["DurationSeconds"] = str(duration)
