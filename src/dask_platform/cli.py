@@ -7,6 +7,7 @@ import typer
 
 from dask_platform.commands import config, local
 from dask_platform.commands.demo import demo
+from dask_platform.commands.plan import plan
 
 app = typer.Typer(
     name="dask-platform",
@@ -17,3 +18,4 @@ app = typer.Typer(
 app.add_typer(config.app, name="config")
 app.add_typer(local.app, name="local")
 app.command("demo")(demo)
+app.command("plan")(plan)
