@@ -120,6 +120,8 @@ def new_cluster(gateway: Any, workers: int, **options: Any) -> Any:
     for key, value in options.items():
         setattr(cluster_options, key, value)
     cluster = gateway.new_cluster(cluster_options)
+    # Its internal Gateway client has the same __del__ problem as above.
+    CLOSED_GATEWAYS.append(cluster)
     cluster.scale(workers)
     client = cluster.get_client()
     client.wait_for_workers(workers, timeout=120)
