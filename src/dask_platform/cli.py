@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from dask_platform.commands import config, local
+from dask_platform.commands import config, images, local
 from dask_platform.commands.demo import demo
 from dask_platform.commands.plan import plan
 
@@ -17,5 +17,6 @@ app = typer.Typer(
 )
 app.add_typer(config.app, name="config")
 app.add_typer(local.app, name="local")
+app.add_typer(images.app, name="images")
 app.command("demo")(demo)
 app.command("plan")(plan)

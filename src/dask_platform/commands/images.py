@@ -1,0 +1,174 @@
+"""`dask-platform images ...`: lock, build, push, compare and measure the container images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dask_platform.images import IMAGES, all_images
+
+app = typer.Typer(
+    help="Container images pinned to the notebook environment (images/).", no_args_is_help=True
+)
+
+
+def _fail(console: Console, message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[red]✗ {message}[/red]")
+    return typer.Exit(code)
+
+
+@app.command("lock")
+def lock_command(
+    upgrade: bool = typer.Option(
+        False,
+        "--upgrade",
+        help="Move every package the client does not pin to its newest version.",
+    ),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Only verify: images/uv.lock is current and agrees with uv.lock (exit 1 if not).",
+    ),
+) -> None:
+    """Regenerate images/uv.lock, pinned to the client's uv.lock (what `make images-lock` runs)."""
+    from dask_platform.images import lock
+
+    console = Console()
+    try:
+        if check:
+            current, detail = lock.lock_is_current()
+            mismatches = lock.client_mismatches()
+            for m in mismatches:
+                console.print(f"[red]✗ {m.package}: images {m.images}, client {m.client}[/red]")
+            if not current:
+                console.print(f"[red]✗ images/uv.lock is stale:[/red] {detail}")
+            if mismatches or not current:
+                raise typer.Exit(1)
+            tag = lock.lock_tag(lock.lock_sha256())
+            console.print(f"[green]✓ images/uv.lock is current ({tag})[/green]")
+            return
+        changed = lock.relock(upgrade=upgrade)
+    except lock.LockError as exc:
+        raise _fail(console, str(exc)) from exc
+    tag = lock.lock_tag(lock.lock_sha256())
+    console.print(
+        f"[green]✓ images/uv.lock {'updated' if changed else 'unchanged'}[/green]: images tag {tag}"
+    )
+
+
+@app.command("build")
+def build_command(
+    image: list[str] = typer.Option(
+        None,
+        "--image",
+        "-i",
+        help=f"Image(s) to build, one of {{{', '.join(all_images())}}}; default: "
+        f"{', '.join(IMAGES)}. A notebook or GPU worker also builds its worker.",
+    ),
+    base_image: str | None = typer.Option(
+        None,
+        "--base-image",
+        envvar="BASE_IMAGE",
+        help="Base for the worker and gateway images (a Python 3.11 image); default "
+        "python:3.11-slim-bookworm, or a Debian-built base if that cannot be pulled.",
+    ),
+    base_fallback: bool = typer.Option(
+        True,
+        "--base-fallback/--no-base-fallback",
+        help="Build a base with debootstrap when the default base image cannot be pulled.",
+    ),
+    refresh_base: bool = typer.Option(
+        False, "--refresh-base", help="Rebuild the Debian-built base (new Debian updates)."
+    ),
+    rebuild: bool = typer.Option(
+        False, "--rebuild", help="Build even when an image with the same build key exists."
+    ),
+    docker_host: str | None = typer.Option(
+        None,
+        "--docker-host",
+        help="Engine API URL (default: DOCKER_HOST, a running Docker/podman socket, or a "
+        "private podman service started for this run).",
+    ),
+    cache_dir: Path | None = typer.Option(
+        None,
+        "--cache-dir",
+        help="Wheelhouse, contexts and base tarball (default: DASK_PLATFORM_IMAGES_CACHE or "
+        ".images-cache/).",
+    ),
+    push: bool = typer.Option(
+        False, "--push", help="Push the images to the ECR repositories of --outputs."
+    ),
+    outputs: Path | None = typer.Option(
+        None,
+        "--outputs",
+        help="`pulumi stack output --json` file with ecr_repositories (needed with --push).",
+    ),
+) -> None:
+    """Build the worker, notebook and gateway images from the lock (what `make images` runs)."""
+    from dask_platform.images import engine as engine_module
+    from dask_platform.images.base import BaseImageError
+    from dask_platform.images.build import (
+        BuildRequest,
+        ImageBuildError,
+        build_images,
+        default_cache_dir,
+    )
+    from dask_platform.images.lock import LockError
+    from dask_platform.images.progress import Reporter
+
+    console = Console()
+    if push and outputs is None:
+        raise _fail(console, "--push needs --outputs <file from `pulumi stack output --json`>")
+    if push and outputs is not None:
+        from dask_platform.images.push import PushError, read_repositories
+
+        try:
+            read_repositories(outputs, image or IMAGES)
+        except PushError as exc:
+            raise _fail(console, str(exc)) from exc
+    cache = cache_dir or default_cache_dir()
+    request = BuildRequest(
+        images=tuple(image or IMAGES),
+        base_image=base_image,
+        allow_base_fallback=base_fallback,
+        refresh_base=refresh_base,
+        rebuild=rebuild,
+        cache_dir=cache,
+    )
+    log_file = cache / "build.log"
+    try:
+        with engine_module.connect(docker_host) as engine:
+            console.print(f"engine: {engine.describe()}; full log: {log_file}")
+            with Reporter(Console(stderr=True), log_file) as reporter:
+                built = build_images(engine.client, request, reporter)
+            table = Table(title="images")
+            for column in ("image", "reference", "build tag", "size", "", "seconds"):
+                table.add_column(column)
+            for item in built:
+                size = engine.client.images.get(item.image_id).attrs.get("Size", 0)
+                table.add_row(
+                    item.image,
+                    item.reference,
+                    item.tags[1],
+                    f"{size / 1e6:,.0f} MB",
+                    "reused" if item.reused else "built",
+                    f"{item.seconds:.0f}",
+                )
+            console.print(table)
+            if push and outputs is not None:
+                from dask_platform.images.push import push_images
+
+                with Reporter(Console(stderr=True), log_file) as reporter:
+                    pushed = push_images(engine.client, built, outputs, reporter)
+                for line in pushed:
+                    console.print(f"[green]✓ pushed[/green] {line}")
+    except (
+        engine_module.EngineError,
+        BaseImageError,
+        ImageBuildError,
+        LockError,
+    ) as exc:
+        raise _fail(console, str(exc), code=1) from exc
