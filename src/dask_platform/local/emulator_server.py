@@ -203,7 +203,12 @@ class Gate:
         from moto.iam.models import iam_backends
 
         from dask_platform.iam import issuer_host
-        from dask_platform.local.iam_eval import Decision, Request, evaluate
+        from dask_platform.local.iam_eval import (
+            Decision,
+            Request,
+            UnsupportedConditionError,
+            evaluate,
+        )
 
         token = params.get("WebIdentityToken", "")
         role_arn = params.get("RoleArn", "")
@@ -243,14 +248,17 @@ class Gate:
                 f"Not authorized to perform sts:AssumeRoleWithWebIdentity on {role_arn}",
             ) from None
         aud = claims["aud"]
-        decision = evaluate(
-            [_policy_document(role.assume_role_policy_document)],
-            Request(
-                action="sts:AssumeRoleWithWebIdentity",
-                principal=("Federated", provider_arn),
-                context={f"{host}:sub": claims["sub"], f"{host}:aud": aud},
-            ),
-        )
+        try:
+            decision = evaluate(
+                [_policy_document(role.assume_role_policy_document)],
+                Request(
+                    action="sts:AssumeRoleWithWebIdentity",
+                    principal=("Federated", provider_arn),
+                    context={f"{host}:sub": claims["sub"], f"{host}:aud": aud},
+                ),
+            )
+        except UnsupportedConditionError as exc:
+            raise WebIdentityRejected("AccessDenied", f"{role_arn}: {exc}") from None
         if decision is not Decision.ALLOW:
             raise WebIdentityRejected(
                 "AccessDenied",
@@ -296,7 +304,12 @@ class Gate:
         role_arn, documents = self._assumed_role_policies(access_key_id)
         if role_arn is None:
             return None  # not a session of a role: moto alone authorizes it
-        from dask_platform.local.iam_eval import Decision, Request, evaluate
+        from dask_platform.local.iam_eval import (
+            Decision,
+            Request,
+            UnsupportedConditionError,
+            evaluate,
+        )
 
         action = (
             "s3:ListBucketVersions"
@@ -312,9 +325,13 @@ class Gate:
         for key in ("prefix", "delimiter", "max-keys"):
             if key in query:
                 context[f"s3:{key}"] = query[key][0]
-        decision = evaluate(
-            documents, Request(action=action, resource=f"arn:aws:s3:::{bucket}", context=context)
-        )
+        try:
+            decision = evaluate(
+                documents,
+                Request(action=action, resource=f"arn:aws:s3:::{bucket}", context=context),
+            )
+        except UnsupportedConditionError as exc:
+            return f"{role_arn}: {exc} (the emulator denies what it cannot evaluate)"
         if decision is Decision.ALLOW:
             return None
         prefix = query.get("prefix", [""])[0]
