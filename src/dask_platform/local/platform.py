@@ -179,6 +179,10 @@ class LocalPlatform:
                 )
             progress("a previous run ended without `local down`; cleaning it up")
             self.down()
+        elif marked_processes(self.state_dir):
+            # Schedulers/workers of a run whose state file is gone (e.g. removed by hand).
+            progress("stopping processes left by a previous run")
+            self.down()
         if self.gateway_port is not None and port_in_use(self.gateway_port):
             raise ComponentError(
                 f"gateway port {self.gateway_port} on 127.0.0.1 is already in use; choose "
