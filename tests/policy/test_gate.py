@@ -20,7 +20,12 @@ from typer.testing import CliRunner
 from dask_platform.cli import app
 from dask_platform.guard import rules
 from dask_platform.guard.registry import pack_config, policies
-from dask_platform.guard.runner import GuardResource, resources_from_evaluation, run_policies
+from dask_platform.guard.runner import (
+    GuardResource,
+    resources_from_evaluation,
+    run_policies,
+    stack_urn,
+)
 from dask_platform.pulumi_eval import Evaluation
 from dask_platform.stack_config import load_stack_file
 
@@ -57,6 +62,17 @@ def test_committed_stack_passes_the_gate(
     for expected in (rules.ROLE, rules.BUCKET_TYPES[0], rules.LAUNCH_TEMPLATE, rules.EKS_CLUSTER):
         assert expected in types
     assert result.resources_checked == sum(1 for r in evaluation.resources if not r.read)
+
+
+@pytest.mark.parametrize("stack", COMMITTED_STACKS)
+def test_every_parent_resolves(stack: str, evaluated: Callable[[str], Evaluation]) -> None:
+    resources = resources_from_evaluation(evaluated(stack), PROJECT)
+    urns = {r.urn for r in resources} | {stack_urn(stack, PROJECT)}
+    assert [r.label for r in resources if r.parent_urn not in urns] == []
+    components = [r for r in resources if r.type == rules.SCRATCH_COMPONENT]
+    assert len(components) == 1
+    children = [r for r in resources if r.parent_urn == components[0].urn]
+    assert rules.BUCKET_TYPES[0] in {r.type for r in children}
 
 
 # --------------------------------------------------------------------------- planted violations
@@ -200,6 +216,22 @@ def test_planted_access_key_and_simple_auth(
     )
 
 
+@pytest.mark.parametrize("stack", COMMITTED_STACKS)
+def test_buckets_are_found_by_their_components_without_pack_config(
+    stack: str, evaluated: Callable[[str], Evaluation]
+) -> None:
+    evaluation = evaluated(stack)
+    resources = [
+        r
+        for r in resources_from_evaluation(evaluation, PROJECT)
+        if r.type not in rules.LIFECYCLE_TYPES
+    ]
+    result = run_policies(
+        resources, stack=stack, project=PROJECT, stack_outputs=evaluation.outputs, pack_config={}
+    )
+    assert any("expiring objects" in v.message for v in result.of("scratch-bucket-lifecycle"))
+
+
 def test_unprotected_data_bucket_fails_the_gate(evaluated: Callable[[str], Evaluation]) -> None:
     managed = [
         s for s in COMMITTED_STACKS if any(b.managed for b in load_stack_file(REPO, s).data_buckets)
@@ -210,10 +242,17 @@ def test_unprotected_data_bucket_fails_the_gate(evaluated: Callable[[str], Evalu
         dataclasses.replace(r, protect=False) if r.type in rules.BUCKET_TYPES else r
         for r in resources_from_evaluation(evaluation, PROJECT)
     ]
-    result = gate(evaluation, resources)
-    assert any(
-        "is not protect=True" in v.message for v in result.of("data-buckets-protected-versioned")
-    )
+    # Found by its DataBucket component, and by name from the stack config.
+    for config in ({}, None):
+        result = (
+            gate(evaluation, resources)
+            if config is None
+            else run_policies(
+                resources, stack=evaluation.stack, project=PROJECT, pack_config=config
+            )
+        )
+        violations = result.of("data-buckets-protected-versioned")
+        assert any("is not protect=True" in v.message for v in violations)
 
 
 # --------------------------------------------------------------------------- the CLI

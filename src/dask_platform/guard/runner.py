@@ -93,21 +93,14 @@ def stack_urn(stack: str, project: str) -> str:
     return f"urn:pulumi:{stack}::{project}::{STACK_TYPE}::{project}-{stack}"
 
 
-def child_urn(stack: str, project: str, parent_urn: str, type_: str, name: str) -> str:
-    """A URN as Pulumi's mock monitor forms it (parent's own type + '$' + type), so the parent
-    URNs recorded by :mod:`dask_platform.pulumi_eval` resolve to the resources built here."""
-    qualified = type_
-    if parent_urn and not parent_urn.endswith(f"::{STACK_TYPE}::{project}-{stack}"):
-        parent_type = parent_urn.split("::")[2].split("$")[-1]
-        qualified = f"{parent_type}${type_}"
-    return f"urn:pulumi:{stack}::{project}::{qualified}::{name}"
-
-
-# RecordingMocks answers every created resource with the id "<name>-id"; companions then hold
-# that id in their `bucket` input. The gate adds it to the outputs, where the engine has the
-# provider's id (for S3, the bucket name, which the rules also match).
-def _mock_id(name: str) -> str:
-    return f"{name}-id"
+def child_urn(parent_urn: str, type_: str, name: str) -> str:
+    """A URN as Pulumi's mock monitor forms it - the parent's own type, '$', the type - so the
+    parent URNs recorded by :mod:`dask_platform.pulumi_eval` resolve to the resources built
+    here. (The engine leaves the stack's type out of top-level URNs; these URNs only identify
+    resources inside the gate.)"""
+    stack_part, project, parent_type, _ = parent_urn.split("::", 3)
+    qualified = f"{parent_type.split('$')[-1]}${type_}"
+    return f"{stack_part}::{project}::{qualified}::{name}"
 
 
 def resources_from_evaluation(evaluation: Evaluation, project: str) -> list[GuardResource]:
@@ -117,14 +110,13 @@ def resources_from_evaluation(evaluation: Evaluation, project: str) -> list[Guar
     for record in evaluation.resources:
         parent = record.parent or root
         outputs = dict(record.outputs)
-        outputs.setdefault("id", getattr(record, "id", None) or _mock_id(record.name))
         out.append(
             GuardResource(
                 type=record.type,
                 name=record.name,
                 inputs=dict(record.inputs),
                 outputs=outputs,
-                urn=child_urn(stack, project, parent, record.type, record.name),
+                urn=child_urn(parent, record.type, record.name),
                 parent_urn=parent,
                 protect=record.protect,
                 read=record.read,
@@ -153,7 +145,7 @@ def resources_from_fixture(
                 if len(matches) != 1:
                     raise ValueError(f"fixture resource {name}: parent {parent_name!r} not found")
                 parent = urn_of(matches[0])
-            urns[name] = child_urn(stack, project, parent, str(entry["type"]), name)
+            urns[name] = child_urn(parent, str(entry["type"]), name)
         return urns[name]
 
     out = []
