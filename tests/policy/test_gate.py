@@ -255,6 +255,23 @@ def test_unprotected_data_bucket_fails_the_gate(evaluated: Callable[[str], Evalu
         assert any("is not protect=True" in v.message for v in violations)
 
 
+def test_pack_config_comes_from_the_stack_config() -> None:
+    config = load_stack_file(REPO, "prod")
+    opened = config.model_copy(
+        update={"ecs": config.ecs.model_copy(update={"access_cidrs": ["0.0.0.0/0"]})}
+    )
+    pack = pack_config(opened)
+    assert pack["no-open-ingress"]["ingress_cidrs"] == sorted(
+        {*config.network.ingress_cidrs, "0.0.0.0/0"}
+    )
+    assert pack["gateway-auth-not-simple-in-production"] == {"production": config.production}
+    assert pack["scratch-bucket-lifecycle"] == {"scratch_bucket": config.scratch.bucket_name}
+    assert pack["data-buckets-protected-versioned"] == {
+        "data_buckets": [b.name for b in config.data_buckets if b.managed]
+    }
+    assert set(pack) <= {p.name for p in policies()}
+
+
 # --------------------------------------------------------------------------- the CLI
 
 runner = CliRunner()

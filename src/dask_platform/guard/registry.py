@@ -33,8 +33,8 @@ _INGRESS_SCHEMA = PolicyConfigSchema(
             "type": "array",
             "items": {"type": "string"},
             "default": rules.CONFIG_DEFAULTS["ingress_cidrs"],
-            "description": "The stack's network.ingress_cidrs: the only CIDRs a security group "
-            "may open to the world (0.0.0.0/0 passes only if listed).",
+            "description": "The stack's network.ingress_cidrs and ecs.access_cidrs: an open "
+            "CIDR (0.0.0.0/0, ::/0) passes only if listed here.",
         }
     }
 )
@@ -196,7 +196,11 @@ def pack_config(config: StackConfig) -> dict[str, dict[str, Any]]:
     uses and what ``dask-platform plan --pack-config`` writes for ``pulumi preview
     --policy-pack-config``."""
     return {
-        "no-open-ingress": {"ingress_cidrs": list(config.network.ingress_cidrs)},
+        # Both settings name who may come in from outside the VPC: the gateway's and the
+        # dask-cloudprovider clusters' (ecs.access_cidrs).
+        "no-open-ingress": {
+            "ingress_cidrs": sorted({*config.network.ingress_cidrs, *config.ecs.access_cidrs})
+        },
         "gateway-auth-not-simple-in-production": {"production": config.production},
         "scratch-bucket-lifecycle": {"scratch_bucket": config.scratch.bucket_name},
         "data-buckets-protected-versioned": {

@@ -592,9 +592,10 @@ def no_open_ingress_validator(
     allowed = {normalise_cidr(str(c)) for c in as_list(_config(args, "ingress_cidrs"))}
     for where, cidr in _ingress_cidrs(args):
         if is_open_cidr(cidr) and normalise_cidr(cidr) not in allowed:
+            listed = ", ".join(sorted(allowed)) or "none"
             report_violation(
-                f"{where} allows ingress from {cidr}; the stack config's network.ingress_cidrs "
-                f"does not list it (allowed: {', '.join(sorted(allowed)) or 'none'})"
+                f"{where} allows ingress from {cidr}; the stack config (network.ingress_cidrs, "
+                f"ecs.access_cidrs) does not list it (allowed: {listed})"
             )
 
 
