@@ -134,13 +134,6 @@ ACCEPTED_PARLIAMENT_FINDINGS: tuple[AcceptedFinding, ...] = (
     AcceptedFinding(
         "PERMISSIONS_MANAGEMENT_ACTIONS",
         frozenset({"identity"}),
-        lambda detail, _doc: detail == "['kms:creategrant']",
-        "EKS envelope encryption: the cluster role creates grants on its one secrets key (the "
-        "Resource is that key's ARN, enforced by iam-no-wildcards)",
-    ),
-    AcceptedFinding(
-        "PERMISSIONS_MANAGEMENT_ACTIONS",
-        frozenset({"identity"}),
         lambda detail, doc: (
             all(a.startswith("iam:") for a in _actions_of(detail))
             and _role_grants_constrained(_actions_of(detail), doc)
