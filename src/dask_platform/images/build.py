@@ -42,6 +42,7 @@ from dask_platform.images import (
     all_images,
     local_name,
 )
+from dask_platform.images.audit import audit_image
 from dask_platform.images.base import resolve_base
 from dask_platform.images.lock import (
     LockedRequirement,
@@ -458,6 +459,12 @@ def build_images(
         task = reporter.task(f"{image}: build", total=1.0)
         if image_id is None:
             image_id = _engine_build(client, context, build_reference, buildargs, reporter, task)
+        findings = audit_image(client, build_reference)
+        if findings:
+            raise ImageBuildError(
+                f"{build_reference} breaks the image rules:\n"
+                + "\n".join(f"  - {finding}" for finding in findings)
+            )
         # The lock tag follows the newest build of this lock (re-pointed when a Containerfile or
         # the project code changed); the build tag is immutable.
         client.images.get(image_id).tag(local_name(image), tag)
