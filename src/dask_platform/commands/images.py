@@ -172,3 +172,96 @@ def build_command(
         LockError,
     ) as exc:
         raise _fail(console, str(exc), code=1) from exc
+
+
+@app.command("drift")
+def drift_command(
+    image: list[str] = typer.Option(
+        None,
+        "--image",
+        "-i",
+        help="An image to compare: a name of {worker, notebook, gateway} (this lock's build, "
+        "localhost/dask-platform/<name>:lock-<hash>) or any image reference. Repeatable.",
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="A running cluster's scheduler address, e.g. tcp://host:8786."
+    ),
+    gateway_cluster: str | None = typer.Option(
+        None,
+        "--gateway-cluster",
+        help="A running dask-gateway cluster's name (gateway address and auth from the dask "
+        "config, as `Gateway()` reads them).",
+    ),
+    docker_host: str | None = typer.Option(
+        None, "--docker-host", help="Engine API URL for --image (default: as `images build`)."
+    ),
+) -> None:
+    """Compare package versions of this environment, images and a running cluster.
+
+    Exits 1 if any shared package differs (or one of Dask's required packages is missing).
+    """
+    from dask_platform.images import IMAGES, local_name
+    from dask_platform.images import drift as drift_module
+    from dask_platform.images.lock import LockError, lock_sha256, lock_tag
+
+    console = Console()
+    if not (image or scheduler or gateway_cluster):
+        raise _fail(console, "nothing to compare: give --image, --scheduler or --gateway-cluster")
+    if scheduler and gateway_cluster:
+        raise _fail(console, "--scheduler and --gateway-cluster: give one cluster, not both")
+    sources: dict[str, dict[str, str]] = {drift_module.CLIENT: drift_module.client_versions()}
+    if image:
+        from dask_platform.images import engine as engine_module
+
+        try:
+            tag = lock_tag(lock_sha256())
+        except LockError as exc:
+            raise _fail(console, str(exc)) from exc
+        references = [f"{local_name(i)}:{tag}" if i in IMAGES else i for i in image]
+        try:
+            with engine_module.connect(docker_host) as engine:
+                for reference in references:
+                    sources[reference] = drift_module.image_versions(engine.client, reference)
+        except engine_module.EngineError as exc:
+            raise _fail(console, str(exc), code=1) from exc
+        except Exception as exc:  # the engine's errors: image missing, container failed
+            raise _fail(console, f"cannot read the versions of an image: {exc}", code=1) from exc
+    if scheduler or gateway_cluster:
+        packages = [name for name in sources[drift_module.CLIENT] if name != drift_module.PYTHON]
+        try:
+            sources.update(_cluster_sources(scheduler, gateway_cluster, packages))
+        except OSError as exc:
+            raise _fail(console, f"cannot reach the cluster: {exc}", code=1) from exc
+    report = drift_module.compare(sources)
+    table = Table(title="package versions")
+    table.add_column("package")
+    for source in report.sources:
+        table.add_column(source)
+    table.add_column("")
+    for row in report.rows:
+        cells = [row.versions[s] or "[dim]missing[/dim]" for s in report.sources]
+        mark = "[red]✗ drift[/red]" if row.drifted else "[green]✓[/green]"
+        table.add_row(row.package, *cells, mark)
+    console.print(table)
+    if report.drifted:
+        names = ", ".join(row.package for row in report.drifted)
+        raise _fail(console, f"{len(report.drifted)} package(s) drifted: {names}", code=1)
+    console.print(f"[green]✓ {len(report.rows)} shared packages, no drift[/green]")
+
+
+def _cluster_sources(
+    scheduler: str | None, gateway_cluster: str | None, packages: list[str]
+) -> dict[str, dict[str, str]]:
+    from distributed import Client
+
+    from dask_platform.images import drift as drift_module
+
+    if scheduler is not None:
+        with Client(scheduler, timeout="20s") as client:
+            return drift_module.cluster_versions(client, packages)
+    from dask_gateway import Gateway
+
+    with Gateway() as gateway:
+        cluster = gateway.connect(str(gateway_cluster))
+        with cluster.get_client(set_as_default=False) as client:
+            return drift_module.cluster_versions(client, packages)
