@@ -9,10 +9,12 @@ from components.eks import EksCluster, EksClusterArgs
 from components.gateway import DaskGateway, DaskGatewayArgs
 from components.identity import TeamIdentity, TeamIdentityArgs
 from components.network import Network, NetworkArgs
+from components.registry import Registry, RegistryArgs
 from components.storage import DataBucket, DataBucketArgs, ScratchStorage, ScratchStorageArgs
 
 from dask_platform.gateway_settings import render_values
 from dask_platform.iam import service_account_name
+from dask_platform.images import all_images
 from dask_platform.stack_config import load_from_pulumi
 
 config = load_from_pulumi()  # every problem at once, before any resource is declared
@@ -76,6 +78,21 @@ identities = {
     )
     for team in config.teams
 }
+
+registry = (
+    Registry(
+        "registry",
+        RegistryArgs(
+            repository_prefix=config.registry.repository_prefix,
+            images=all_images(),
+            keep_images=config.registry.keep_images,
+            untagged_expiry_days=config.registry.untagged_expiry_days,
+        ),
+        opts=with_aws,
+    )
+    if config.registry.enabled
+    else None
+)
 
 ecs = (
     DaskEcs(
@@ -159,3 +176,5 @@ if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.P
     pulumi.export("ec2_instance_profile_arns", {t: p.arn for t, p in ecs.instance_profiles.items()})
     pulumi.export("ec2_ami_id", ecs.ec2_ami_id)
     pulumi.export("ec2_imdsv2_required", config.ecs.imdsv2_account_default)
+if registry is not None:  # `scripts/build-images --push --outputs <file>` reads this
+    pulumi.export("ecr_repositories", registry.repository_urls)

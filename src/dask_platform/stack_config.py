@@ -480,6 +480,42 @@ class Ecs(_Model):
         return value
 
 
+RepositoryPrefix = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            r"[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*",
+            "an ECR repository namespace such as dask-platform or earth/dask: lowercase "
+            "letters, digits, '.', '_', '-', segments separated by '/'",
+        )
+    ),
+]
+
+
+class Registry(_Model):
+    """ECR repositories for the platform's images (images/): one per image, named
+    ``<repository_prefix>/<image>``; scanned on push, immutable tags, encrypted, protected."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Create the repositories. Images are built once and run everywhere, so one "
+        "stack per account and region owns them; the others pull from them.",
+    )
+    repository_prefix: RepositoryPrefix = Field(
+        default="dask-platform", max_length=200, description="Repositories: <prefix>/<image>."
+    )
+    keep_images: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="Tagged images kept per repository; older ones expire (a running cluster's "
+        "image must be among them).",
+    )
+    untagged_expiry_days: int = Field(
+        default=7, ge=1, le=365, description="Untagged images (superseded pushes) expire after."
+    )
+
+
 class StackConfig(_Model):
     """Everything a stack needs; loaded from ``Pulumi.<stack>.yaml`` (``dask-platform:`` keys)."""
 
@@ -492,6 +528,7 @@ class StackConfig(_Model):
     data_buckets: list[DataBucket] = Field(default_factory=list)
     gateway: Gateway
     ecs: Ecs = Field(default_factory=Ecs)
+    registry: Registry = Field(default_factory=Registry)
     tags: dict[str, str] = Field(default_factory=dict)
 
     def team(self, name: str) -> Team:

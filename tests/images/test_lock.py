@@ -217,3 +217,11 @@ def test_an_unreadable_outputs_file_is_one_clear_error(tmp_path):
     path.write_text("{not json")
     with pytest.raises(PushError, match="not a readable `pulumi stack output --json` file"):
         read_repositories(path, IMAGES)
+
+
+def test_the_programs_own_outputs_feed_the_push():
+    """tests/fixtures/outputs/prod.json is what the Pulumi program exports for prod (kept in
+    step by tests/unit/test_cloudprovider.py): it names a repository for every image."""
+    outputs = Path(__file__).parents[1] / "fixtures" / "outputs" / "prod.json"
+    repositories = read_repositories(outputs, all_images())
+    assert all(url.endswith(f"/dask-platform/{image}") for image, url in repositories.items())
