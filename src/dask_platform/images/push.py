@@ -12,9 +12,10 @@ their ``build-`` tag).
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,18 +85,56 @@ def registry_auth(ecr: Any, registry: str) -> dict[str, str]:
 
 
 def existing_tags(ecr: Any, repository: str, tags: Sequence[str]) -> set[str]:
-    try:
-        response = ecr.describe_images(
-            repositoryName=repository, imageIds=[{"imageTag": tag} for tag in tags]
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ImageNotFoundException":
-            return set()
-        raise PushError(f"cannot list the tags of ECR repository {repository}: {exc}") from exc
+    """Which of ``tags`` the repository already has (one call per tag: DescribeImages fails
+    as a whole when any one of the images asked for does not exist)."""
     found: set[str] = set()
-    for detail in response.get("imageDetails", []):
-        found.update(detail.get("imageTags", []))
-    return found & set(tags)
+    for tag in tags:
+        try:
+            response = ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ImageNotFoundException":
+                continue
+            raise PushError(f"cannot list the tags of ECR repository {repository}: {exc}") from exc
+        for detail in response.get("imageDetails", []):
+            found.update(set(detail.get("imageTags", [])) & {tag})
+    return found
+
+
+def is_loopback(registry: str) -> bool:
+    """Whether a registry host[:port] is on the loopback interface."""
+    if registry.startswith("["):
+        host = registry[1 : registry.find("]")]
+    else:
+        host = registry.rsplit(":", 1)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _push_stream(
+    client: docker.DockerClient, repository_url: str, tag: str, auth: dict[str, str]
+) -> Iterator[dict[str, Any]]:
+    """The engine's push, as ``APIClient.push`` sends it, plus podman's ``tlsVerify=false`` for
+    a registry on the loopback interface: Docker's daemon already treats 127.0.0.0/8 as a
+    plain-HTTP registry (and ignores the parameter); podman needs to be told. Only a local
+    test registry ever matches; ECR is always TLS."""
+    api = client.api
+    params = {"tag": tag}
+    if is_loopback(split_repository(repository_url)[0]):
+        params["tlsVerify"] = "false"
+    encoded = base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()
+    response = api._post(  # the SDK's push has no way to pass tlsVerify
+        api._url("/images/{0}/push", repository_url),
+        params=params,
+        headers={"X-Registry-Auth": encoded},
+        stream=True,
+        timeout=None,
+    )
+    api._raise_for_status(response)
+    yield from api._stream_helper(response, decode=True)
 
 
 def _push(
@@ -106,9 +145,7 @@ def _push(
     reporter: Reporter,
 ) -> None:
     task = reporter.task(f"push {repository_url.rsplit('/', 1)[-1]}:{tag}", total=None)
-    for chunk in client.images.push(
-        repository_url, tag=tag, auth_config=auth, stream=True, decode=True
-    ):
+    for chunk in _push_stream(client, repository_url, tag, auth):
         if "error" in chunk:
             raise PushError(f"pushing {repository_url}:{tag} failed: {chunk['error']}")
         reporter.log(json.dumps(chunk))
@@ -119,21 +156,28 @@ def _push(
 
 
 def push_images(
-    client: docker.DockerClient, built: Sequence[BuiltImage], outputs: Path, reporter: Reporter
+    client: docker.DockerClient,
+    built: Sequence[BuiltImage],
+    outputs: Path,
+    reporter: Reporter,
+    ecr: Any | None = None,
 ) -> list[str]:
-    """Push each image under its build tag (and its lock tag if that is new); returns refs."""
+    """Push each image under its build tag (and its lock tag if that is new); returns refs.
+
+    ``ecr``: a boto3 ECR client to use instead of one for each registry's region.
+    """
     repositories = read_repositories(outputs, [item.image for item in built])
     pushed: list[str] = []
     for item in built:
         url = repositories[item.image]
         registry, name = split_repository(url)
-        ecr = ecr_client(registry)
+        registry_api = ecr if ecr is not None else ecr_client(registry)
         lock_tag, build_tag = item.tags
-        present = existing_tags(ecr, name, [lock_tag, build_tag])
+        present = existing_tags(registry_api, name, [lock_tag, build_tag])
         if build_tag in present:
             reporter.note(f"{url}:{build_tag} is already in ECR (identical build); skipped")
             continue
-        auth = registry_auth(ecr, registry)
+        auth = registry_auth(registry_api, registry)
         image = client.images.get(item.image_id)
         to_push = [build_tag] + ([] if lock_tag in present else [lock_tag])
         for tag in to_push:
