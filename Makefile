@@ -6,13 +6,14 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PYTEST_ARGS ?=
 STACK ?= dev
 
-.PHONY: help setup system-deps demo test test-unit lint format plan images bench clean
+.PHONY: help setup system-deps demo test test-unit lint format plan images images-lock bench clean
 
 help:
 	@echo "make demo    - start the embedded local platform and prove keyless S3 from Dask workers"
 	@echo "make test    - lint + the whole test suite (unit, policy, integration, images)"
 	@echo "make plan STACK=<name> - evaluate a committed stack offline and run the policy gate"
 	@echo "make images  - build the worker, notebook and gateway images from the lock"
+	@echo "make images-lock - re-resolve images/uv.lock, pinned to uv.lock"
 	@echo "make bench   - run the benchmarks and update bench/README.md"
 
 $(UV):
@@ -50,6 +51,9 @@ plan: setup
 
 images: setup
 	$(UV) run --frozen scripts/build-images
+
+images-lock: setup
+	$(UV) run --frozen scripts/lock-images
 
 bench: setup
 	$(UV) run --frozen python -m bench

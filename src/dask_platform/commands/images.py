@@ -265,3 +265,88 @@ def _cluster_sources(
         cluster = gateway.connect(str(gateway_cluster))
         with cluster.get_client(set_as_default=False) as client:
             return drift_module.cluster_versions(client, packages)
+
+
+@app.command("sizes")
+def sizes_command(
+    image: list[str] = typer.Option(
+        None,
+        "--image",
+        "-i",
+        help=f"Image(s) to measure, of {{{', '.join(all_images())}}}; default: "
+        f"{', '.join(IMAGES)} (this lock's builds).",
+    ),
+    record: Path | None = typer.Option(
+        None,
+        "--record",
+        help="Write the measurement as JSON here (the committed one is bench/images/sizes.json).",
+    ),
+    docker_host: str | None = typer.Option(
+        None, "--docker-host", help="Engine API URL (default: as `images build`)."
+    ),
+) -> None:
+    """Measure the built images: uncompressed, gzip-compressed, and the worker/notebook ratio."""
+    import json
+    import platform
+    from datetime import UTC, datetime
+
+    from dask_platform.images import PARENT_IMAGE, local_name
+    from dask_platform.images import engine as engine_module
+    from dask_platform.images.lock import LockError, lock_sha256, lock_tag
+    from dask_platform.images.sizes import measure
+    from dask_platform.images.sizes import record as record_document
+
+    console = Console()
+    names = list(image or IMAGES)
+    unknown = sorted(set(names) - set(all_images()))
+    if unknown:
+        raise _fail(console, f"unknown image(s) {', '.join(unknown)}; one of {all_images()}")
+    try:
+        sha = lock_sha256()
+    except LockError as exc:
+        raise _fail(console, str(exc)) from exc
+    tag = lock_tag(sha)
+    references = {name: f"{local_name(name)}:{tag}" for name in names}
+    try:
+        with engine_module.connect(docker_host) as engine:
+            with console.status("exporting and compressing every layer"):
+                measured = measure(engine.client, references, PARENT_IMAGE)
+            first = engine.client.images.get(next(iter(references.values())))
+            facts = {
+                "lock": tag,
+                "lock_sha256": sha,
+                "base": first.labels.get("org.opencontainers.image.base.name", "unknown"),
+                "engine": engine.describe().split(" at ")[0],
+                "machine": platform.machine(),
+                "measured": datetime.now(UTC).strftime("%Y-%m-%d"),
+            }
+    except engine_module.EngineError as exc:
+        raise _fail(console, str(exc), code=1) from exc
+    except Exception as exc:  # the engine's errors: an image of this lock is not built
+        raise _fail(
+            console, f"cannot measure {', '.join(references.values())}: {exc}", code=1
+        ) from exc
+    document = record_document(measured, facts)
+    table = Table(title=f"image sizes ({tag})")
+    for column in ("image", "uncompressed", "compressed (pull)", "beyond parent", "layers"):
+        table.add_column(column)
+    for item in measured:
+        beyond = item.compressed_beyond_parent_bytes
+        table.add_row(
+            item.image,
+            f"{item.uncompressed_bytes / 1e6:,.0f} MB",
+            f"{item.compressed_bytes / 1e6:,.0f} MB",
+            "" if beyond is None else f"{beyond / 1e6:,.0f} MB",
+            str(item.layers),
+        )
+    console.print(table)
+    ratio = document.get("worker_to_notebook")
+    if ratio:
+        console.print(
+            f"worker/notebook: {ratio['uncompressed']:.2f} uncompressed, "
+            f"{ratio['compressed']:.2f} compressed"
+        )
+    if record is not None:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(document, indent=2) + "\n")
+        console.print(f"[green]✓ recorded {record}[/green]")
