@@ -33,6 +33,8 @@ class Reporter:
             TextColumn("[dim]{task.fields[detail]}"),
             console=self.console,
             transient=False,
+            # Not a terminal (CI logs): no redrawn bars, one line per finished step instead.
+            disable=not self.console.is_terminal,
         )
 
     def __enter__(self) -> Reporter:
@@ -71,6 +73,10 @@ class Reporter:
     def done(self, task: TaskID, detail: str) -> None:
         total = self._progress.tasks[task].total or 1.0
         self._progress.update(task, completed=total, total=total, detail=detail[:80])
+        if self._progress.disable:
+            elapsed = self._progress.tasks[task].elapsed or 0.0
+            description = self._progress.tasks[task].description
+            self.note(f"{description}: {detail} ({elapsed:.0f} s)")
 
     def log(self, line: str) -> None:
         if self._log is not None:
