@@ -84,12 +84,18 @@ def engine() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def built(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, BuiltImage]:
+    from dask_platform.images.base import BaseImageError
     from dask_platform.images.progress import Reporter
 
     log = tmp_path_factory.mktemp("images") / "build.log"
     request = BuildRequest(images=IMAGES, cache_dir=default_cache_dir())
-    with Reporter(log_file=log) as reporter:
-        images = build_images(engine.client, request, reporter)
+    try:
+        with Reporter(log_file=log) as reporter:
+            images = build_images(engine.client, request, reporter)
+    except BaseImageError as exc:
+        # A laptop without registry access and without root/debootstrap has no base to build
+        # on; under CI=true this skip is a failure.
+        pytest.skip(f"no base image for the image builds: {exc}")
     return {item.image: item for item in images}
 
 

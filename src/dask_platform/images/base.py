@@ -225,8 +225,11 @@ def debootstrap_base(
         str(tarball), repository=repository, tag=tag, changes=list(recipe.changes)
     )
     image = client.images.get(_image_id_from_import(str(response)))
-    # podman's compatible import ignores the tag parameter; tagging by id works on both engines.
+    # podman's compatible import ignores the tag parameter (it tags `latest`); tagging by id
+    # works on both engines, and the stray `latest` goes.
     image.tag(repository, tag)
+    if tag != "latest" and f"{repository}:latest" in client.images.get(image.id).tags:
+        client.images.remove(f"{repository}:latest")
     reporter.done(task, recipe.reference)
     return client.images.get(recipe.reference)
 

@@ -37,6 +37,7 @@ from dask_platform.images import (
     BUILD_KEY_LABEL,
     IMAGES,
     IMAGES_DIR,
+    LOCK_LABEL,
     PARENT_IMAGE,
     REPO_DIR,
     all_images,
@@ -381,6 +382,27 @@ def _engine_build(
     return image_id
 
 
+STAGE_LABEL = "org.dask-platform.stage"
+
+
+def remove_leftovers(
+    client: docker.DockerClient, image: str, lock_sha: str, keep_id: str, reporter: Reporter
+) -> None:
+    """Remove what a build leaves behind: its build-stage images (labelled, untagged) and
+    earlier builds of the same image for the same lock (superseded: a Containerfile or the
+    project code changed). Images of other locks stay; an image in use is left alone."""
+    leftovers = client.images.list(filters={"dangling": True, "label": f"{STAGE_LABEL}=build"})
+    for candidate in client.images.list(name=local_name(image)):
+        labels = candidate.labels or {}
+        if labels.get(LOCK_LABEL) == lock_sha and candidate.id != keep_id:
+            leftovers.append(candidate)
+    for leftover in leftovers:
+        try:
+            client.images.remove(str(leftover.id), force=False, noprune=False)
+        except docker.errors.APIError as exc:
+            reporter.log(f"left {leftover.id} in place: {exc}")
+
+
 def _reusable(client: docker.DockerClient, reference: str, key: str) -> str | None:
     try:
         image = client.images.get(reference)
@@ -468,6 +490,7 @@ def build_images(
         # The lock tag follows the newest build of this lock (re-pointed when a Containerfile or
         # the project code changed); the build tag is immutable.
         client.images.get(image_id).tag(local_name(image), tag)
+        remove_leftovers(client, image, sha, image_id, reporter)
         seconds = time.monotonic() - started
         reporter.done(task, f"{'reused' if reused else 'built'} {reference}")
         built[image] = BuiltImage(
