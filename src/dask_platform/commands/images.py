@@ -161,7 +161,7 @@ def build_command(
             if push and outputs is not None:
                 from dask_platform.images.push import push_images
 
-                with Reporter(Console(stderr=True), log_file) as reporter:
+                with Reporter(Console(stderr=True), log_file, append=True) as reporter:
                     pushed = push_images(engine.client, built, outputs, reporter)
                 for line in pushed:
                     console.print(f"[green]✓ pushed[/green] {line}")

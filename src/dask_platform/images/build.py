@@ -491,6 +491,8 @@ def build_images(
         # the project code changed); the build tag is immutable.
         client.images.get(image_id).tag(local_name(image), tag)
         remove_leftovers(client, image, sha, image_id, reporter)
+        # Re-assembled from the wheelhouse on every run; kept only when a build fails (to debug).
+        shutil.rmtree(context)
         seconds = time.monotonic() - started
         reporter.done(task, f"{'reused' if reused else 'built'} {reference}")
         built[image] = BuiltImage(

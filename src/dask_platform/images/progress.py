@@ -20,9 +20,12 @@ from rich.progress import (
 class Reporter:
     """One progress display per run; ``log`` keeps the engines' full output out of the way."""
 
-    def __init__(self, console: Console | None = None, log_file: Path | None = None) -> None:
+    def __init__(
+        self, console: Console | None = None, log_file: Path | None = None, append: bool = False
+    ) -> None:
         self.console = console or Console(stderr=True)
         self.log_file = log_file
+        self.append = append
         self._log: IO[str] | None = None
         self._progress = Progress(
             SpinnerColumn(),
@@ -40,7 +43,7 @@ class Reporter:
     def __enter__(self) -> Reporter:
         if self.log_file is not None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
-            self._log = self.log_file.open("a")
+            self._log = self.log_file.open("a" if self.append else "w")
         self._progress.start()
         return self
 
