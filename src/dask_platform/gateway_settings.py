@@ -105,7 +105,7 @@ def _auth_values(config: StackConfig) -> dict[str, Any]:
     return {"type": auth.type}
 
 
-def render_values(config: StackConfig, gateway_image: str | None = None) -> dict[str, Any]:
+def render_values(config: StackConfig) -> dict[str, Any]:
     """The complete Helm values for a stack (without secrets: those are added by the program)."""
     gw = config.gateway
     values = committed_values(gw.values_overlay)
@@ -126,9 +126,11 @@ def render_values(config: StackConfig, gateway_image: str | None = None) -> dict
         },
         "traefik": {"service": {"type": gw.service_type}},
     }
-    if gateway_image:
-        name, _, tag = gateway_image.rpartition(":")
-        generated["gateway"]["image"] = {"name": name, "tag": tag}
+    # The API server and the controller both run dask-gateway-server, and both load this
+    # platform's code (the options handler imports dask_platform).
+    server = {"name": gw.server_image.name, "tag": gw.server_image.tag}
+    generated["gateway"]["image"] = server
+    generated["controller"] = {"image": server}
     if gw.service_type == "LoadBalancer":
         # Internal NLB; reachable only from the VPC and the CIDRs the stack opens.
         # ref: https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/guide/service/annotations/

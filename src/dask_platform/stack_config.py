@@ -340,7 +340,15 @@ class Gateway(_Model):
     cluster_max_workers: int = Field(ge=1, le=10_000)
     cluster_max_cores: float = Field(gt=0)
     cluster_max_memory_gib: float = Field(gt=0)
-    image: Image
+    image: Image = Field(
+        description="Scheduler and worker image (images/worker, tagged lock-<hash> of the lock "
+        "the notebook image is built from)."
+    )
+    server_image: Image = Field(
+        description="The gateway API server and controller image (images/gateway: "
+        "dask-gateway-server plus this platform's gateway-side code, which gateway_config.py "
+        "imports; the upstream image lacks it)."
+    )
     service_type: Literal["ClusterIP", "LoadBalancer"] = Field(
         default="LoadBalancer",
         description="LoadBalancer: an internal NLB reachable from ingress_cidrs; "
