@@ -84,16 +84,21 @@ def outputs(platform: LocalPlatform) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def gateway_as(platform: LocalPlatform) -> Iterator[Callable[[str], Any]]:
+def gateway_as(platform: LocalPlatform) -> Iterator[Callable[..., Any]]:
     yield from _gateway_factory(platform)
 
 
-def _gateway_factory(platform: LocalPlatform) -> Iterator[Callable[[str], Any]]:
+def _gateway_factory(platform: LocalPlatform) -> Iterator[Callable[..., Any]]:
     from dask_gateway import BasicAuth, Gateway
 
     opened: list[Any] = []
+    # One client per user unless a test asks for a fresh one: each client runs its own IO-loop
+    # thread, and on two cores a suite that makes dozens of them starves their start-up.
+    by_user: dict[str, Any] = {}
 
-    def gateway_as(user: str) -> Any:
+    def gateway_as(user: str, fresh: bool = False) -> Any:
+        if user in by_user and not fresh:
+            return by_user[user]
         outputs = platform.outputs()
         gateway = Gateway(
             outputs["gateway_address"],
@@ -101,6 +106,7 @@ def _gateway_factory(platform: LocalPlatform) -> Iterator[Callable[[str], Any]]:
             auth=BasicAuth(user, platform.passwords()[user]),
         )
         opened.append(gateway)
+        by_user.setdefault(user, gateway)
         return gateway
 
     yield gateway_as

@@ -8,7 +8,6 @@ from typing import Any
 import dask
 import dask.bag as db
 import pytest
-from dask_gateway.client import GatewayClusterError
 
 from dask_platform.local import probes
 
@@ -124,17 +123,17 @@ def test_environment_with_aws_variables_is_refused(
     before = {c.name for c in gateway.list_clusters()}
     options = gateway.cluster_options()
     options.environment = {variable: "AKIAEXAMPLE", "MY_VARIABLE": "1"}
-    with pytest.raises((ValueError, GatewayClusterError)) as raised:
-        gateway.new_cluster(options)
-    message = str(raised.value)
-    assert f"environment: {variable} may not be set" in message
+    # submit, not new_cluster: a GatewayCluster whose start fails leaks its IO-loop thread
+    # (dask-gateway 2026.3.0), and the refusal happens at submission anyway.
+    with pytest.raises(ValueError, match=f"environment: {variable} may not be set"):
+        gateway.submit(options)
     assert {c.name for c in gateway.list_clusters()} == before
 
 
 def test_a_user_in_no_team_gets_no_cluster(gateway_as: Callable[[str], Any]) -> None:
     gateway = gateway_as("carol")
     with pytest.raises(ValueError, match="belongs to no team"):
-        gateway.new_cluster()
+        gateway.submit()
     assert gateway.list_clusters() == []
 
 

@@ -37,7 +37,8 @@ def test_the_client_reconnects_by_name_after_a_gateway_restart(
     platform.restart_gateway()
 
     assert platform.state()["components"]["gateway"]["pid"] != old_pid
-    again = gateway_as("alice").connect(name)
+    # A new client, as a notebook restarted after the gateway would make.
+    again = gateway_as("alice", fresh=True).connect(name)
     with again.get_client() as client:
         assert client.submit(sum, [20, 22], pure=False).result(timeout=60) == 42
         team = client.run(lambda: os.environ["DASK_PLATFORM_TEAM"])
