@@ -51,6 +51,32 @@ def platform_config(**local: Any) -> LocalConfig:
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_platforms_of_aborted_runs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A test run killed before its teardown (SIGKILL, a CI timeout) leaves its platforms
+    running: their processes live in their own sessions. They carry the marker with their
+    state directory, so the next run stops those of earlier runs (never its own)."""
+    import psutil
+
+    from dask_platform.local.processes import MARKER_ENV, terminate
+
+    current = tmp_path_factory.getbasetemp().resolve()
+    runs_root = current.parent
+    stale = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            marker = proc.environ().get(MARKER_ENV)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        if (
+            marker
+            and Path(marker).is_relative_to(runs_root)
+            and not Path(marker).is_relative_to(current)
+        ):
+            stale.append(proc.pid)
+    terminate(stale)
+
+
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     state = tmp_path_factory.mktemp("emulator")
