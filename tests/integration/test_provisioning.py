@@ -74,10 +74,11 @@ def test_the_scratch_bucket_has_the_programs_settings(admin: Any, outputs: dict[
     assert missing.value.response["Error"]["Code"] == "NoSuchBucketPolicy"
 
 
-def test_outputs_have_every_key_the_pulumi_program_exports(outputs: dict[str, Any]) -> None:
-    from dask_platform.pulumi_eval import evaluate_stack
+def test_outputs_have_every_key_any_committed_stack_exports(outputs: dict[str, Any]) -> None:
+    from dask_platform.pulumi_eval import REPO_DIR, evaluate_stack
+    from dask_platform.stack_config import list_stacks
 
-    exported = set(evaluate_stack("dev").outputs)
+    exported = {key for stack in list_stacks(REPO_DIR) for key in evaluate_stack(stack).outputs}
     assert exported - set(outputs) == set()
     assert outputs["scratch_urls"] == {
         t: f"s3://{outputs['scratch_bucket']}/{t}/" for t in outputs["teams"]
