@@ -1,0 +1,1 @@
+"""One module per benchmark group (see :mod:`bench.runner` for the interface)."""
