@@ -63,7 +63,8 @@ def test_render_only_rebuilds_the_committed_readme_block(tmp_path: Path) -> None
     )
     assert result.exit_code == 0, result.output
     rendered = readme.read_text()
-    assert rendered.startswith("before\n") and rendered.endswith("after\n")
+    assert rendered.startswith("before\n")
+    assert rendered.endswith("after\n")
     assert "stale" not in rendered
 
     def block(text: str) -> str:
