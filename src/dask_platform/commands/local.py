@@ -33,18 +33,36 @@ def up(
         "--gateway-port",
         min=1,
         max=65535,
-        help="Port of the gateway on 127.0.0.1; default: a free one.",
+        help="Port of the (first site's) gateway on 127.0.0.1; default: a free one.",
+    ),
+    auth: str = typer.Option(
+        None,
+        "--auth",
+        help="How the gateways authenticate users, one of {password, oidc}; default: the "
+        "config's local.gateway_auth.",
+    ),
+    sites: list[str] = typer.Option(
+        None,
+        "--site",
+        help="Run a gateway for this site (repeat for several sites sharing the emulator and "
+        "issuer); default: the config's local.sites.",
     ),
 ) -> None:
-    """Start the emulator, the issuer and the gateway; provision; write outputs.json."""
+    """Start the emulator, the issuer and one gateway per site; provision; write outputs.json."""
     from dask_platform.local.config import load_local_config
     from dask_platform.local.platform import LocalPlatform
     from dask_platform.local.processes import ComponentError
     from dask_platform.stack_config import StackConfigError
 
     console = Console()
+    overrides: dict[str, object] = {}
+    if auth is not None:
+        overrides["gateway_auth"] = auth
+    if sites:
+        overrides["sites"] = [{"name": name} for name in sites]
     try:
-        platform = LocalPlatform(state_dir, load_local_config(config), gateway_port)
+        local_config = load_local_config(config, overrides={"local": overrides})
+        platform = LocalPlatform(state_dir, local_config, gateway_port)
         started = time.monotonic()
         with console.status("starting the local platform") as status:
             outputs = platform.up(progress=lambda m: status.update(m))
@@ -68,6 +86,8 @@ def outputs_table(outputs: dict[str, object]) -> Table:
         "gateway_proxy_address",
         "aws_endpoint_url",
         "oidc_issuer_url",
+        "site",
+        "site_outputs",
         "scratch_urls",
         "team_role_arns",
         "users",

@@ -13,10 +13,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dask_platform.stack_config import (
     StackConfig,
@@ -30,6 +30,8 @@ DEFAULT_CONFIG = REPO_DIR / "local" / "platform.yaml"
 DEFAULT_STATE_DIR = REPO_DIR / ".local"
 
 UserName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+SiteName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")]
+GatewayAuthKind = Literal["password", "oidc"]
 
 
 class _Model(BaseModel):
@@ -39,6 +41,61 @@ class _Model(BaseModel):
 class LocalUser(_Model):
     groups: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list, description="Identity-provider groups (decide the user's teams)."
+    )
+
+
+class LocalOidc(_Model):
+    """The local issuer as the users' identity provider (what Keycloak is at a real site)."""
+
+    client_id: Annotated[str, Field(min_length=1)] = Field(
+        default="dask-platform",
+        description="The one public OAuth2 client every dask-platform client uses.",
+    )
+    audience: Annotated[str, Field(min_length=1)] = Field(
+        default="dask-gateway", description="The `aud` of user access tokens (the gateways')."
+    )
+    groups_claim: Annotated[str, Field(min_length=1)] = Field(
+        default="groups", description="The access-token claim listing the user's groups."
+    )
+    access_token_seconds: int = Field(
+        default=300,
+        # Short lifetimes exist so a test can watch a session refresh across expiry.
+        ge=5,
+        le=86400,
+        description="Lifetime of user access tokens (Keycloak's default is 300 s).",
+    )
+    refresh_token_seconds: int = Field(
+        default=28800,
+        ge=10,
+        le=31 * 86400,
+        description="Lifetime of refresh tokens (each refresh rotates the refresh token).",
+    )
+    device_code_seconds: int = Field(
+        default=600, ge=10, le=3600, description="How long a device code waits for approval."
+    )
+    device_poll_seconds: int = Field(
+        default=5,
+        ge=1,
+        le=60,
+        description="Minimum polling interval a device-flow client is told (RFC 8628: 5 s).",
+    )
+    jwks_refetch_seconds: float = Field(
+        default=10,
+        ge=0,
+        le=3600,
+        description="The gateways refetch the JWKS for an unknown key id at most this often.",
+    )
+
+
+class LocalSite(_Model):
+    """One local gateway: a site of the multi-site platform (they share the emulator,
+    the issuer and the teams, as sites of one federation share the identity provider)."""
+
+    name: SiteName
+    extra_config: list[Path] = Field(
+        default_factory=list,
+        description="Further gateway config files loaded after the platform's, as further "
+        "`gateway.extraConfig` entries are on EKS (relative paths: to the config file).",
     )
 
 
@@ -67,6 +124,25 @@ class LocalSettings(_Model):
         description="Overrides gateway.idle_timeout_minutes for tests that watch an idle "
         "cluster being shut down; unset = the stack's value.",
     )
+    gateway_auth: GatewayAuthKind = Field(
+        default="password",
+        description="How the gateways authenticate users: password (HTTP Basic against the "
+        "users file) or oidc (bearer tokens from the local identity provider).",
+    )
+    oidc: LocalOidc = Field(default_factory=LocalOidc)
+    sites: list[LocalSite] = Field(
+        default_factory=lambda: [LocalSite(name="local")],
+        min_length=1,
+        description="One gateway per site; the first one's outputs are outputs.json.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_sites(self) -> LocalSettings:
+        names = [site.name for site in self.sites]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"sites: names must be unique (repeated: {', '.join(duplicates)})")
+        return self
 
 
 class LocalConfig(_Model):
@@ -115,6 +191,17 @@ def load_local_config(
         local = LocalSettings.model_validate(document.get("local") or {})
     except ValidationError as exc:
         problems.extend(f"local.{p}" for p in format_validation_error(exc, LocalSettings))
+    if local is not None:
+        sites = []
+        for i, site in enumerate(local.sites):
+            files = [
+                f if f.is_absolute() else (path.parent / f).resolve() for f in site.extra_config
+            ]
+            problems.extend(
+                f"local.sites.{i}.extra_config: {f} is not a file" for f in files if not f.is_file()
+            )
+            sites.append(site.model_copy(update={"extra_config": files}))
+        local = local.model_copy(update={"sites": sites})
     if stack is not None and local is not None:
         known = {g for t in stack.teams for g in t.groups}
         for name, user in local.users.items():

@@ -4,12 +4,15 @@
   current and keeps the old public key in the JWKS until every token it signed has expired.
 * :class:`Issuer` - :meth:`Issuer.mint` turns claims into a signed JWT (``iss``/``iat``/``exp``
   added); :meth:`Issuer.service_account_token` builds the claims EKS puts in a projected
-  ServiceAccount token. User tokens with a ``groups`` claim are just other claims.
+  ServiceAccount token. User tokens with a ``groups`` claim are just other claims: the identity
+  provider (:mod:`dask_platform.local.idp`, the users' Keycloak stand-in) mints them.
 * :class:`TokenProjector` - writes one token file per ServiceAccount and replaces it (atomic
   rename) once it is older than 80% of its lifetime, as the kubelet does.
 * ``python -m dask_platform.local.issuer`` serves ``/.well-known/openid-configuration`` and the
-  JWKS over HTTP on a free loopback port and runs the projector; ``/admin/*`` (bearer admin
-  token) mints tokens, rotates the signing key or forces a token rotation.
+  JWKS over HTTP on a free loopback port and runs the projector; with an ``identity_provider``
+  in its spec also ``/token``, ``/device/code`` and ``/device`` (password, refresh-token and
+  device-code grants); ``/admin/*`` (bearer admin token) mints tokens, rotates the signing key,
+  forces a token rotation or reports how often the JWKS was fetched.
 
 ref: https://kubernetes.io/docs/concepts/storage/projected-volumes/#serviceaccounttoken
 ref: https://openid.net/specs/openid-connect-discovery-1_0.html
@@ -120,13 +123,14 @@ class Issuer:
         self.url = url.rstrip("/")
         self.keys = keys
 
-    def discovery(self) -> dict[str, Any]:
+    def discovery(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return {
             "issuer": self.url,
             "jwks_uri": f"{self.url}/keys",
             "response_types_supported": ["id_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [ALGORITHM],
+            **(extra or {}),
         }
 
     def mint(self, claims: Mapping[str, Any], lifetime: int) -> str:
@@ -228,6 +232,8 @@ def team_projections(
 async def _serve(state_dir: Path, host: str, port: int, spec: dict[str, Any]) -> None:
     from aiohttp import web
 
+    from dask_platform.local import idp
+
     admin_token = secrets.token_urlsafe(32)
     runner_holder: dict[str, Any] = {}
     app = web.Application()
@@ -238,10 +244,16 @@ async def _serve(state_dir: Path, host: str, port: int, spec: dict[str, Any]) ->
         return secrets.compare_digest(header, f"Bearer {admin_token}")
 
     async def discovery(request: web.Request) -> web.Response:
-        return web.json_response(context["issuer"].discovery())
+        return web.json_response(context["issuer"].discovery(context.get("idp_discovery")))
 
     async def keys(request: web.Request) -> web.Response:
+        context["jwks_requests"] = context.get("jwks_requests", 0) + 1
         return web.json_response(context["issuer"].keys.jwks())
+
+    async def stats(request: web.Request) -> web.Response:
+        if not authorized(request):
+            return web.json_response({"error": "admin token required"}, status=403)
+        return web.json_response({"jwks_requests": context.get("jwks_requests", 0)})
 
     async def rotate_key(request: web.Request) -> web.Response:
         if not authorized(request):
@@ -267,6 +279,21 @@ async def _serve(state_dir: Path, host: str, port: int, spec: dict[str, Any]) ->
     app.router.add_post("/admin/rotate-signing-key", rotate_key)
     app.router.add_post("/admin/rotate-tokens", rotate_tokens)
     app.router.add_post("/admin/tokens", mint)
+    app.router.add_get("/admin/stats", stats)
+
+    async def revoke_sessions(request: web.Request) -> web.Response:
+        if not authorized(request):
+            return web.json_response({"error": "admin token required"}, status=403)
+        if "idp" not in context:
+            return web.json_response({"error": "no identity provider"}, status=404)
+        user = str((await request.json())["user"])
+        return web.json_response({"revoked": context["idp"].revoke_sessions(user)})
+
+    app.router.add_post("/admin/revoke-sessions", revoke_sessions)
+
+    idp_spec = spec.get("identity_provider")
+    if idp_spec:
+        idp.add_routes(app, lambda: context["idp"])
 
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -276,7 +303,13 @@ async def _serve(state_dir: Path, host: str, port: int, spec: dict[str, Any]) ->
     bound = runner.addresses[0][1]
     url = f"http://{host}:{bound}"
     lifetime = int(spec["token_seconds"])
-    issuer = Issuer(url, SigningKeys(state_dir / "signing-keys.json", max_token_lifetime=lifetime))
+    # A retired key stays in the JWKS until the longest-lived token it signed has expired.
+    longest = max(lifetime, int(idp_spec["access_token_seconds"]) if idp_spec else 0)
+    issuer = Issuer(url, SigningKeys(state_dir / "signing-keys.json", max_token_lifetime=longest))
+    if idp_spec:
+        settings = idp.IdpSettings.from_spec(idp_spec)
+        context["idp"] = idp.make_server(settings, url, issuer.mint)
+        context["idp_discovery"] = idp.discovery_fields(url, settings)
     projector = TokenProjector(
         issuer,
         team_projections(Path(spec["tokens_dir"]), spec["namespace"], spec["teams"], lifetime),

@@ -6,13 +6,18 @@ Layout of the state directory (``.local/``, gitignored)::
     outputs.json        the same keys as the Pulumi stack outputs, plus local-only extras
     emulator.json       endpoint + admin credentials of the AWS emulator (0600)
     issuer.json         issuer URL, admin token, token files (0600)
-    users.json          gateway users: groups + scrypt hashes; passwords.json (0600) the passwords
+    sites/<site>.json   one outputs file per site (a site's `pulumi stack output --json`)
+    users.json          users: groups + scrypt hashes; passwords.json (0600) the passwords
     tokens/<team>/token the projected ServiceAccount tokens (rotated by the issuer)
-    gateway/            generated gateway config, overlay, SQLite state, cluster work dirs
+    gateway/<site>/     per site: generated gateway config, overlay, SQLite state, cluster dirs
     logs/               one log per component
 
-Order of `up`: emulator -> issuer -> provisioning (from the stack config) -> gateway. Any
-failure stops what was started and names the component, with the end of its log.
+Order of `up`: emulator -> users -> issuer (also the users' identity provider) -> provisioning
+(from the stack config) -> one gateway per site (`local.sites`; they share the emulator, the
+issuer and the teams, as the sites of one federation share the identity provider). The first
+site's gateway is the component `gateway`, the others `gateway-<site>`; the first site's outputs
+are outputs.json. Any failure stops what was started and names the component, with the end of
+its log.
 """
 
 from __future__ import annotations
@@ -32,7 +37,12 @@ import requests
 
 from dask_platform.gateway_settings import GATEWAY_CONFIG_FILE, SETTINGS_ENV, gateway_settings
 from dask_platform.iam import service_account_name
-from dask_platform.local.config import DEFAULT_STATE_DIR, LocalConfig, load_local_config
+from dask_platform.local.config import (
+    DEFAULT_STATE_DIR,
+    LocalConfig,
+    LocalSite,
+    load_local_config,
+)
 from dask_platform.local.emulator import Emulator
 from dask_platform.local.issuer import READY_FILE as ISSUER_READY
 from dask_platform.local.passwords import write_users_file
@@ -55,6 +65,7 @@ from dask_platform.local.processes import (
 from dask_platform.local.provision import Provisioned, provision
 
 COMPONENTS = ("emulator", "issuer", "gateway")
+"""The fixed components; a second site's gateway is ``gateway-<site>`` (after these)."""
 # Stack outputs of the Pulumi program for resources the local platform does not have (EKS
 # access, ECS/EC2 for dask-cloudprovider, the ECR registry): present with null values, so
 # outputs.json has the same keys as `pulumi stack output --json`.
@@ -137,6 +148,24 @@ class LocalPlatform:
     def gateway_dir(self) -> Path:
         return self.state_dir / "gateway"
 
+    def site_dir(self, site: str) -> Path:
+        return self.gateway_dir / site
+
+    def site_outputs_file(self, site: str) -> Path:
+        return self.state_dir / "sites" / f"{site}.json"
+
+    @property
+    def sites(self) -> list[str]:
+        return [site.name for site in self.config.local.sites]
+
+    def component_of(self, site: str) -> str:
+        """The state-file name of a site's gateway: ``gateway`` for the first site."""
+        if site not in self.sites:
+            raise NotRunningError(
+                f"site: {site!r} is not a site of this platform; sites: {', '.join(self.sites)}"
+            )
+        return "gateway" if site == self.sites[0] else f"gateway-{site}"
+
     def log(self, name: str) -> Path:
         return self.state_dir / "logs" / f"{name}.log"
 
@@ -190,7 +219,7 @@ class LocalPlatform:
                 "another with --gateway-port or free it"
             )
         config = self.config
-        for sub in ("logs", "tokens", "gateway"):
+        for sub in ("logs", "tokens", "gateway", "sites"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
         started: dict[str, Spawned] = {}
         try:
@@ -204,7 +233,14 @@ class LocalPlatform:
             started["emulator"] = emulator.spawned
             self._save_state(started)
 
-            progress("starting the OIDC issuer and the token projector")
+            # Users first: the issuer is also their identity provider.
+            passwords = write_users_file(
+                self.state_dir / "users.json",
+                {name: list(user.groups) for name, user in config.local.users.items()},
+            )
+            write_json_atomic(self.state_dir / "passwords.json", passwords)
+
+            progress("starting the OIDC issuer, identity provider and token projector")
             started["issuer"] = self._start_issuer()
             self._save_state(started)
             issuer = self.issuer_info()
@@ -212,18 +248,19 @@ class LocalPlatform:
             progress("provisioning the emulator from the stack config")
             provisioned = provision(config.stack, emulator, issuer["url"])
 
-            progress("starting dask-gateway-server")
-            passwords = write_users_file(
-                self.state_dir / "users.json",
-                {name: list(user.groups) for name, user in config.local.users.items()},
-            )
-            write_json_atomic(self.state_dir / "passwords.json", passwords)
-            proxy_port = self.gateway_port or free_port()
-            self._write_gateway_files(emulator, issuer, provisioned, proxy_port)
-            started["gateway"] = self._start_gateway()
-            self._save_state(started)
-
-            outputs = self._outputs(emulator, issuer, provisioned, proxy_port)
+            site_outputs: dict[str, dict[str, Any]] = {}
+            for index, site in enumerate(config.local.sites):
+                progress(f"starting dask-gateway-server for site {site.name}")
+                proxy_port = (self.gateway_port if index == 0 else None) or free_port()
+                self._write_gateway_files(emulator, issuer, provisioned, proxy_port, site)
+                started[self.component_of(site.name)] = self._start_gateway(site.name)
+                self._save_state(started)
+                site_outputs[site.name] = self._outputs(
+                    emulator, issuer, provisioned, proxy_port, site.name
+                )
+            for name, site_output in site_outputs.items():
+                write_json_atomic(self.site_outputs_file(name), site_output, mode=0o644)
+            outputs = site_outputs[self.sites[0]]
             write_json_atomic(self.outputs_file, outputs, mode=0o644)
             return outputs
         except BaseException:
@@ -251,6 +288,16 @@ class LocalPlatform:
                 "namespace": config.stack.gateway.namespace,
                 "teams": config.stack.team_names,
                 "token_seconds": config.local.service_account_token_seconds,
+                "identity_provider": {
+                    "users_file": str(self.state_dir / "users.json"),
+                    "client_id": config.local.oidc.client_id,
+                    "audience": config.local.oidc.audience,
+                    "groups_claim": config.local.oidc.groups_claim,
+                    "access_token_seconds": config.local.oidc.access_token_seconds,
+                    "refresh_token_seconds": config.local.oidc.refresh_token_seconds,
+                    "device_code_seconds": config.local.oidc.device_code_seconds,
+                    "device_poll_seconds": config.local.oidc.device_poll_seconds,
+                },
             },
         )
         (self.state_dir / ISSUER_READY).unlink(missing_ok=True)
@@ -281,12 +328,16 @@ class LocalPlatform:
         issuer: dict[str, Any],
         provisioned: Provisioned,
         proxy_port: int,
+        site: LocalSite,
     ) -> None:
         config = self.config
         namespace = config.stack.gateway.namespace
+        site_dir = self.site_dir(site.name)
+        oidc = config.local.oidc
         overlay = {
+            "site": site.name,
             "state_dir": str(self.state_dir),
-            "gateway_dir": str(self.gateway_dir),
+            "gateway_dir": str(site_dir),
             "api_port": free_port(),
             "proxy_port": proxy_port,
             "users_file": str(self.state_dir / "users.json"),
@@ -303,32 +354,46 @@ class LocalPlatform:
                 for team, arn in provisioned.team_role_arns.items()
             },
             "settings": gateway_settings(config.stack),
+            "auth": config.local.gateway_auth,
+            "oidc": {
+                "issuer": issuer["url"],
+                "audience": oidc.audience,
+                "groups_claim": oidc.groups_claim,
+                "jwks_refetch_seconds": oidc.jwks_refetch_seconds,
+            },
         }
-        write_json_atomic(self.gateway_dir / "overlay.json", overlay)
-        key_file = self.gateway_dir / "encrypt-key"
+        write_json_atomic(site_dir / "overlay.json", overlay)
+        key_file = site_dir / "encrypt-key"
         if not key_file.is_file():
             # Fernet key for the gateway's SQLite state (cluster TLS keys are stored in it).
             key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(key)
-        (self.gateway_dir / "dask_gateway_config.py").write_text(
+        # Further config files come last, as further gateway.extraConfig entries do on EKS.
+        extra = "".join(
+            f"load_subconfig({str(path)!r})  # noqa: F821\n" for path in site.extra_config
+        )
+        (site_dir / "dask_gateway_config.py").write_text(
             "# Generated by `dask-platform local up`: the shared gateway config, then the local\n"
-            "# overlay (dask_platform.local.webhook). Edit those, not this file.\n"
+            "# overlay (dask_platform.local.webhook), then the site's extra_config files. Edit\n"
+            "# those, not this file.\n"
             "c = get_config()  # noqa: F821\n"
             f"load_subconfig({str(GATEWAY_CONFIG_FILE)!r})  # noqa: F821\n"
             "from dask_platform.local.webhook import configure_local_gateway\n\n"
-            f"configure_local_gateway(c, {str(self.gateway_dir / 'overlay.json')!r})\n"
+            f"configure_local_gateway(c, {str(site_dir / 'overlay.json')!r})\n" + extra
         )
 
-    def _gateway_overlay(self) -> dict[str, Any]:
-        data: dict[str, Any] = read_json(self.gateway_dir / "overlay.json")
+    def _gateway_overlay(self, site: str) -> dict[str, Any]:
+        data: dict[str, Any] = read_json(self.site_dir(site) / "overlay.json")
         return data
 
-    def _start_gateway(self) -> Spawned:
+    def _start_gateway(self, site: str) -> Spawned:
         import json
 
-        overlay = self._gateway_overlay()
+        overlay = self._gateway_overlay(site)
+        site_dir = self.site_dir(site)
+        component = self.component_of(site)
         if port_in_use(overlay["proxy_port"]):
             raise ComponentError(
                 f"gateway port {overlay['proxy_port']} on 127.0.0.1 is already in use"
@@ -338,31 +403,31 @@ class LocalPlatform:
             os.environ,
             {
                 SETTINGS_ENV: json.dumps(overlay["settings"], sort_keys=True),
-                "DASK_GATEWAY_ENCRYPT_KEYS": (self.gateway_dir / "encrypt-key").read_text(),
+                "DASK_GATEWAY_ENCRYPT_KEYS": (site_dir / "encrypt-key").read_text(),
                 MARKER_ENV: str(self.state_dir),
                 # `dask scheduler` / `dask worker` come from this virtualenv.
                 "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
             },
         )
         spawned = spawn(
-            "gateway",
+            component,
             [
                 sys.executable,
                 "-m",
                 "dask_gateway_server",
                 "-f",
-                str(self.gateway_dir / "dask_gateway_config.py"),
+                str(site_dir / "dask_gateway_config.py"),
             ],
             env,
-            self.log("gateway"),
-            cwd=self.gateway_dir,
+            self.log(component),
+            cwd=site_dir,
         )
         health = f"http://127.0.0.1:{overlay['proxy_port']}/api/health"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if not is_alive(spawned.pid):
                 raise ComponentError(
-                    f"gateway exited while starting (pid {spawned.pid}); last lines of "
+                    f"{component} exited while starting (pid {spawned.pid}); last lines of "
                     f"{spawned.log}:\n{log_tail(spawned.log)}"
                 )
             try:
@@ -373,25 +438,56 @@ class LocalPlatform:
             time.sleep(0.2)
         terminate([spawned.pid])
         raise ComponentError(
-            f"gateway did not answer {health} within 60s; last lines of {spawned.log}:\n"
+            f"{component} did not answer {health} within 60s; last lines of {spawned.log}:\n"
             f"{log_tail(spawned.log)}"
         )
 
-    def restart_gateway(self) -> None:
-        """Stop and start the gateway only (its clusters keep running, state is in SQLite)."""
+    def restart_gateway(self, site: str | None = None) -> None:
+        """Stop and start one site's gateway only (default: the first site's); its clusters
+        keep running, its state is in SQLite."""
+        component = self.component_of(site or self.sites[0])
         state = self.state()
-        if state is None or "gateway" not in state["components"]:
+        if state is None or component not in state["components"]:
             raise NotRunningError("the local platform is not running")
-        terminate([state["components"]["gateway"]["pid"]])
-        spawned = self._start_gateway()
-        state["components"]["gateway"] = {"pid": spawned.pid, "log": str(spawned.log)}
+        terminate([state["components"][component]["pid"]])
+        spawned = self._start_gateway(site or self.sites[0])
+        state["components"][component] = {"pid": spawned.pid, "log": str(spawned.log)}
         write_json_atomic(self.state_file, state)
 
+    def stop_gateway(self, site: str) -> None:
+        """Stop one site's gateway (a site outage; its clusters keep running)."""
+        state = self.state()
+        component = self.component_of(site)
+        if state is None or component not in state["components"]:
+            raise NotRunningError("the local platform is not running")
+        terminate([state["components"][component]["pid"]])
+
     def _outputs(
-        self, emulator: Emulator, issuer: dict[str, Any], provisioned: Provisioned, port: int
+        self,
+        emulator: Emulator,
+        issuer: dict[str, Any],
+        provisioned: Provisioned,
+        port: int,
+        site: str,
     ) -> dict[str, Any]:
+        from dask_platform.sites import site_output
+
         stack = self.config.stack
         teams = stack.team_names
+        local = self.config.local
+        if local.gateway_auth == "oidc":
+            auth: dict[str, Any] = {
+                "type": "custom",
+                "oidc": {
+                    "issuer": issuer["url"],
+                    "audience": local.oidc.audience,
+                    "client_id": local.oidc.client_id,
+                    "groups_claim": local.oidc.groups_claim,
+                },
+            }
+        else:
+            # Each user's own password over HTTP Basic, as with `simple` auth.
+            auth = {"type": "simple"}
         return {
             **dict.fromkeys(PULUMI_ONLY_OUTPUTS),
             "region": stack.region,
@@ -409,6 +505,7 @@ class LocalPlatform:
             "service_accounts": {t: service_account_name(t) for t in teams},
             "data_buckets": [b.name for b in stack.data_buckets],
             "worker_image": stack.gateway.image.reference,
+            "site": site_output(site, stack, auth=auth),
             # Local-only.
             "aws_endpoint_url": emulator.endpoint,
             "service_account_token_files": {
@@ -417,6 +514,7 @@ class LocalPlatform:
             "users": {name: self.config.teams_of(name) for name in self.config.local.users},
             "not_provisioned": provisioned.skipped,
             "state_dir": str(self.state_dir),
+            "site_outputs": {name: str(self.site_outputs_file(name)) for name in self.sites},
         }
 
     # ------------------------------------------------------------------ status and down
@@ -431,24 +529,24 @@ class LocalPlatform:
             "issuer": outputs.get("oidc_issuer_url", ""),
             "gateway": outputs.get("gateway_address", ""),
         }
+        for site, path in (outputs.get("site_outputs") or {}).items():
+            if Path(path).is_file():
+                addresses[f"gateway-{site}"] = read_json(Path(path))["gateway_address"]
         result = []
-        for name in COMPONENTS:
-            entry = state["components"].get(name)
-            if entry is None:
-                continue
+        for name in _ordered(state["components"]):
+            entry = state["components"][name]
             alive = is_alive(entry["pid"])
             detail = (
                 "" if alive else f"exited; last lines of its log:\n{log_tail(Path(entry['log']))}"
             )
-            if alive and name == "gateway" and addresses["gateway"]:
+            address = addresses.get(name, "")
+            if alive and name.startswith("gateway") and address:
                 try:
-                    requests.get(addresses["gateway"] + "/api/health", timeout=2).raise_for_status()
+                    requests.get(address + "/api/health", timeout=2).raise_for_status()
                 except requests.RequestException as exc:
                     alive, detail = False, f"process runs but /api/health fails: {exc}"
             result.append(
-                ComponentStatus(
-                    name, entry["pid"], alive, addresses[name], Path(entry["log"]), detail
-                )
+                ComponentStatus(name, entry["pid"], alive, address, Path(entry["log"]), detail)
             )
         return result
 
@@ -456,12 +554,10 @@ class LocalPlatform:
         state = self.state()
         stopped: list[str] = []
         if state is not None:
-            # Gateway first, so nothing starts new workers while the rest stops.
-            for name in reversed(COMPONENTS):
-                entry = state["components"].get(name)
-                if entry is not None:
-                    terminate([entry["pid"]])
-                    stopped.append(name)
+            # Gateways first, so nothing starts new workers while the rest stops.
+            for name in reversed(_ordered(state["components"])):
+                terminate([state["components"][name]["pid"]])
+                stopped.append(name)
         # Schedulers and workers live in their own sessions; they carry the marker.
         leftovers: list[int] = []
         for _ in range(3):
@@ -473,6 +569,13 @@ class LocalPlatform:
         for path in ("state.json", "outputs.json", "emulator.json", ISSUER_READY, "passwords.json"):
             (self.state_dir / path).unlink(missing_ok=True)
         shutil.rmtree(self.gateway_dir, ignore_errors=True)
+        shutil.rmtree(self.state_dir / "sites", ignore_errors=True)
         shutil.rmtree(self.state_dir / "tokens", ignore_errors=True)
         shutil.rmtree(self.state_dir / "issuer", ignore_errors=True)
         return DownReport(stopped=stopped, leftovers=leftovers)
+
+
+def _ordered(components: dict[str, Any]) -> list[str]:
+    """Start order: the fixed components, then the further sites' gateways as started."""
+    fixed = [name for name in COMPONENTS if name in components]
+    return fixed + [name for name in components if name not in COMPONENTS]

@@ -11,8 +11,9 @@ options handler, unchanged) and then calls :func:`configure_local_gateway`, whic
   and nothing else AWS-related;
 * strips the Kubernetes-only keys the local backend has no trait for (pod config, limits, image);
 * runs the clusters as local processes (UnsafeLocalBackend) with a SQLite state file, password
-  auth from the local users file, and an environment allow-list that lets nothing of the
-  gateway's own environment through but PATH and the locale.
+  auth from the local users file or OIDC bearer tokens from the local identity provider
+  (``local.gateway_auth``), and an environment allow-list that lets nothing of the gateway's
+  own environment through but PATH and the locale.
 
 ref: https://docs.aws.amazon.com/eks/latest/userguide/pod-configuration.html
 """
@@ -111,8 +112,16 @@ def configure_local_gateway(c: Any, overlay_path: str) -> None:
     c.DaskGateway.address = f"127.0.0.1:{overlay['api_port']}"
     c.Proxy.address = f"127.0.0.1:{overlay['proxy_port']}"
     c.Proxy.tcp_address = f"127.0.0.1:{overlay['proxy_port']}"
-    c.DaskGateway.authenticator_class = "dask_platform.local.auth.LocalPasswordAuthenticator"
-    c.LocalPasswordAuthenticator.users_file = overlay["users_file"]
+    if overlay.get("auth") == "oidc":
+        # The authenticator the Helm values name for `auth.type: custom`, with the same keys.
+        c.DaskGateway.authenticator_class = "dask_platform.oidc.gateway.OIDCAuthenticator"
+        c.OIDCAuthenticator.issuer = overlay["oidc"]["issuer"]
+        c.OIDCAuthenticator.audience = overlay["oidc"]["audience"]
+        c.OIDCAuthenticator.groups_claim = overlay["oidc"]["groups_claim"]
+        c.OIDCAuthenticator.jwks_refetch_seconds = float(overlay["oidc"]["jwks_refetch_seconds"])
+    else:
+        c.DaskGateway.authenticator_class = "dask_platform.local.auth.LocalPasswordAuthenticator"
+        c.LocalPasswordAuthenticator.users_file = overlay["users_file"]
     c.UnsafeLocalBackend.db_url = f"sqlite:///{gateway_dir / 'gateway.sqlite'}"
     # Clusters keep running while the gateway restarts; `local down` stops what is left.
     c.UnsafeLocalBackend.stop_clusters_on_shutdown = False
