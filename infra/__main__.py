@@ -15,6 +15,7 @@ from components.storage import DataBucket, DataBucketArgs, ScratchStorage, Scrat
 from dask_platform.gateway_settings import render_values
 from dask_platform.iam import service_account_name
 from dask_platform.images import all_images
+from dask_platform.sites import site_output
 from dask_platform.stack_config import load_from_pulumi
 
 config = load_from_pulumi()  # every problem at once, before any resource is declared
@@ -152,6 +153,7 @@ pulumi.export("team_role_arns", {name: i.role_arn for name, i in identities.item
 pulumi.export("service_accounts", {t: service_account_name(t) for t in config.team_names})
 pulumi.export("data_buckets", [b.name for b in config.data_buckets])
 pulumi.export("worker_image", config.gateway.image.reference)
+pulumi.export("site", site_output(stack, config))  # read by dask_platform.sites.SiteRegistry
 if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.Platform
     gpu = config.ecs.gpu
     pulumi.export("ecs_cluster_arn", ecs.cluster_arn)

@@ -1,0 +1,290 @@
+"""The site registry and MultiSiteCluster on two real local gateways (sites central and hpc,
+see federation.py): concurrent starts, routing by location, one site down or hanging, instances
+that share nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dask.bag as db
+import psutil
+import pytest
+from distributed import get_worker
+
+from dask_platform.local.config import LocalOidc
+from dask_platform.local.platform import LocalPlatform
+from dask_platform.oidc.client import OIDCAuth
+from dask_platform.sites import (
+    MultiSiteCluster,
+    SiteError,
+    SiteRegistry,
+    SitesUnavailableError,
+)
+
+pytest_plugins = ("tests.integration.federation",)
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE_OUTPUTS = REPO / "tests" / "fixtures" / "outputs"
+TWO_SITES = ["central", "hpc"]
+
+
+@pytest.fixture(scope="module")
+def registry(federation: LocalPlatform) -> SiteRegistry:
+    return SiteRegistry.from_local(federation.state_dir)
+
+
+@pytest.fixture(scope="module")
+def alice(registry: SiteRegistry, passwords: dict[str, str]) -> OIDCAuth:
+    oidc = registry["central"].auth.oidc
+    assert oidc is not None
+    return OIDCAuth(
+        oidc.issuer, oidc.client_id, flow="password", username="alice", password=passwords["alice"]
+    )
+
+
+@pytest.fixture(scope="module")
+def two_sites(registry: SiteRegistry, alice: OIDCAuth) -> Iterator[MultiSiteCluster]:
+    multi = MultiSiteCluster(registry, auth=alice, timeout=120)
+    multi.new_cluster(TWO_SITES, minimum=1, maximum=2)
+    yield multi
+    multi.shutdown()
+
+
+def located(location: str, items: int = 4) -> Any:
+    """A dask collection with an ``attrs`` mapping (what an xarray object carries), whose tasks
+    report which scheduler ran them. (A lambda travels by value; the workers cannot import
+    this test module.)"""
+    bag = db.from_sequence(range(items), npartitions=2).map(
+        lambda _: str(get_worker().scheduler.address)
+    )
+    bag.attrs = {"location": location, "title": "gauge discharge"}
+    return bag
+
+
+def scheduler_of(multi: MultiSiteCluster, site: str) -> str:
+    return str(multi.clients[site].scheduler_info()["address"])
+
+
+def clusters_at(site_outputs: dict[str, Any], site: str, auth: OIDCAuth) -> set[str]:
+    from dask_gateway import Gateway
+
+    from .conftest import CLOSED_GATEWAYS
+
+    outputs = site_outputs[site]
+    gateway = Gateway(outputs["gateway_address"], auth=auth)
+    try:
+        return {c.name for c in gateway.list_clusters()}
+    finally:
+        gateway.close()
+        CLOSED_GATEWAYS.append(gateway)
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def test_the_local_registry_has_every_site(
+    registry: SiteRegistry, site_outputs: dict[str, Any], issuer: dict[str, Any]
+) -> None:
+    assert registry.names == ["central", "hpc", "rogue"]
+    for site in registry:
+        assert site.address == site_outputs[site.name]["gateway_address"]
+        assert site.proxy_address == site_outputs[site.name]["gateway_proxy_address"]
+        assert site.auth.type == "custom"
+        assert site.auth.oidc is not None
+        assert site.auth.oidc.issuer == issuer["url"]
+        assert site.auth.oidc.client_id == LocalOidc().client_id
+        assert (site.adaptive.minimum, site.adaptive.maximum) == (0, 4)
+    assert len({s.address for s in registry}) == 3, "three gateways, three addresses"
+
+
+def test_the_registry_reads_pulumi_output_files() -> None:
+    registry = SiteRegistry.from_outputs(
+        [FIXTURE_OUTPUTS / "prod.json", FIXTURE_OUTPUTS / "dev.json"]
+    )
+    assert registry.names == ["prod", "dev"]
+    prod, dev = registry["prod"], registry["dev"]
+    assert prod.auth.type == "custom"
+    assert prod.auth.oidc is not None
+    assert prod.auth.oidc.issuer == "https://keycloak.example.org/realms/earth"
+    assert (prod.adaptive.minimum, prod.adaptive.maximum) == (0, 200)
+    assert dev.auth.type == "jupyterhub"
+    assert dev.proxy_address.startswith("gateway://")
+
+
+def test_registry_errors_name_the_site_or_file(tmp_path: Path) -> None:
+    with pytest.raises(SiteError, match=r"'mars' is not a known site; known sites: prod, dev"):
+        SiteRegistry.from_outputs([FIXTURE_OUTPUTS / "prod.json", FIXTURE_OUTPUTS / "dev.json"])[
+            "mars"
+        ]
+    with pytest.raises(SiteError, match="site 'prod' appears twice"):
+        SiteRegistry.from_outputs([FIXTURE_OUTPUTS / "prod.json", FIXTURE_OUTPUTS / "prod.json"])
+    bare = tmp_path / "outputs.json"
+    bare.write_text('{"region": "us-west-2"}')
+    with pytest.raises(SiteError, match="missing gateway_address, gateway_proxy_address, site"):
+        SiteRegistry.from_outputs([bare])
+    with pytest.raises(SiteError, match="no such file"):
+        SiteRegistry.from_outputs([tmp_path / "missing.json"])
+    with pytest.raises(SiteError, match="the local platform is not running"):
+        SiteRegistry.from_local(tmp_path / "not-started")
+
+
+# --------------------------------------------------------------------------- MultiSiteCluster
+
+
+def test_clusters_start_on_both_sites_with_dashboards(
+    two_sites: MultiSiteCluster, site_outputs: dict[str, Any]
+) -> None:
+    assert two_sites.sites == TWO_SITES
+    assert two_sites.failures == {}
+    assert set(two_sites.clients) == set(TWO_SITES)
+    for site in TWO_SITES:
+        cluster = two_sites[site]
+        link = two_sites.dashboard_links[site]
+        assert link == f"{site_outputs[site]['gateway_address']}/clusters/{cluster.name}/status"
+    assert scheduler_of(two_sites, "central") != scheduler_of(two_sites, "hpc")
+    assert "dashboard" in two_sites._repr_html_()
+
+
+def test_compute_runs_where_the_data_lives(two_sites: MultiSiteCluster) -> None:
+    for site in TWO_SITES:
+        ran_on = two_sites.compute(located(site))
+        assert set(ran_on) == {scheduler_of(two_sites, site)}, f"{site}'s data ran elsewhere"
+
+
+def test_locations_can_be_mapped_to_sites(
+    registry: SiteRegistry, two_sites: MultiSiteCluster
+) -> None:
+    mapped = MultiSiteCluster(registry, locations={"ecmwf-archive": "hpc"})
+    assert mapped.site_for(located("ecmwf-archive")) == "hpc"
+    with pytest.raises(SiteError, match=r"locations: moon are not known sites"):
+        MultiSiteCluster(registry, locations={"x": "moon"})
+
+
+def test_routing_errors_are_clear(two_sites: MultiSiteCluster) -> None:
+    with pytest.raises(SiteError, match=r"attrs\['location'\] = 'atlantis' is not a site"):
+        two_sites.compute(located("atlantis"))
+    unlabelled = db.from_sequence([1, 2])
+    with pytest.raises(SiteError, match=r"no attrs\['location'\]"):
+        two_sites.compute(unlabelled)
+    with pytest.raises(SiteError, match="site 'rogue' has no running cluster"):
+        two_sites.compute(located("rogue"))
+    with pytest.raises(SiteError, match="'nowhere' is not a known site"):
+        two_sites["nowhere"]
+
+
+def test_one_login_serves_every_site_of_an_identity_provider(registry: SiteRegistry) -> None:
+    multi = MultiSiteCluster(registry)
+    central, hpc = multi.auth_for(registry["central"]), multi.auth_for(registry["hpc"])
+    assert central is hpc
+    assert isinstance(central, OIDCAuth)
+    assert central.flow == "device"
+
+
+def test_instances_share_no_state(
+    registry: SiteRegistry, alice: OIDCAuth, site_outputs: dict[str, Any]
+) -> None:
+    assert not any(
+        isinstance(value, dict | list | set)
+        for name, value in vars(MultiSiteCluster).items()
+        if not name.startswith("__")
+    ), "no class-level containers"
+    first = MultiSiteCluster(registry, auth=alice).new_cluster(["central"], workers=0)
+    second = MultiSiteCluster(registry, auth=alice).new_cluster(["hpc"], workers=0)
+    assert (first.sites, second.sites) == (["central"], ["hpc"])
+    assert MultiSiteCluster(registry).sites == []
+    hpc_cluster = second["hpc"].name
+    first.shutdown()
+    assert second.sites == ["hpc"]
+    assert hpc_cluster in clusters_at(site_outputs, "hpc", alice)
+    second.shutdown()
+    assert hpc_cluster not in clusters_at(site_outputs, "hpc", alice)
+
+
+def test_shutdown_stops_every_sites_cluster(
+    registry: SiteRegistry, alice: OIDCAuth, site_outputs: dict[str, Any]
+) -> None:
+    with MultiSiteCluster(registry, auth=alice).new_cluster(TWO_SITES, workers=0) as multi:
+        names = {site: multi[site].name for site in TWO_SITES}
+        for site, name in names.items():
+            assert name in clusters_at(site_outputs, site, alice)
+    for site, name in names.items():
+        assert name not in clusters_at(site_outputs, site, alice)
+
+
+# --------------------------------------------------------------------------- a site down
+
+
+def test_a_site_that_is_down_does_not_block_the_others(
+    registry: SiteRegistry, alice: OIDCAuth, federation: LocalPlatform
+) -> None:
+    federation.stop_gateway("hpc")
+    try:
+        multi = MultiSiteCluster(registry, auth=alice, timeout=60)
+        with pytest.warns(
+            RuntimeWarning, match="site hpc is unavailable .*continuing with central"
+        ):
+            multi.new_cluster(TWO_SITES, minimum=1, maximum=1)
+        try:
+            assert multi.sites == ["central"]
+            assert "cannot connect to" in multi.failures["hpc"]
+            assert registry["hpc"].address in multi.failures["hpc"]
+            assert set(multi.compute(located("central"))) == {scheduler_of(multi, "central")}
+            with pytest.raises(
+                SiteError, match=r"site 'hpc' has no running cluster .*cannot connect"
+            ):
+                multi.compute(located("hpc"))
+            assert "hpc" in repr(multi)
+        finally:
+            multi.shutdown()
+    finally:
+        federation.restart_gateway("hpc")
+
+
+def test_every_site_down_is_one_clear_error(
+    registry: SiteRegistry, alice: OIDCAuth, federation: LocalPlatform
+) -> None:
+    federation.stop_gateway("hpc")
+    federation.stop_gateway("rogue")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            with pytest.raises(SitesUnavailableError) as failed:
+                MultiSiteCluster(registry, auth=alice, timeout=30).new_cluster(["hpc", "rogue"])
+        assert set(failed.value.failures) == {"hpc", "rogue"}
+        assert "- hpc: cannot connect to" in str(failed.value)
+    finally:
+        federation.restart_gateway("hpc")
+        federation.restart_gateway("rogue")
+
+
+def test_a_hanging_site_times_out_and_its_late_cluster_is_stopped(
+    registry: SiteRegistry,
+    alice: OIDCAuth,
+    federation: LocalPlatform,
+    site_outputs: dict[str, Any],
+) -> None:
+    """A gateway that accepts connections but never answers (SIGSTOP: a hung process)."""
+    pid = federation.state()["components"]["gateway-hpc"]["pid"]
+    before = clusters_at(site_outputs, "hpc", alice)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        multi = MultiSiteCluster(registry, auth=alice)
+        with pytest.warns(RuntimeWarning, match="site hpc is unavailable"):
+            multi.new_cluster(TWO_SITES, workers=0, timeout=10)
+        assert multi.sites == ["central"]
+        assert multi.failures["hpc"] == f"no answer from {registry['hpc'].address} within 10s"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    multi.shutdown()
+    # The hpc start completes once the gateway resumes; the abandoned cluster is stopped.
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and clusters_at(site_outputs, "hpc", alice) != before:
+        time.sleep(1)
+    assert clusters_at(site_outputs, "hpc", alice) == before
+    assert psutil.Process(pid).status() != psutil.STATUS_STOPPED
