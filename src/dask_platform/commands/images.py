@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from dask_platform.images import IMAGES, all_images
+from dask_platform.runbooks import options as site_options
 
 app = typer.Typer(
     help="Container images pinned to the notebook environment (images/).", no_args_is_help=True
@@ -189,12 +191,18 @@ def drift_command(
     gateway_cluster: str | None = typer.Option(
         None,
         "--gateway-cluster",
-        help="A running dask-gateway cluster's name (gateway address and auth from the dask "
-        "config, as `Gateway()` reads them).",
+        help="A running dask-gateway cluster's name, on the site chosen with --site/--outputs/"
+        "--user (as for `dask-platform clusters`); without them, the gateway address and auth "
+        "come from the dask config, as `Gateway()` reads them.",
     ),
     docker_host: str | None = typer.Option(
         None, "--docker-host", help="Engine API URL for --image (default: as `images build`)."
     ),
+    outputs: list[Path] = site_options.OUTPUTS,
+    state_dir: Path = site_options.STATE_DIR,
+    site: str | None = site_options.SITE,
+    user: str | None = site_options.USER,
+    password_stdin: bool = site_options.PASSWORD_STDIN,
 ) -> None:
     """Compare package versions of this environment, images and a running cluster.
 
@@ -227,10 +235,20 @@ def drift_command(
         except Exception as exc:  # the engine's errors: image missing, container failed
             raise _fail(console, f"cannot read the versions of an image: {exc}", code=1) from exc
     if scheduler or gateway_cluster:
+        from dask_platform.runbooks.access import gateway_from_options
+        from dask_platform.sites import SiteError
+
         packages = [name for name in sources[drift_module.CLIENT] if name != drift_module.PYTHON]
         try:
-            sources.update(_cluster_sources(scheduler, gateway_cluster, packages))
-        except OSError as exc:
+            gateway = (
+                gateway_from_options(outputs, state_dir, site, user, password_stdin)
+                if gateway_cluster and (outputs or site or user)
+                else None
+            )
+            sources.update(_cluster_sources(scheduler, gateway_cluster, packages, gateway))
+        except SiteError as exc:
+            raise _fail(console, str(exc)) from exc
+        except (OSError, ValueError) as exc:
             raise _fail(console, f"cannot reach the cluster: {exc}", code=1) from exc
     report = drift_module.compare(sources)
     table = Table(title="package versions")
@@ -250,7 +268,7 @@ def drift_command(
 
 
 def _cluster_sources(
-    scheduler: str | None, gateway_cluster: str | None, packages: list[str]
+    scheduler: str | None, gateway_cluster: str | None, packages: list[str], gateway: Any = None
 ) -> dict[str, dict[str, str]]:
     from distributed import Client
 
@@ -261,10 +279,14 @@ def _cluster_sources(
             return drift_module.cluster_versions(client, packages)
     from dask_gateway import Gateway
 
-    with Gateway() as gateway:
-        cluster = gateway.connect(str(gateway_cluster))
-        with cluster.get_client(set_as_default=False) as client:
-            return drift_module.cluster_versions(client, packages)
+    with gateway or Gateway() as connected:
+        cluster = connected.connect(str(gateway_cluster))
+        try:
+            with cluster.get_client(set_as_default=False) as client:
+                return drift_module.cluster_versions(client, packages)
+        finally:
+            # Attached, not owned: close the handle, never the cluster.
+            cluster.close(shutdown=False)
 
 
 @app.command("sizes")

@@ -1,0 +1,213 @@
+"""`dask-platform clusters list | stop`: your clusters on one site or all, and the idle ones.
+
+A gateway shows each user only their own clusters, so nothing here can see or stop anyone
+else's. Idle = no task processing, queued or waiting for a worker, and no task activity, for
+the given duration (asked of each cluster's scheduler).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dask_platform.runbooks import options as opt
+
+app = typer.Typer(
+    help="Your dask-gateway clusters across sites: list them, stop the idle ones.",
+    no_args_is_help=True,
+)
+
+IDLE_FOR = typer.Option(
+    None,
+    "--idle-for",
+    help="A duration such as 90s, 30m, 2h: only clusters idle at least this long.",
+)
+
+
+def _seconds(text: str | None) -> float | None:
+    if text is None:
+        return None
+    from dask.utils import parse_timedelta
+
+    try:
+        value = parse_timedelta(text, default="s")
+    except (ValueError, KeyError, TypeError):
+        raise typer.BadParameter(
+            f"{text!r} is not a duration; e.g. 90s, 30m, 2h", param_hint="--idle-for"
+        ) from None
+    if value is None or value < 0:
+        raise typer.BadParameter(f"{text!r} must be positive", param_hint="--idle-for")
+    return float(value)
+
+
+def _survey(
+    console: Console,
+    outputs: list[Path],
+    state_dir: Path,
+    site: str | None,
+    all_sites: bool,
+    user: str | None,
+    password_stdin: bool,
+) -> tuple[list, list[str], dict]:
+    from dask_platform.runbooks.access import (
+        Credentials,
+        choose_sites,
+        load_registry,
+        read_password_stdin,
+    )
+    from dask_platform.runbooks.clusters import survey
+    from dask_platform.sites import SiteError
+
+    try:
+        registry = load_registry(outputs, state_dir)
+        sites = choose_sites(registry, site, all_sites)
+        credentials = Credentials(user, read_password_stdin() if password_stdin else None)
+    except SiteError as exc:
+        console.print(f"[red]✗ {exc}[/red]")
+        raise typer.Exit(2) from None
+    states = []
+    unreachable = []
+    gateways = {}
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} sites"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("asking the sites", total=len(sites))
+        for chosen in sites:
+            progress.update(task, description=f"asking {chosen.name} and its schedulers")
+            try:
+                gateway = credentials.gateway(chosen)
+                states.extend(survey(gateway, chosen.name))
+                gateways[chosen.name] = gateway
+            except SiteError as exc:
+                console.print(f"[red]✗ {exc}[/red]")
+                raise typer.Exit(2) from None
+            except Exception as exc:
+                unreachable.append(f"{chosen.name}: {type(exc).__name__}: {exc}".splitlines()[0])
+            progress.advance(task)
+    return states, unreachable, gateways
+
+
+def _table(title: str, states: list, idle_for: float | None, extra: dict | None = None) -> Table:
+    from dask_platform.runbooks.clusters import format_duration
+
+    table = Table(title=title)
+    for column in ("site", "cluster", "status", "workers", "started", "idle for", "dashboard"):
+        table.add_column(column, overflow="fold")
+    if extra is not None:
+        table.add_column("action")
+    for s in states:
+        idle = (
+            "busy"
+            if s.busy
+            else (f"[red]{s.error}[/red]" if s.error else format_duration(s.idle_seconds))
+        )
+        if idle_for is not None and s.idle_for_at_least(idle_for):
+            idle = f"[yellow]{idle}[/yellow]"
+        row = [
+            s.site,
+            s.name,
+            s.status.lower(),
+            "" if s.workers is None else str(s.workers),
+            s.started.strftime("%Y-%m-%d %H:%M:%S") if s.started else "",
+            idle,
+            s.dashboard or "",
+        ]
+        if extra is not None:
+            row.append(extra.get((s.site, s.name), "kept"))
+        table.add_row(*row)
+    return table
+
+
+@app.command("list")
+def list_command(
+    outputs: list[Path] = opt.OUTPUTS,
+    state_dir: Path = opt.STATE_DIR,
+    site: str | None = opt.SITE,
+    all_sites: bool = opt.ALL_SITES,
+    user: str | None = opt.USER,
+    password_stdin: bool = opt.PASSWORD_STDIN,
+    idle_for: str | None = IDLE_FOR,
+) -> None:
+    """List your clusters with workers and idle time; exit 1 if a site is unreachable or (with
+    --idle-for) any cluster has been idle that long."""
+    console = Console()
+    threshold = _seconds(idle_for)
+    states, unreachable, _ = _survey(
+        console, outputs, state_dir, site, all_sites, user, password_stdin
+    )
+    console.print(_table("Your clusters", states, threshold))
+    for problem in unreachable:
+        console.print(f"[red]✗ site unreachable: {problem}[/red]")
+    idle = [s for s in states if threshold is not None and s.idle_for_at_least(threshold)]
+    for s in idle:
+        console.print(f"[yellow]! {s.site}/{s.name} idle for at least {idle_for}[/yellow]")
+    if unreachable or idle:
+        raise typer.Exit(1)
+    console.print(f"[green]✓ {len(states)} cluster(s)[/green]")
+
+
+@app.command("stop")
+def stop_command(
+    names: list[str] = typer.Argument(
+        None, help="Clusters to stop by name; or use --idle-for to stop the idle ones."
+    ),
+    outputs: list[Path] = opt.OUTPUTS,
+    state_dir: Path = opt.STATE_DIR,
+    site: str | None = opt.SITE,
+    all_sites: bool = opt.ALL_SITES,
+    user: str | None = opt.USER,
+    password_stdin: bool = opt.PASSWORD_STDIN,
+    idle_for: str | None = IDLE_FOR,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would stop; stop nothing."),
+) -> None:
+    """Stop your named clusters, or every one idle for --idle-for; exit 1 if a stop failed or
+    a site was unreachable."""
+    console = Console()
+    threshold = _seconds(idle_for)
+    if not names and threshold is None:
+        console.print("[red]✗ nothing to stop: give cluster names or --idle-for DURATION[/red]")
+        raise typer.Exit(2)
+    states, unreachable, gateways = _survey(
+        console, outputs, state_dir, site, all_sites, user, password_stdin
+    )
+    known = {s.name for s in states}
+    missing = sorted(set(names or []) - known)
+    actions: dict[tuple[str, str], str] = {}
+    failures = []
+    for s in states:
+        wanted = s.name in (names or []) or (
+            threshold is not None and not names and s.idle_for_at_least(threshold)
+        )
+        if not wanted:
+            continue
+        if dry_run:
+            actions[(s.site, s.name)] = "would stop"
+            continue
+        try:
+            gateways[s.site].stop_cluster(s.name)
+            actions[(s.site, s.name)] = "[green]stopped[/green]"
+        except Exception as exc:
+            actions[(s.site, s.name)] = f"[red]stop failed: {exc}[/red]"
+            failures.append(f"{s.site}/{s.name}: {exc}")
+    console.print(_table("Your clusters", states, threshold, actions))
+    for name in missing:
+        console.print(f"[red]✗ {name}: not one of your clusters on the chosen site(s)[/red]")
+    for problem in unreachable:
+        console.print(f"[red]✗ site unreachable: {problem}[/red]")
+    for failure in failures:
+        console.print(f"[red]✗ {failure}[/red]")
+    stopped = sum(1 for a in actions.values() if "stopped" in a)
+    if missing or unreachable or failures:
+        raise typer.Exit(1)
+    verb = "would stop" if dry_run else "stopped"
+    console.print(f"[green]✓ {verb} {len(actions) if dry_run else stopped} cluster(s)[/green]")
