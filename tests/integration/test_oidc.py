@@ -433,8 +433,34 @@ def test_the_gateway_is_configured_as_the_helm_values_say(federation: LocalPlatf
     log = gateway_log(federation)
     assert "Authenticator: 'dask_platform.oidc.gateway.OIDCAuthenticator'" in log
     assert f"OIDC authentication: issuer {overlay['oidc']['issuer']}, audience {AUDIENCE}" in log
+    generated = (federation.site_dir("rogue") / "dask_gateway_config.py").read_text()
+    last = generated.splitlines()[-1]
+    assert last.startswith("exec(compile(open("), last
+    assert "rogue_overlay.py" in last
     assert (
-        Path(federation.site_dir("rogue") / "dask_gateway_config.py")
-        .read_text()
-        .endswith("rogue_overlay.py')  # noqa: F821\n")
+        "rogue_overlay.py"
+        not in (federation.site_dir("central") / "dask_gateway_config.py").read_text()
     )
+
+
+def test_the_helm_values_configure_this_authenticator() -> None:
+    """The production stack's `auth.type: custom` names this class, and each key of its config
+    is one of the class's configurable traits (the chart sets them as c.<Class>.<key>)."""
+    import importlib
+
+    from dask_platform.gateway_settings import render_values
+    from dask_platform.oidc.gateway import OIDCAuthenticator
+    from dask_platform.stack_config import load_stack_file
+
+    repo = Path(__file__).resolve().parents[2]
+    auth = render_values(load_stack_file(repo, "prod"))["gateway"]["auth"]
+    assert auth["type"] == "custom"
+    module, _, name = auth["custom"]["class"].rpartition(".")
+    assert getattr(importlib.import_module(module), name) is OIDCAuthenticator
+    traits = set(OIDCAuthenticator.class_trait_names(config=True))
+    assert set(auth["custom"]["config"]) <= traits
+    assert auth["custom"]["config"] == {
+        "issuer": "https://keycloak.example.org/realms/earth",
+        "audience": "dask-gateway",
+        "groups_claim": "groups",
+    }

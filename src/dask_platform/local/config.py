@@ -94,8 +94,9 @@ class LocalSite(_Model):
     name: SiteName
     extra_config: list[Path] = Field(
         default_factory=list,
-        description="Further gateway config files loaded after the platform's, as further "
-        "`gateway.extraConfig` entries are on EKS (relative paths: to the config file).",
+        description="Further gateway config files run after the platform's, in its namespace, "
+        "as further `gateway.extraConfig` entries are on EKS (relative paths: to the config "
+        "file).",
     )
 
 

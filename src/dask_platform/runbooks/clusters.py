@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from dask_platform.runbooks import remote
+from dask_platform.sites import _CLOSED
 
 
 @dataclass
@@ -48,6 +49,7 @@ def activity(gateway: Any, name: str) -> dict[str, Any]:
         # connect() does not own the cluster: close the handle, never the cluster.
         with contextlib.suppress(Exception):
             cluster.close(shutdown=False)
+        _CLOSED.append(cluster)
     return report
 
 
