@@ -43,6 +43,7 @@ GROUPS: dict[str, str] = {
 }
 
 Advance = Callable[..., None]
+PRINT_EVERY_S = 10.0
 
 
 class GroupModule(Protocol):
@@ -78,6 +79,7 @@ class Context:
         terminal = self.console.is_terminal
         started = time.monotonic()
         done = 0.0
+        printed = 0.0
         progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
@@ -93,12 +95,15 @@ class Context:
             task_id = progress.add_task(description, total=total, detail="")
 
             def advance(detail: str = "", steps: float = 1) -> None:
-                nonlocal done
+                nonlocal done, printed
                 done += steps
                 progress.update(task_id, advance=steps, detail=detail)
-                if not terminal:
-                    of = f"/{total:g}" if total else ""
-                    self.console.print(f"  {description}: {done:g}{of} {detail}".rstrip())
+                # In a log (not a terminal): a line per step, at most one per PRINT_EVERY_S.
+                now = time.monotonic()
+                if not terminal and now - printed >= PRINT_EVERY_S:
+                    printed = now
+                    count = f"{done:g}/{total:g} " if total else ""
+                    self.console.print(f"  {description}: {count}{detail}".rstrip())
 
             yield advance
         self.console.print(

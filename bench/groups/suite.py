@@ -9,6 +9,7 @@ pytest's collection - is the make time minus the sum.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -23,6 +24,7 @@ from bench.stats import ratio
 
 TITLE = "Test suite (`make test`)"
 GROUP_ORDER = ("unit", "policy", "integration", "images")
+WAIT_FOR_OTHER_SESSIONS_S = 1800.0
 
 
 class SuiteBenchError(RuntimeError):
@@ -34,6 +36,7 @@ def parse_junit(path: Path) -> dict[str, Any]:
     root = ET.parse(path).getroot()  # noqa: S314 - pytest's own report, written in this run
     suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
     groups: dict[str, dict[str, Any]] = {}
+    failed: list[str] = []
     for case in root.iter("testcase"):
         classname = case.get("classname", "")
         parts = classname.split(".")
@@ -46,6 +49,7 @@ def parse_junit(path: Path) -> dict[str, Any]:
         tags = {child.tag for child in case}
         if tags & {"failure", "error"}:
             entry["failed"] += 1
+            failed.append(f"{classname}::{case.get('name', '')}")
         elif "skipped" in tags:
             entry["skipped"] += 1
         else:
@@ -55,10 +59,45 @@ def parse_junit(path: Path) -> dict[str, Any]:
     return {
         "pytest_seconds": round(sum(float(s.get("time", 0) or 0) for s in suites), 1),
         "groups": groups,
+        "failed": failed,
     }
 
 
+def other_pytest_sessions() -> list[int]:
+    """pids of pytest sessions already running on this machine (``pytest``, ``uv run pytest``,
+    ``python -m pytest``)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        argv = proc.info.get("cmdline") or []
+        if proc.pid != os.getpid() and any(Path(a).name == "pytest" for a in argv[:4]):
+            found.append(proc.pid)
+    return sorted(found)
+
+
+def wait_for_other_sessions(context: Context) -> None:
+    """A second session would share the CPU with the first - and the integration fixtures of a
+    new session stop the local platforms of other sessions (they take them for leftovers of an
+    aborted run). So wait until no other pytest runs."""
+    others = other_pytest_sessions()
+    if not others:
+        return
+    deadline = time.monotonic() + WAIT_FOR_OTHER_SESSIONS_S
+    with context.task(f"waiting for other pytest sessions to finish (pids {others})") as step:
+        while others and time.monotonic() < deadline:
+            time.sleep(5)
+            others = other_pytest_sessions()
+            step(f"still running: {others}" if others else "none left", 0)
+    if others:
+        raise SuiteBenchError(
+            f"other pytest sessions are still running after {WAIT_FOR_OTHER_SESSIONS_S:.0f}s "
+            f"(pids {', '.join(map(str, others))}); run this group when they have finished"
+        )
+
+
 def run(context: Context) -> dict[str, Any]:
+    wait_for_other_sessions(context)
     junit = context.work_dir / "junit.xml"
     log = context.work_dir / "make-test.log"
     pytest_args = f"--junitxml={junit} -o junit_duration_report=total"
@@ -88,6 +127,7 @@ def run(context: Context) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "make_test_s": round(wall, 1),
         "exit_code": process.returncode,
+        "failed_tests": parsed["failed"],
         "pytest_s": parsed["pytest_seconds"],
         "outside_tests_s": round(wall - in_tests, 1),
         "groups": {name: groups[name] for name in [*GROUP_ORDER, "other"] if name in groups},
@@ -102,7 +142,12 @@ def run(context: Context) -> dict[str, Any]:
         "minus their sum: uv sync, install-system-deps, ruff, mypy and pytest's collection.",
     ]
     if failed or process.returncode:
-        notes.append(f"`make test` exited {process.returncode} with {failed} failed test(s).")
+        names = ", ".join(f"`{name}`" for name in parsed["failed"])
+        notes.append(
+            f"`make test` exited {process.returncode} with {failed} failed test(s)"
+            + (f": {names}" if names else "")
+            + "."
+        )
     return {
         "parameters": {"command": " ".join(argv[:2]) + f' PYTEST_ARGS="{pytest_args}"'},
         "figures": figures,

@@ -133,4 +133,5 @@ def test_junit_durations_are_summed_per_test_directory(tmp_path: Path) -> None:
         "seconds": 2.0,
     }
     assert parsed["groups"]["integration"]["failed"] == 1
+    assert parsed["failed"] == ["tests.integration.test_b::t3"]
     assert parsed["groups"]["integration"]["seconds"] == 6.0
