@@ -70,9 +70,12 @@ class DriftReport:
 def client_versions() -> dict[str, str]:
     import platform
 
-    versions = {
-        canonical(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()
-    }
+    versions: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        # The first one on sys.path is the one `import` and importlib.metadata.version() use;
+        # later ones are shadowed copies (e.g. setuptools/_vendor, on sys.path once
+        # pkg_resources is imported).
+        versions.setdefault(canonical(dist.metadata["Name"]), dist.version)
     versions[PYTHON] = platform.python_version()
     return versions
 
