@@ -8,9 +8,11 @@ the given duration (asked of each cluster's scheduler).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -52,7 +54,7 @@ def _survey(
     all_sites: bool,
     user: str | None,
     password_stdin: bool,
-) -> tuple[list, list[str], dict]:
+) -> tuple[list, list[str], dict, Any]:
     from dask_platform.runbooks.access import (
         Credentials,
         choose_sites,
@@ -67,7 +69,7 @@ def _survey(
         sites = choose_sites(registry, site, all_sites)
         credentials = Credentials(user, read_password_stdin() if password_stdin else None)
     except SiteError as exc:
-        console.print(f"[red]✗ {exc}[/red]")
+        console.print(f"[red]✗ {escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
     states = []
     unreachable = []
@@ -89,42 +91,40 @@ def _survey(
                 states.extend(survey(gateway, chosen.name))
                 gateways[chosen.name] = gateway
             except SiteError as exc:
-                console.print(f"[red]✗ {exc}[/red]")
+                credentials.close()
+                console.print(f"[red]✗ {escape(str(exc))}[/red]")
                 raise typer.Exit(2) from None
             except Exception as exc:
                 unreachable.append(f"{chosen.name}: {type(exc).__name__}: {exc}".splitlines()[0])
             progress.advance(task)
-    return states, unreachable, gateways
+    return states, unreachable, gateways, credentials
 
 
 def _table(title: str, states: list, idle_for: float | None, extra: dict | None = None) -> Table:
     from dask_platform.runbooks.clusters import format_duration
 
     table = Table(title=title)
-    for column in ("site", "cluster", "status", "workers", "started", "idle for", "dashboard"):
-        table.add_column(column, overflow="fold")
-    if extra is not None:
-        table.add_column("action")
+    for column in ("site", "cluster", "status", "workers", "started", "idle for"):
+        table.add_column(column, overflow="fold", no_wrap=column in {"cluster", "started"})
+    # Listing: where to look; stopping: what happened.
+    table.add_column("dashboard" if extra is None else "action", overflow="fold")
     for s in states:
         idle = (
             "busy"
             if s.busy
-            else (f"[red]{s.error}[/red]" if s.error else format_duration(s.idle_seconds))
+            else (f"[red]{escape(s.error)}[/red]" if s.error else format_duration(s.idle_seconds))
         )
         if idle_for is not None and s.idle_for_at_least(idle_for):
             idle = f"[yellow]{idle}[/yellow]"
-        row = [
+        table.add_row(
             s.site,
             s.name,
             s.status.lower(),
             "" if s.workers is None else str(s.workers),
             s.started.strftime("%Y-%m-%d %H:%M:%S") if s.started else "",
             idle,
-            s.dashboard or "",
-        ]
-        if extra is not None:
-            row.append(extra.get((s.site, s.name), "kept"))
-        table.add_row(*row)
+            (s.dashboard or "") if extra is None else extra.get((s.site, s.name), "kept"),
+        )
     return table
 
 
@@ -142,12 +142,13 @@ def list_command(
     --idle-for) any cluster has been idle that long."""
     console = Console()
     threshold = _seconds(idle_for)
-    states, unreachable, _ = _survey(
+    states, unreachable, _, credentials = _survey(
         console, outputs, state_dir, site, all_sites, user, password_stdin
     )
+    credentials.close()
     console.print(_table("Your clusters", states, threshold))
     for problem in unreachable:
-        console.print(f"[red]✗ site unreachable: {problem}[/red]")
+        console.print(f"[red]✗ site unreachable: {escape(problem)}[/red]")
     idle = [s for s in states if threshold is not None and s.idle_for_at_least(threshold)]
     for s in idle:
         console.print(f"[yellow]! {s.site}/{s.name} idle for at least {idle_for}[/yellow]")
@@ -177,7 +178,7 @@ def stop_command(
     if not names and threshold is None:
         console.print("[red]✗ nothing to stop: give cluster names or --idle-for DURATION[/red]")
         raise typer.Exit(2)
-    states, unreachable, gateways = _survey(
+    states, unreachable, gateways, credentials = _survey(
         console, outputs, state_dir, site, all_sites, user, password_stdin
     )
     known = {s.name for s in states}
@@ -197,15 +198,16 @@ def stop_command(
             gateways[s.site].stop_cluster(s.name)
             actions[(s.site, s.name)] = "[green]stopped[/green]"
         except Exception as exc:
-            actions[(s.site, s.name)] = f"[red]stop failed: {exc}[/red]"
+            actions[(s.site, s.name)] = f"[red]stop failed: {escape(str(exc))}[/red]"
             failures.append(f"{s.site}/{s.name}: {exc}")
+    credentials.close()
     console.print(_table("Your clusters", states, threshold, actions))
     for name in missing:
         console.print(f"[red]✗ {name}: not one of your clusters on the chosen site(s)[/red]")
     for problem in unreachable:
-        console.print(f"[red]✗ site unreachable: {problem}[/red]")
+        console.print(f"[red]✗ site unreachable: {escape(problem)}[/red]")
     for failure in failures:
-        console.print(f"[red]✗ {failure}[/red]")
+        console.print(f"[red]✗ {escape(failure)}[/red]")
     stopped = sum(1 for a in actions.values() if "stopped" in a)
     if missing or unreachable or failures:
         raise typer.Exit(1)

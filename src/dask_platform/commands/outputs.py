@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dask_platform.local.config import DEFAULT_STATE_DIR
@@ -32,6 +33,11 @@ REQUIRED = (
 def _render(value: Any) -> str:
     if value is None:
         return "[dim]null[/dim]"
+    # Values are text, not markup: `pulumi stack output` prints secrets as "[secret]".
+    return escape(_text(value))
+
+
+def _text(value: Any) -> str:
     if isinstance(value, dict):
         return (
             "\n".join(
@@ -113,7 +119,7 @@ def outputs(
     findings = findings_of(data)
     report = Console(stderr=True) if as_json else console
     for finding in findings:
-        report.print(f"[red]✗ {finding}[/red]")
+        report.print(f"[red]✗ {escape(finding)}[/red]")
     if findings:
         raise typer.Exit(1)
     if not as_json:

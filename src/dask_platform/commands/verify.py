@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -53,7 +54,7 @@ def verify_workers(
     """Prove per worker: team role, no keys, own prefix writable, others' denied, same versions."""
     from dask_platform.runbooks.access import Credentials, load_registry, read_password_stdin
     from dask_platform.runbooks.verify import VerifyError, verify
-    from dask_platform.sites import SiteError
+    from dask_platform.sites import _CLOSED, SiteError
 
     console = Console()
     started_at = time.monotonic()
@@ -61,9 +62,10 @@ def verify_workers(
         registry = load_registry(outputs, state_dir)
         chosen = registry[site] if site is not None else next(iter(registry))
         password = read_password_stdin() if password_stdin else None
-        gateway = Credentials(user, password).gateway(chosen)
+        credentials = Credentials(user, password)
+        gateway = credentials.gateway(chosen)
     except SiteError as exc:
-        console.print(f"[red]✗ {exc}[/red]")
+        console.print(f"[red]✗ {escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
 
     cluster = None
@@ -104,10 +106,10 @@ def verify_workers(
             report = verify(client, chosen.outputs, team=team, other_team=other_team)
             client.close()
     except VerifyError as exc:
-        console.print(f"[red]✗ {exc}[/red]")
+        console.print(f"[red]✗ {escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
     except (OSError, ValueError, RuntimeError, TimeoutError) as exc:
-        console.print(f"[red]✗ cannot verify a cluster at {chosen.name}: {exc}[/red]")
+        console.print(f"[red]✗ cannot verify a cluster at {chosen.name}: {escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
     finally:
         if cluster is not None:
@@ -115,22 +117,32 @@ def verify_workers(
                 cluster.shutdown()
             else:
                 cluster.close(shutdown=False)
+            _CLOSED.append(cluster)
+        credentials.close()
 
     table = Table(
         title=f"verify-workers: {cluster.name} at site {chosen.name} (team {report.team})"
     )
     for column in (
         "worker",
-        "AWS identity",
-        "key variables",
+        "assumed role",
+        "AWS keys",
         f"{report.team} prefix",
         f"{report.other_team or '-'} prefix",
         "versions",
-        "verdict",
+        "",
     ):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in {"worker", "assumed role"})
     for worker in report.workers:
         r = worker.report
+        caller = r.get("caller_arn")
+        # arn:aws:sts::<account>:assumed-role/<role>/<session>: the role is what matters.
+        parts = caller.split(":", 5)[-1].split("/") if caller else []
+        identity = (
+            parts[1]
+            if len(parts) > 1 and parts[0] == "assumed-role"
+            else (caller or f"[red]{r.get('caller_error')}[/red]")
+        )
         own = (
             "write+read ✓"
             if r["team_write"]["ok"] and r["team_read"].get("matches")
@@ -147,8 +159,8 @@ def verify_workers(
             )
         )
         table.add_row(
-            f"{r['worker']}\n{worker.address.removeprefix('tls://')}",
-            r.get("caller_arn") or f"[red]{r.get('caller_error')}[/red]",
+            worker.address.removeprefix("tls://"),
+            identity,
             f"[red]{', '.join(r['key_variables'] + r['identity_overrides'])}[/red]"
             if r["key_variables"] or r["identity_overrides"]
             else "none ✓",
@@ -161,7 +173,7 @@ def verify_workers(
         )
     console.print(table)
     for finding in report.findings:
-        console.print(f"[red]✗ {finding}[/red]")
+        console.print(f"[red]✗ {escape(finding)}[/red]")
     elapsed = time.monotonic() - started_at
     if report.findings:
         console.print(

@@ -10,6 +10,7 @@ state directory's ``passwords.json``. Sites sharing an identity provider share o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Iterable
@@ -53,6 +54,7 @@ class Credentials:
         self.user = user
         self._password = password
         self._logins: dict[tuple[str, str], Any] = {}
+        self._gateways: list[Any] = []
 
     def _password_for(self, site: Site) -> str | None:
         if self._password is not None:
@@ -91,8 +93,22 @@ class Credentials:
         from dask_gateway import Gateway
 
         gateway = Gateway(site.address, proxy_address=site.proxy_address, auth=self.auth_for(site))
-        _CLOSED.append(gateway)
+        self._gateways.append(gateway)
         return gateway
+
+    def close(self) -> None:
+        """Close every gateway client this opened (their HTTP sessions and IO loops)."""
+        while self._gateways:
+            gateway = self._gateways.pop()
+            with contextlib.suppress(Exception):
+                gateway.close()
+            _CLOSED.append(gateway)
+
+    def __enter__(self) -> Credentials:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def gateway_from_options(
@@ -106,4 +122,5 @@ def gateway_from_options(
     registry = load_registry(outputs, state_dir)
     chosen = registry[site] if site is not None else next(iter(registry))
     password = read_password_stdin() if password_stdin else None
+    # The caller closes the gateway (e.g. `with gateway:`); nothing else stays open.
     return Credentials(user, password).gateway(chosen)
