@@ -30,6 +30,13 @@ class Row:
     ratio: str = ""
 
 
+def fmt_ratio(value: float | None) -> str:
+    """A ratio as the tables show it: two decimals, whole numbers from 100 up."""
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
+
+
 def write_result(results_dir: Path, document: Mapping[str, Any]) -> Path:
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{document['group']}.json"

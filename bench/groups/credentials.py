@@ -31,7 +31,7 @@ from bench.platforms import (
     wait_until,
 )
 from bench.platforms import worker_count as count_workers
-from bench.report import Row
+from bench.report import Row, fmt_ratio
 from bench.runner import Context
 from bench.stats import ratio, summary
 
@@ -350,8 +350,8 @@ def rows(document: Mapping[str, Any]) -> list[Row]:
             for mode in ("web-identity-3600", "web-identity-900"):
                 r = ratios[f"{mode}/static:{key}"]
                 ratio_cells.append(
-                    f"{mode.removeprefix('web-identity-')} s: p50 **{r['p50']}**, "
-                    f"p95 {r['p95']}, throughput {r['throughput']}"
+                    f"{mode.removeprefix('web-identity-')} s: p50 **{fmt_ratio(r['p50'])}**, "
+                    f"p95 {fmt_ratio(r['p95'])}, throughput {fmt_ratio(r['throughput'])}"
                 )
             n = latency["static-key"][key]["latency_s"]["n"]
             result.append(
@@ -370,7 +370,7 @@ def rows(document: Mapping[str, Any]) -> list[Row]:
             cold,
             ", ".join(
                 f"{m.removeprefix('web-identity-')} s/static "
-                f"**{ratios[f'{m}/static:cold_first_put']}**"
+                f"**{fmt_ratio(ratios[f'{m}/static:cold_first_put'])}**"
                 for m in ("web-identity-3600", "web-identity-900")
             ),
         )
@@ -386,7 +386,7 @@ def rows(document: Mapping[str, Any]) -> list[Row]:
                 f"900 s credentials: {short['sts_calls_per_worker']:g} "
                 f"({short['s3_operations_per_worker']:g} S3 operations, "
                 f"{short['sts_calls_per_s3_operation']} STS call per S3 operation)",
-                f"900 s / 3600 s **{sts[f'short_to_long:{user}']}**",
+                f"900 s / 3600 s **{fmt_ratio(sts[f'short_to_long:{user}'])}**",
             )
         )
     return result

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import REPO_DIR
-from bench.report import Row
+from bench.report import Row, fmt_ratio
 from bench.runner import Context
 from bench.stats import ratio, summary
 
@@ -133,10 +133,10 @@ def rows(document: Mapping[str, Any]) -> list[Row]:
                 f"{_s(item['warm_total_s'])} = {item['warm_evaluate_s']['median']:.2f} + "
                 f"{item['warm_rules_s']['median'] * 1000:.0f} ms + "
                 f"{item['warm_lint_s']['median'] * 1000:.0f} ms",
-                f"cold/warm **{item['cold_to_warm']}**",
+                f"cold/warm **{fmt_ratio(item['cold_to_warm'])}**",
             )
         )
     for stack, value in (figures.get("ratios_to_first_stack") or {}).items():
         first = document["parameters"]["stacks"][0]
-        result.append(Row(f"`{stack}` / `{first}` (cold)", "", f"{value}"))
+        result.append(Row(f"`{stack}` / `{first}` (cold)", "", fmt_ratio(value)))
     return result

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import REPO_DIR
-from bench.report import Row
+from bench.report import Row, fmt_ratio
 from bench.runner import Context
 from bench.stats import ratio
 
@@ -174,7 +174,7 @@ def rows(document: Mapping[str, Any]) -> list[Row]:
             Row(
                 f"`tests/{name}` ({entry['tests']} tests: {outcome})",
                 f"{entry['seconds']:.0f} s",
-                f"**{figures['share_of_make_test'][name]}**",
+                f"**{fmt_ratio(figures['share_of_make_test'][name])}**",
             )
         )
     outside = figures["outside_tests_s"]
@@ -182,7 +182,7 @@ def rows(document: Mapping[str, Any]) -> list[Row]:
         Row(
             "outside the tests: set-up, lint (ruff, mypy), collection",
             f"{outside:.0f} s",
-            f"{ratio(outside, figures['make_test_s'])}",
+            fmt_ratio(ratio(outside, figures["make_test_s"])),
         )
     )
     return result

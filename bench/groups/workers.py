@@ -38,7 +38,7 @@ from bench.platforms import (
     wait_until,
     worker_count,
 )
-from bench.report import Row
+from bench.report import Row, fmt_ratio
 from bench.runner import Context
 from bench.stats import ratio, summary
 
@@ -309,11 +309,16 @@ def rows(document: Mapping[str, Any]) -> list[Row]:
                 f"gateway: `new_cluster()` + {workers} worker(s) connected",
                 f"{_cell(gateway['ready_s'])} (cluster created in "
                 f"{gateway['created_s']['median']:.2f} s)",
-                f"gateway/bare **{ratios[f'gateway_to_bare_{workers}']}**",
+                f"gateway/bare **{fmt_ratio(ratios[f'gateway_to_bare_{workers}'])}**",
             )
         )
     result.append(
-        Row("N=4 / N=1", "", f"gateway {ratios['gateway_4_to_1']}, bare {ratios['bare_4_to_1']}")
+        Row(
+            "N=4 / N=1",
+            "",
+            f"gateway {fmt_ratio(ratios['gateway_4_to_1'])}, "
+            f"bare {fmt_ratio(ratios['bare_4_to_1'])}",
+        )
     )
     packages = ", ".join(document["parameters"]["pip_packages"])
     for workers in WORKER_COUNTS:
@@ -328,7 +333,7 @@ def rows(document: Mapping[str, Any]) -> list[Row]:
             Row(
                 f"the same installed at start by `PipInstall`, {workers} worker(s)",
                 _cell(figures[f"pip_{workers}"]["ready_s"]),
-                f"pip/baked **{ratios[f'pip_to_baked_{workers}']}**",
+                f"pip/baked **{fmt_ratio(ratios[f'pip_to_baked_{workers}'])}**",
             )
         )
     return result
