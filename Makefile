@@ -4,6 +4,7 @@
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 STACK ?= dev
 
 .PHONY: help setup system-deps demo test test-unit lint format plan images images-lock bench clean
@@ -56,7 +57,7 @@ images-lock: setup
 	$(UV) run --frozen scripts/lock-images
 
 bench: setup
-	$(UV) run --frozen python -m bench
+	$(UV) run --frozen python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .local .pytest_cache .ruff_cache .mypy_cache

@@ -14,6 +14,7 @@ Every fixture stops what it started and checks that no process of it is left.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -51,16 +52,35 @@ def platform_config(**local: Any) -> LocalConfig:
     )
 
 
+OWNER_FILE = "pytest-owner.pid"
+
+
+def _run_is_alive(run_dir: Path) -> bool:
+    """Whether the pytest session that owns ``run_dir`` (its basetemp) is still running."""
+    import psutil
+
+    try:
+        pid = int((run_dir / OWNER_FILE).read_text())
+    except (OSError, ValueError):
+        return False  # a run from before owner files, or one that never got that far
+    try:
+        return psutil.Process(pid).is_running()
+    except psutil.NoSuchProcess:
+        return False
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _stop_platforms_of_aborted_runs(tmp_path_factory: pytest.TempPathFactory) -> None:
     """A test run killed before its teardown (SIGKILL, a CI timeout) leaves its platforms
     running: their processes live in their own sessions. They carry the marker with their
-    state directory, so the next run stops those of earlier runs (never its own)."""
+    state directory, so the next run stops those of earlier runs whose pytest process is gone -
+    never its own, and never those of another session still running on the machine."""
     import psutil
 
     from dask_platform.local.processes import MARKER_ENV, terminate
 
     current = tmp_path_factory.getbasetemp().resolve()
+    (current / OWNER_FILE).write_text(str(os.getpid()))
     runs_root = current.parent
     stale = []
     for proc in psutil.process_iter(["pid"]):
@@ -68,11 +88,10 @@ def _stop_platforms_of_aborted_runs(tmp_path_factory: pytest.TempPathFactory) ->
             marker = proc.environ().get(MARKER_ENV)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-        if (
-            marker
-            and Path(marker).is_relative_to(runs_root)
-            and not Path(marker).is_relative_to(current)
-        ):
+        if not marker or not Path(marker).is_relative_to(runs_root):
+            continue
+        run_dir = runs_root / Path(marker).relative_to(runs_root).parts[0]
+        if run_dir != current and not _run_is_alive(run_dir):
             stale.append(proc.pid)
     terminate(stale)
 
