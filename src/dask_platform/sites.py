@@ -73,7 +73,9 @@ class SiteInfo(BaseModel):
     adaptive: Adaptive
 
 
-def site_output(name: str, stack: StackConfig, auth: Mapping[str, Any] | None = None) -> dict:
+def site_output(
+    name: str, stack: StackConfig, auth: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The ``site`` output of a stack: its name, its gateway's user authentication (no
     secret: the OIDC issuer and public client id, or just the type) and adaptive defaults."""
     info = SiteInfo(

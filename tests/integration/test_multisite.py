@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -69,6 +70,11 @@ def located(location: str, items: int = 4) -> Any:
 
 def scheduler_of(multi: MultiSiteCluster, site: str) -> str:
     return str(multi.clients[site].scheduler_info()["address"])
+
+
+def starting(site: str) -> bool:
+    """Whether a MultiSiteCluster start thread for ``site`` is still running."""
+    return any(t.name == f"dask-platform-start-{site}" for t in threading.enumerate())
 
 
 def clusters_at(site_outputs: dict[str, Any], site: str, auth: OIDCAuth) -> set[str]:
@@ -282,8 +288,11 @@ def test_a_hanging_site_times_out_and_its_late_cluster_is_stopped(
     finally:
         os.kill(pid, signal.SIGCONT)
     multi.shutdown()
-    # The hpc start completes once the gateway resumes; the abandoned cluster is stopped.
+    # The hpc start completes once the gateway resumes, and stops the cluster it made.
     deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and starting("hpc"):
+        time.sleep(0.5)
+    assert not starting("hpc"), "the abandoned start finished once the gateway resumed"
     while time.monotonic() < deadline and clusters_at(site_outputs, "hpc", alice) != before:
         time.sleep(1)
     assert clusters_at(site_outputs, "hpc", alice) == before
