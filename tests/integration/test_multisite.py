@@ -297,3 +297,35 @@ def test_a_hanging_site_times_out_and_its_late_cluster_is_stopped(
         time.sleep(1)
     assert clusters_at(site_outputs, "hpc", alice) == before
     assert psutil.Process(pid).status() != psutil.STATUS_STOPPED
+
+
+def test_every_site_is_a_component_with_its_address(
+    federation: LocalPlatform, site_outputs: dict[str, Any]
+) -> None:
+    components = {c.name: c for c in federation.status()}
+    assert list(components) == ["emulator", "issuer", "gateway", "gateway-hpc", "gateway-rogue"]
+    assert components["gateway"].address == site_outputs["central"]["gateway_address"]
+    assert components["gateway-hpc"].address == site_outputs["hpc"]["gateway_address"]
+    assert all(c.alive for c in components.values())
+
+
+def test_local_site_config_errors_name_the_key(tmp_path: Path) -> None:
+    from dask_platform.local.config import load_local_config
+    from dask_platform.stack_config import StackConfigError
+
+    with pytest.raises(
+        StackConfigError, match=r"local.sites: names must be unique \(repeated: a\)"
+    ):
+        load_local_config(overrides={"local": {"sites": [{"name": "a"}, {"name": "a"}]}})
+    with pytest.raises(
+        StackConfigError, match=r"local.sites.0.extra_config: .*nope.py is not a file"
+    ):
+        load_local_config(
+            overrides={
+                "local": {"sites": [{"name": "a", "extra_config": [str(tmp_path / "nope.py")]}]}
+            }
+        )
+    with pytest.raises(
+        StackConfigError, match=r"local.gateway_auth: Input should be 'password' or 'oidc'"
+    ):
+        load_local_config(overrides={"local": {"gateway_auth": "kerberos"}})

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dask_platform.stack_config import (
     StackConfig,
@@ -137,13 +137,14 @@ class LocalSettings(_Model):
         description="One gateway per site; the first one's outputs are outputs.json.",
     )
 
-    @model_validator(mode="after")
-    def _unique_sites(self) -> LocalSettings:
-        names = [site.name for site in self.sites]
+    @field_validator("sites")
+    @classmethod
+    def _unique_sites(cls, sites: list[LocalSite]) -> list[LocalSite]:
+        names = [site.name for site in sites]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"sites: names must be unique (repeated: {', '.join(duplicates)})")
-        return self
+            raise ValueError(f"names must be unique (repeated: {', '.join(duplicates)})")
+        return sites
 
 
 class LocalConfig(_Model):
