@@ -13,6 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.launch_templates import hardened_launch_template
 from dask_platform.cloudprovider import (
     EC2_AMI_PARAMETER,
     ECS_GPU_AMI_PARAMETER,
@@ -293,38 +294,17 @@ class DaskEcs(pulumi.ComponentResource):
                 "",
             ]
         )
-        template = aws.ec2.LaunchTemplate(
+        template = hardened_launch_template(
             f"{name}-gpu",
             description=f"{ecs_name} GPU container instances (ECS GPU-optimized AMI)",
+            disk_size_gib=gpu.disk_size_gib,
+            instance_name=f"{ecs_name}-gpu",
+            tags=args.tags,
+            opts=child,
             image_id=ami,
             iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
             vpc_security_group_ids=[self.security_group.id],
             user_data=base64.b64encode(user_data.encode()).decode(),
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled",
-                http_tokens="required",
-                http_put_response_hop_limit=1,
-                instance_metadata_tags="disabled",
-            ),
-            block_device_mappings=[
-                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                    device_name="/dev/xvda",
-                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                        volume_size=gpu.disk_size_gib,
-                        volume_type="gp3",
-                        encrypted="true",
-                        delete_on_termination="true",
-                    ),
-                )
-            ],
-            tag_specifications=[
-                aws.ec2.LaunchTemplateTagSpecificationArgs(
-                    resource_type="instance",
-                    tags={**args.tags, "Name": f"{ecs_name}-gpu"},
-                )
-            ],
-            tags=args.tags,
-            opts=child,
         )
         group = aws.autoscaling.Group(
             f"{name}-gpu",

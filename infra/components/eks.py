@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.launch_templates import hardened_launch_template
 from dask_platform.iam import render_policy
 from dask_platform.stack_config import Eks as EksConfig
 from dask_platform.stack_config import NodeGroup as NodeGroupConfig
@@ -214,35 +215,11 @@ class EksCluster(pulumi.ComponentResource):
         attachments: list[aws.iam.RolePolicyAttachment],
     ) -> None:
         child = pulumi.ResourceOptions(parent=self)
-        # IMDSv2 only, hop limit 1: a pod (one network hop further than the node) cannot reach
-        # the instance metadata service, so it cannot borrow the node role's credentials.
-        # ref: https://docs.aws.amazon.com/eks/latest/best-practices/identity-and-access-management.html
-        template = aws.ec2.LaunchTemplate(
+        template = hardened_launch_template(
             f"{name}-{role}",
             description=f"{args.cluster_name} {role} nodes",
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled",
-                http_tokens="required",
-                http_put_response_hop_limit=1,
-                instance_metadata_tags="disabled",
-            ),
-            block_device_mappings=[
-                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                    device_name="/dev/xvda",
-                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                        volume_size=group.disk_size_gib,
-                        volume_type="gp3",
-                        encrypted="true",
-                        delete_on_termination="true",
-                    ),
-                )
-            ],
-            tag_specifications=[
-                aws.ec2.LaunchTemplateTagSpecificationArgs(
-                    resource_type="instance",
-                    tags={**args.tags, "Name": f"{args.cluster_name}-{role}"},
-                )
-            ],
+            disk_size_gib=group.disk_size_gib,
+            instance_name=f"{args.cluster_name}-{role}",
             tags=args.tags,
             opts=child,
         )
