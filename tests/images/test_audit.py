@@ -12,14 +12,16 @@ import pytest
 from dask_platform.images import IMAGE_LABEL, LOCK_LABEL
 from dask_platform.images.audit import audit_image, config_findings
 
-BAD_CONTAINERFILE = """
+from ..examples import EXAMPLE_ACCESS_KEY_ID
+
+BAD_CONTAINERFILE = f"""
 ARG BASE_IMAGE
-FROM ${BASE_IMAGE}
+FROM ${{BASE_IMAGE}}
 # Everything the platform forbids: a key in the config, credential files in two homes, root.
-ENV AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE AWS_PROFILE=shared
+ENV AWS_ACCESS_KEY_ID={EXAMPLE_ACCESS_KEY_ID} AWS_PROFILE=shared
 RUN mkdir -p /root/.aws /home/analyst/.docker \\
- && printf '[default]\\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\\n' > /root/.aws/credentials \\
- && printf '{"auths": {}}' > /home/analyst/.docker/config.json
+ && printf '[default]\\naws_access_key_id = {EXAMPLE_ACCESS_KEY_ID}\\n' > /root/.aws/credentials \\
+ && printf '{{"auths": {{}}}}' > /home/analyst/.docker/config.json
 USER root
 """
 

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from dask_platform.gateway_settings import SETTINGS_ENV, gateway_settings
+from dask_platform.gateway_settings import SETTINGS_ENV, gateway_settings, render_values
 from dask_platform.images import BUILD_KEY_LABEL, IMAGE_LABEL, IMAGES, LOCK_LABEL
 from dask_platform.images.audit import audit_image, credential_files
 from dask_platform.images.lock import lock_sha256, lock_tag
@@ -185,4 +185,29 @@ print(json.dumps({{
         "scheduler_cmd": ["dask", "scheduler"],
         "worker_cmd": ["dask", "worker"],
         "service_account": "dask-hydrology",
+    }
+
+
+def test_the_gateway_image_runs_the_helm_values_authenticator(hosts):
+    """What `auth.type: custom` in the rendered Helm values names - the class and its config -
+    imports and configures inside the gateway image (the upstream image would lack it)."""
+    auth = render_values(load_stack_file(REPO, "prod"))["gateway"]["auth"]
+    assert auth["type"] == "custom"
+    script = f"""
+import importlib, json
+module, _, name = {auth["custom"]["class"]!r}.rpartition(".")
+cls = getattr(importlib.import_module(module), name)
+authenticator = cls(**{auth["custom"]["config"]!r})
+print(json.dumps({{
+    "class": f"{{cls.__module__}}.{{cls.__name__}}",
+    "issuer": authenticator.issuer,
+    "audience": authenticator.audience,
+    "groups_claim": authenticator.groups_claim,
+}}))
+"""
+    result = hosts["gateway"].run("python -c %s", script)
+    assert result.rc == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "class": auth["custom"]["class"],
+        **auth["custom"]["config"],
     }

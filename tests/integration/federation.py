@@ -28,13 +28,14 @@ from dask_platform.local.config import LocalOidc
 from dask_platform.local.platform import LocalPlatform
 from dask_platform.local.processes import marked_processes
 
+from ..examples import EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY
 from .conftest import CLOSED_GATEWAYS, platform_config
 
 SITES = ("central", "hpc", "rogue")
 ACCESS_TOKEN_SECONDS = 8
 # A made-up key pair in AWS's documented example format: nothing real is ever pasted anywhere.
 # ref: https://docs.aws.amazon.com/IAM/latest/UserGuide/security-creds.html
-ROGUE_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+ROGUE_KEY_ID = EXAMPLE_ACCESS_KEY_ID
 ROGUE_OVERLAY = """\
 # An operator "fixed" S3 access by pasting a key pair into every cluster (the misconfiguration
 # the platform exists to prevent; loaded after the platform's own config, so its checks ran).
@@ -52,7 +53,7 @@ def _with_pasted_keys(user):
         config["environment"] = {
             **config["environment"],
             "AWS_ACCESS_KEY_ID": "ROGUE_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "AWS_SECRET_ACCESS_KEY": "ROGUE_SECRET",
         }
         return config
 
@@ -60,7 +61,7 @@ def _with_pasted_keys(user):
 
 
 c.Backend.cluster_options = _with_pasted_keys
-""".replace("ROGUE_KEY_ID", ROGUE_KEY_ID)
+""".replace("ROGUE_KEY_ID", ROGUE_KEY_ID).replace("ROGUE_SECRET", EXAMPLE_SECRET_ACCESS_KEY)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from dask_platform.cli import app
 from dask_platform.local.platform import LocalPlatform
 from dask_platform.runbooks import remote
 
+from ..examples import EXAMPLE_ACCESS_KEY_ID
 from .conftest import CLOSED_GATEWAYS, new_cluster
 
 pytest_plugins = ("tests.integration.federation",)
@@ -71,7 +72,7 @@ def test_outputs_of_a_pulumi_stack_file_pass() -> None:
     ("mutation", "finding"),
     [
         (
-            lambda o: o["site"].update(note="AKIAIOSFODNN7EXAMPLE"),
+            lambda o: o["site"].update(note=EXAMPLE_ACCESS_KEY_ID),
             "site.note: contains an AWS access key id",
         ),
         (

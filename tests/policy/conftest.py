@@ -8,9 +8,10 @@ import sys
 from collections.abc import Callable, Iterator
 
 import pytest
-from policy_harness import PACK_DIR, PackClient
 
 from dask_platform.pulumi_eval import Evaluation, evaluate_stack
+
+from .policy_harness import PACK_DIR, PackClient
 
 _EVALUATIONS: dict[str, Evaluation] = {}
 

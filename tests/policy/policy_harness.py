@@ -18,6 +18,8 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from dask_platform.guard.runner import GuardResource, resources_from_fixture, stack_urn
 from dask_platform.stack_config import list_stacks
 
+from ..examples import with_example_keys
+
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "policy"
 PACK_DIR = REPO / "policies" / "crossguard"
@@ -47,7 +49,7 @@ class Case:
 def load_cases() -> list[Case]:
     cases = []
     for path in sorted(FIXTURES.glob("*.yaml")):
-        document = yaml.safe_load(path.read_text())
+        document = yaml.safe_load(with_example_keys(path.read_text()))
         assert document["policy"] == path.stem, f"{path.name}: policy must match the file name"
         for case in document["cases"]:
             assert ("expect" in case) != ("violation" in case), f"{path.name}: {case['name']}"

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import yaml
-from policy_harness import COMMITTED_STACKS, PROJECT, REPO
 from typer.testing import CliRunner
 
 from dask_platform.cli import app
@@ -28,6 +27,8 @@ from dask_platform.guard.runner import (
 )
 from dask_platform.pulumi_eval import Evaluation
 from dask_platform.stack_config import load_stack_file
+
+from .policy_harness import COMMITTED_STACKS, PROJECT, REPO
 
 pytestmark = pytest.mark.policy
 

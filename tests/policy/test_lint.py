@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from policy_harness import COMMITTED_STACKS, REPO
 
 from dask_platform import iam
 from dask_platform.guard import documents as iam_documents
@@ -26,6 +25,8 @@ from dask_platform.guard.lint import (
     uv_binary,
 )
 from dask_platform.pulumi_eval import Evaluation
+
+from .policy_harness import COMMITTED_STACKS, REPO
 
 pytestmark = pytest.mark.policy
 

@@ -10,10 +10,11 @@ import tomllib
 import pytest
 import yaml
 from google.protobuf import json_format
-from policy_harness import FIXTURE_STACK, PACK_DIR, PROJECT, REPO, PackClient
 
 from dask_platform.guard.registry import PACK_NAME, policies
 from dask_platform.guard.runner import resources_from_fixture
+
+from .policy_harness import FIXTURE_STACK, PACK_DIR, PROJECT, REPO, PackClient
 
 pytestmark = pytest.mark.policy
 

@@ -5,10 +5,11 @@ same result, so what `dask-platform plan` says is what `pulumi preview --policy-
 from __future__ import annotations
 
 import pytest
-from policy_harness import FIXTURE_STACK, PROJECT, Case, PackClient, load_cases
 
 from dask_platform.guard.registry import policies
 from dask_platform.guard.runner import run_policies
+
+from .policy_harness import FIXTURE_STACK, PROJECT, Case, PackClient, load_cases
 
 pytestmark = pytest.mark.policy
 

@@ -23,6 +23,7 @@ from dask_platform.profiles import (
     profiles_path,
 )
 
+from ..examples import EXAMPLE_ACCESS_KEY_ID
 from .conftest import REPO
 
 OUTPUTS = REPO / "tests" / "fixtures" / "outputs"
@@ -129,12 +130,12 @@ def test_every_problem_is_reported_with_its_key(tmp_path: Path) -> None:
                 "kind": "fargate",
                 "outputs": "x.json",
                 "team": "t",
-                "options": {"environment": {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE"}},
+                "options": {"environment": {"AWS_ACCESS_KEY_ID": EXAMPLE_ACCESS_KEY_ID}},
             },
             "profiles.p.options.environment.AWS_ACCESS_KEY_ID",
         ),
         (
-            {"kind": "gateway", "site": "s", "options": {"note": "AKIAIOSFODNN7EXAMPLE"}},
+            {"kind": "gateway", "site": "s", "options": {"note": EXAMPLE_ACCESS_KEY_ID}},
             "profiles.p.options.note: contains an AWS access key id",
         ),
     ],
