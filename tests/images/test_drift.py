@@ -97,8 +97,17 @@ def test_bad_arguments_are_one_clear_error(args, message):
     assert message in result.output
 
 
-def test_the_worker_and_gateway_images_have_no_drift_from_the_client(engine, built):
-    result = drift("--image", "worker", "--image", "gateway", "--docker-host", engine.base_url)
+def test_the_images_have_no_drift_from_the_client(engine, built):
+    result = drift(
+        "--image",
+        "worker",
+        "--image",
+        "notebook",
+        "--image",
+        "gateway",
+        "--docker-host",
+        engine.base_url,
+    )
     assert result.exit_code == 0, result.output
     assert "no drift" in result.output
 
