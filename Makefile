@@ -3,6 +3,10 @@
 
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# Trust the machine's certificate store (a TLS-inspecting proxy's CA lives there); uv's own
+# bundle would not. UV_NATIVE_TLS is the name older uv releases read.
+export UV_SYSTEM_CERTS ?= 1
+export UV_NATIVE_TLS ?= 1
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 STACK ?= dev
@@ -17,8 +21,11 @@ help:
 	@echo "make images-lock - re-resolve images/uv.lock, pinned to uv.lock"
 	@echo "make bench   - run the benchmarks and update bench/README.md"
 
+# uv into the user's ~/.local/bin; on a distribution Python that refuses pip (PEP 668) the
+# user-site install is still safe, so it is retried with --break-system-packages.
 $(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+	python3 -m pip install --quiet --user uv \
+	  || python3 -m pip install --quiet --user --break-system-packages uv
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --all-extras --frozen
