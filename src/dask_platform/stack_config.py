@@ -428,7 +428,8 @@ class EcsGpu(_Model):
     disk_size_gib: int = Field(default=100, ge=30, le=2000)
     image: Image | None = Field(
         default=None,
-        description="The GPU worker image (CUDA + dask-cuda, same lock as the notebook); "
+        description="The GPU worker image (images/worker-gpu: CuPy + the CUDA runtime, same lock "
+        "as the notebook, with a `dask-cuda-worker` shim for ECSCluster); "
         "required when enabled.",
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+from pathlib import Path
 
 import pytest
 
@@ -211,3 +212,41 @@ print(json.dumps({{
         "class": auth["custom"]["class"],
         **auth["custom"]["config"],
     }
+
+
+def ecs_launch_commands() -> set[str]:
+    """The executables dask-cloudprovider's ECS/Fargate task definitions start, read from the
+    installed source (every ``"command": [<exe>, ...]`` of aws/ecs.py), so a change upstream
+    shows here first."""
+    import ast
+
+    import dask_cloudprovider.aws.ecs as ecs
+
+    tree = ast.parse(Path(ecs.__file__).read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Dict):
+            continue
+        for key, value in zip(node.keys, node.values, strict=True):
+            if not (isinstance(key, ast.Constant) and key.value == "command"):
+                continue
+            while isinstance(value, ast.BinOp):  # ["dask-worker", ...] + extra_args
+                value = value.left
+            if isinstance(value, ast.List) and value.elts:
+                first = value.elts[0]
+                options = [first.body, first.orelse] if isinstance(first, ast.IfExp) else [first]
+                found |= {o.value for o in options if isinstance(o, ast.Constant)}
+    return found
+
+
+def test_ecs_task_commands_are_known():
+    assert ecs_launch_commands() == {"dask-scheduler", "dask-worker", "dask-cuda-worker"}
+
+
+@pytest.mark.parametrize("command", ["dask-scheduler", "dask-worker"])
+def test_the_worker_image_runs_what_ecs_task_definitions_start(command, hosts, locked):
+    """FargateCluster/ECSCluster exec these names (gone from distributed since 2026.6): the
+    image's shims must run the locked distributed."""
+    result = hosts["worker"].run(f"{command} --version")
+    assert result.rc == 0, result.stderr
+    assert f"version {locked['worker']['distributed']}" in result.stdout

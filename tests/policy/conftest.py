@@ -31,8 +31,10 @@ def evaluated() -> Callable[[str], Evaluation]:
 @pytest.fixture(scope="session")
 def pack() -> Iterator[PackClient]:
     """The pack's own entry point, started as the engine starts it; it prints its port."""
+    # Unbuffered, as Pulumi's Python policy host runs it: the pack writes its port to stdout
+    # without flushing, so a buffered pipe would hold it back.
     process = subprocess.Popen(
-        [sys.executable, str(PACK_DIR / "__main__.py")],
+        [sys.executable, "-u", str(PACK_DIR / "__main__.py")],
         cwd=PACK_DIR,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
