@@ -3,6 +3,8 @@
 
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# Recipes and the tools they start (the images lock, checkov through `uv tool run`) find uv too.
+export PATH := $(patsubst %/,%,$(dir $(UV))):$(PATH)
 # Trust the machine's certificate store (a TLS-inspecting proxy's CA lives there); uv's own
 # bundle would not. UV_NATIVE_TLS is the name older uv releases read.
 export UV_SYSTEM_CERTS ?= 1

@@ -10,6 +10,7 @@ version in both: what ``dask-platform images drift`` then verifies on real image
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import re
 import shutil
@@ -116,8 +117,9 @@ def write_generated(pyproject: Path = PYPROJECT) -> bool:
 
 
 def uv() -> str:
-    found = shutil.which("uv")
-    if found is None:
+    # `uv run` exports UV with its own path; otherwise PATH.
+    found = os.environ.get("UV") or shutil.which("uv")
+    if not found:
         raise LockError("uv is not on PATH; `make setup` installs it")
     return found
 
