@@ -12,6 +12,10 @@ export UV_NATIVE_TLS ?= 1
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 STACK ?= dev
+# The chart cache (helm/charts.yaml pins what must be in it). The product reads only this
+# setting; where the workspace keeps the pinned archives beside the checkout, point at them.
+DASK_PLATFORM_CHART_CACHE ?= $(firstword $(wildcard $(CURDIR)/../shared/upstream/charts))
+export DASK_PLATFORM_CHART_CACHE
 
 .PHONY: help setup system-deps demo test test-unit lint format plan images images-lock bench clean
 

@@ -1,0 +1,161 @@
+"""The upstream Helm charts, read from a chart cache, checked against pins, rendered offline.
+
+``helm/charts.yaml`` pins each chart's version and the sha256 of its packaged archive. Archives
+live in one chart cache directory: the ``DASK_PLATFORM_CHART_CACHE`` setting (the Makefile points
+it at the workspace's copy where one exists). Rendering uses Helm's own Go library through
+``helm-python-sdk`` (no helm binary, no cluster: ``lookup`` returns nothing).
+
+ref: https://helm.sh/docs/helm/helm_template/ (what ``render`` reproduces)
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dask_platform.project import project_root
+
+CHART_CACHE_ENV = "DASK_PLATFORM_CHART_CACHE"
+"""The directory holding packaged chart archives named ``<chart>-<version>.tgz``."""
+
+
+class ChartError(RuntimeError):
+    """A chart archive is missing, unpinned or not the pinned bytes; the message says how to fix."""
+
+
+@dataclass(frozen=True)
+class ChartPin:
+    name: str
+    version: str
+    repository: str
+    sha256: str
+
+    @property
+    def archive_name(self) -> str:
+        return f"{self.name}-{self.version}.tgz"
+
+    def pull_command(self, cache: str) -> str:
+        """The command that puts the pinned archive into ``cache``."""
+        if self.repository.startswith("oci://"):
+            return f"helm pull {self.repository}/{self.name} --version {self.version} -d {cache}"
+        return f"helm pull {self.name} --version {self.version} --repo {self.repository} -d {cache}"
+
+
+def pins_file() -> Path:
+    return project_root() / "helm" / "charts.yaml"
+
+
+@functools.cache
+def chart_pins() -> dict[str, ChartPin]:
+    """Every pinned chart, by name (from ``helm/charts.yaml``)."""
+    data = yaml.safe_load(pins_file().read_text())
+    return {
+        name: ChartPin(
+            name=name,
+            version=str(entry["version"]),
+            repository=entry["repository"],
+            sha256=entry["sha256"],
+        )
+        for name, entry in data["charts"].items()
+    }
+
+
+def chart_pin(name: str, version: str | None = None) -> ChartPin:
+    """The pin of chart ``name``; ``version``, when given, must be the pinned one."""
+    pins = chart_pins()
+    if name not in pins:
+        raise ChartError(f"chart {name!r} is not pinned in helm/charts.yaml ({', '.join(pins)})")
+    pin = pins[name]
+    if version is not None and version != pin.version:
+        raise ChartError(
+            f"chart {name} {version} is not the pinned version {pin.version} (helm/charts.yaml); "
+            "bump the pin (version and sha256) together with the values it is tested with"
+        )
+    return pin
+
+
+def chart_cache() -> Path:
+    """The chart cache directory (``DASK_PLATFORM_CHART_CACHE``); ChartError when unset."""
+    value = os.environ.get(CHART_CACHE_ENV)
+    if not value:
+        raise ChartError(
+            f"{CHART_CACHE_ENV} is not set: point it at the directory holding the pinned chart "
+            "archives (helm/charts.yaml), e.g. "
+            + "; ".join(pin.pull_command("<cache>") for pin in chart_pins().values())
+        )
+    return Path(value)
+
+
+def chart_archive(name: str, version: str | None = None) -> Path:
+    """The verified archive of a pinned chart. ChartError if absent or not the pinned bytes."""
+    pin = chart_pin(name, version)
+    cache = chart_cache()
+    path = cache / pin.archive_name
+    if not path.is_file():
+        raise ChartError(
+            f"chart {pin.name} {pin.version}: {pin.archive_name} is not in the chart cache "
+            f"{cache} ({CHART_CACHE_ENV}); fetch it with: {pin.pull_command(str(cache))}"
+        )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != pin.sha256:
+        raise ChartError(
+            f"chart {pin.name} {pin.version}: {path} has sha256 {digest}, not the pinned "
+            f"{pin.sha256} (helm/charts.yaml); fetch it again with: "
+            f"{pin.pull_command(str(cache))}"
+        )
+    return path
+
+
+@functools.cache
+def _load(path: Path, digest_key: str) -> Any:
+    import helm_python  # imported on use: loading the Go library costs ~0.1 s
+
+    return helm_python.Chart.load(path)
+
+
+def render(
+    name: str,
+    values: dict[str, Any],
+    *,
+    release: str,
+    namespace: str,
+    version: str | None = None,
+) -> dict[str, str]:
+    """Render a pinned chart as ``helm template`` would: ``{template path: manifest text}``.
+
+    Values are merged over the chart's defaults and checked against its values schema by Helm.
+    Raises ChartError (cache, pin) or helm_python.HelmError (values, templates).
+    """
+    pin = chart_pin(name, version)
+    chart = _load(chart_archive(name, version), pin.sha256)
+    return dict(chart.render(values, name=release, namespace=namespace, is_install=True))
+
+
+def manifests(rendered: dict[str, str]) -> list[dict[str, Any]]:
+    """Every Kubernetes object in rendered templates, in template order (empty docs dropped)."""
+    objects: list[dict[str, Any]] = []
+    for path in sorted(rendered):
+        if not path.endswith((".yaml", ".yml")):
+            continue
+        for document in yaml.safe_load_all(rendered[path]):
+            if document:
+                objects.append(document)
+    return objects
+
+
+def chart_file(name: str, member: str, version: str | None = None) -> str:
+    """A file of the pinned archive as text (e.g. ``crds/karpenter.sh_nodepools.yaml``)."""
+    import tarfile
+
+    pin = chart_pin(name, version)
+    with tarfile.open(chart_archive(name, version)) as archive:
+        extracted = archive.extractfile(f"{pin.name}/{member}")
+        if extracted is None:
+            raise ChartError(f"chart {pin.name} {pin.version} has no file {member}")
+        return extracted.read().decode()
