@@ -9,14 +9,13 @@ from components.eks import EksCluster, EksClusterArgs
 from components.gateway import DaskGateway, DaskGatewayArgs
 from components.identity import TeamIdentity, TeamIdentityArgs
 from components.network import Network, NetworkArgs
-from components.registry import Registry, RegistryArgs
 from components.storage import DataBucket, DataBucketArgs, ScratchStorage, ScratchStorageArgs
 
+from dask_platform.cloudprovider import ecr_repository_arn
 from dask_platform.gateway_settings import render_values
 from dask_platform.iam import service_account_name
-from dask_platform.images import all_images
 from dask_platform.sites import site_output
-from dask_platform.stack_config import load_from_pulumi
+from dask_platform.stack_config import ImageRefs, load_from_pulumi, require_account
 
 config = load_from_pulumi()  # every problem at once, before any resource is declared
 stack = pulumi.get_stack()
@@ -25,6 +24,26 @@ tags = {"dask-platform/stack": stack, "managed-by": "pulumi", **config.tags}
 
 aws_provider = aws.Provider("aws", region=config.region, default_tags={"tags": tags})
 with_aws = pulumi.ResourceOptions(providers={"aws": aws_provider})
+# Fails the `up` before anything is created in an account the config does not name.
+aws.get_caller_identity_output(opts=pulumi.InvokeOptions(provider=aws_provider)).account_id.apply(
+    lambda account: require_account(config.account_id, account)
+)
+
+# The images: from the bootstrap stack (applied and pushed first), or named in the config.
+images: pulumi.Output[ImageRefs]
+explicit_refs: ImageRefs | None = None
+if config.images.bootstrap_stack is not None:
+    bootstrap = pulumi.StackReference(config.images.bootstrap_stack)
+    images = bootstrap.require_output("images").apply(
+        lambda refs: ImageRefs(
+            worker=refs["worker"], gateway=refs["gateway"], worker_gpu=refs.get("worker-gpu")
+        )
+    )
+else:
+    explicit_refs = config.explicit_images()
+    assert explicit_refs is not None  # the config model requires them without bootstrap_stack
+    images = pulumi.Output.from_input(explicit_refs)
+worker_image = images.apply(lambda refs: refs.worker)
 
 network = Network(
     "network",
@@ -33,6 +52,7 @@ network = Network(
         availability_zones=config.network.availability_zones,
         cluster_name=cluster_name,
         single_nat_gateway=config.network.single_nat_gateway,
+        region=config.region,
     ),
     opts=with_aws,
 )
@@ -80,21 +100,6 @@ identities = {
     for team in config.teams
 }
 
-registry = (
-    Registry(
-        "registry",
-        RegistryArgs(
-            repository_prefix=config.registry.repository_prefix,
-            images=all_images(),
-            keep_images=config.registry.keep_images,
-            untagged_expiry_days=config.registry.untagged_expiry_days,
-        ),
-        opts=with_aws,
-    )
-    if config.registry.enabled
-    else None
-)
-
 ecs = (
     DaskEcs(
         "ecs",
@@ -107,7 +112,16 @@ ecs = (
             private_subnet_ids=network.private_subnet_ids,
             teams=config.team_names,
             team_policy_arns={t: [p.arn for p in i.policies] for t, i in identities.items()},
-            worker_image=config.gateway.image.reference,
+            worker_image=worker_image,
+            gpu_image=images.apply(lambda refs: refs.worker_gpu)
+            if config.ecs.gpu.enabled
+            else None,
+            images_in_ecr=explicit_refs is None
+            or any(
+                ecr_repository_arn(ref)
+                for ref in (explicit_refs.worker, explicit_refs.worker_gpu)
+                if ref
+            ),
         ),
         opts=with_aws,
     )
@@ -115,7 +129,14 @@ ecs = (
     else None
 )
 
-k8s_provider = k8s.Provider("eks", kubeconfig=eks.kubeconfig, enable_server_side_apply=True)
+# Every Kubernetes resource goes through this provider, so it waits for what makes the API
+# usable: the operators' way in (access entries, the VPN rule), nodes, and the managed add-ons.
+k8s_provider = k8s.Provider(
+    "eks",
+    kubeconfig=eks.kubeconfig,
+    enable_server_side_apply=True,
+    opts=pulumi.ResourceOptions(depends_on=eks.kubernetes_prerequisites),
+)
 simple_password = (
     pulumi.Config().require_secret("gateway_simple_password")
     if config.gateway.auth.type == "simple"
@@ -127,7 +148,7 @@ gateway = DaskGateway(
         namespace=config.gateway.namespace,
         chart_version=config.gateway.chart_version,
         team_role_arns={name: identity.role_arn for name, identity in identities.items()},
-        values=render_values(config),
+        values=images.apply(lambda refs: render_values(config, refs)),
         simple_password=simple_password,
     ),
     opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}, depends_on=[eks]),
@@ -152,7 +173,7 @@ pulumi.export(
 pulumi.export("team_role_arns", {name: i.role_arn for name, i in identities.items()})
 pulumi.export("service_accounts", {t: service_account_name(t) for t in config.team_names})
 pulumi.export("data_buckets", [b.name for b in config.data_buckets])
-pulumi.export("worker_image", config.gateway.image.reference)
+pulumi.export("worker_image", worker_image)
 pulumi.export("site", site_output(stack, config))  # read by dask_platform.sites.SiteRegistry
 if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.Platform
     gpu = config.ecs.gpu
@@ -167,7 +188,7 @@ if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.P
         "ecs_gpu",
         {
             "capacity_provider": ecs.gpu_capacity_provider.name,
-            "image": gpu.image.reference if gpu.image else None,
+            "image": images.apply(lambda refs: refs.worker_gpu),
             "gpus_per_worker": gpu.gpus_per_worker,
             "instance_types": gpu.instance_types,
         }
@@ -178,5 +199,3 @@ if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.P
     pulumi.export("ec2_instance_profile_arns", {t: p.arn for t, p in ecs.instance_profiles.items()})
     pulumi.export("ec2_ami_id", ecs.ec2_ami_id)
     pulumi.export("ec2_imdsv2_required", config.ecs.imdsv2_account_default)
-if registry is not None:  # `scripts/build-images --push --outputs <file>` reads this
-    pulumi.export("ecr_repositories", registry.repository_urls)

@@ -45,7 +45,11 @@ class DaskEcsArgs:
     # The TeamIdentity managed policies, so task roles and instance profiles carry exactly the
     # documents the IRSA roles carry.
     team_policy_arns: Mapping[str, Sequence[pulumi.Input[str]]]
-    worker_image: str
+    worker_image: pulumi.Input[str]
+    gpu_image: pulumi.Input[str | None] = None
+    # The images are in ECR (always so when they come from the bootstrap stack): the execution
+    # role and the EC2Cluster instance roles get a pull grant on exactly their repositories.
+    images_in_ecr: bool = True
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -149,13 +153,22 @@ class DaskEcs(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        images = [args.worker_image] + ([cfg.gpu.image.reference] if cfg.gpu.image else [])
-        repositories = sorted({arn for arn in map(ecr_repository_arn, images) if arn})
-        if repositories:
+        self.ecr_pull_policy: pulumi.Output[str] | None = None
+        if args.images_in_ecr:
+            self.ecr_pull_policy = pulumi.Output.all(args.worker_image, args.gpu_image).apply(
+                lambda images: _json(
+                    render_policy(
+                        "ecr-pull",
+                        repository_arns=sorted(
+                            {arn for arn in map(ecr_repository_arn, filter(None, images)) if arn}
+                        ),
+                    )
+                )
+            )
             aws.iam.RolePolicy(
                 f"{name}-execution-ecr",
                 role=self.execution_role.id,
-                policy=_json(render_policy("ecr-pull", repository_arns=repositories)),
+                policy=self.ecr_pull_policy,
                 opts=child,
             )
 
@@ -190,6 +203,15 @@ class DaskEcs(pulumi.ComponentResource):
                         policy_arn=policy_arn,
                         opts=child,
                     )
+            if self.ecr_pull_policy is not None:
+                # EC2Cluster's cloud-init pulls the image with the instance's own role (the
+                # platform's ec2_kwargs log Docker in to ECR first).
+                aws.iam.RolePolicy(
+                    f"{name}-{team}-instance-ecr",
+                    role=instance_role.id,
+                    policy=self.ecr_pull_policy,
+                    opts=child,
+                )
             self.task_roles[team] = task_role
             self.instance_roles[team] = instance_role
             self.instance_profiles[team] = aws.iam.InstanceProfile(

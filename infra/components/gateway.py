@@ -24,7 +24,7 @@ class DaskGatewayArgs:
     namespace: str
     chart_version: str
     team_role_arns: Mapping[str, pulumi.Input[str]]
-    values: dict[str, Any]
+    values: pulumi.Input[dict[str, Any]]  # an Output when images come from the bootstrap stack
     simple_password: pulumi.Input[str] | None = None
 
 
@@ -73,9 +73,9 @@ class DaskGateway(pulumi.ComponentResource):
         if args.simple_password is not None:
             # The shared password is a Pulumi secret: it reaches the release encrypted in state
             # and never appears in a committed values file.
-            values = pulumi.Output.secret(args.simple_password).apply(
-                lambda password: _with_password(args.values, password)
-            )
+            values = pulumi.Output.all(
+                pulumi.Output.from_input(args.values), pulumi.Output.secret(args.simple_password)
+            ).apply(lambda pair: _with_password(pair[0], pair[1]))
 
         self.release = k8s.helm.v3.Release(
             f"{name}-release",

@@ -19,7 +19,7 @@ import yaml
 
 from dask_platform.credentials import check_environment
 from dask_platform.iam import service_account_name
-from dask_platform.stack_config import SUPPORTED_CHART_VERSION, StackConfig
+from dask_platform.stack_config import SUPPORTED_CHART_VERSION, ImageRefs, StackConfig
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 HELM_DIR = REPO_DIR / "helm" / "dask-gateway"
@@ -28,7 +28,19 @@ SETTINGS_ENV = "DASK_PLATFORM_GATEWAY_SETTINGS"
 OIDC_AUTHENTICATOR = "dask_platform.oidc.gateway.OIDCAuthenticator"
 
 
-def gateway_settings(config: StackConfig) -> dict[str, Any]:
+def stack_images(config: StackConfig, images: ImageRefs | None = None) -> ImageRefs:
+    """The images a stack runs: ``images`` (read from the bootstrap stack by the program) or the
+    ones its config names. ValueError when neither is there."""
+    found = images or config.explicit_images()
+    if found is None:
+        raise ValueError(
+            f"images come from the bootstrap stack {config.images.bootstrap_stack}: pass its "
+            "`images` output (ImageRefs)"
+        )
+    return found
+
+
+def gateway_settings(config: StackConfig, images: ImageRefs | None = None) -> dict[str, Any]:
     gw = config.gateway
     check_environment(gw.default_environment, field="gateway.default_environment")
     return {
@@ -45,7 +57,7 @@ def gateway_settings(config: StackConfig) -> dict[str, Any]:
         "cluster_max_workers": gw.cluster_max_workers,
         "cluster_max_cores": gw.cluster_max_cores,
         "cluster_max_memory_gib": gw.cluster_max_memory_gib,
-        "image": gw.image.reference,
+        "image": stack_images(config, images).worker,
         "default_environment": dict(gw.default_environment),
     }
 
@@ -105,9 +117,11 @@ def _auth_values(config: StackConfig) -> dict[str, Any]:
     return {"type": auth.type}
 
 
-def render_values(config: StackConfig) -> dict[str, Any]:
-    """The complete Helm values for a stack (without secrets: those are added by the program)."""
+def render_values(config: StackConfig, images: ImageRefs | None = None) -> dict[str, Any]:
+    """The complete Helm values for a stack (without secrets: those are added by the program).
+    ``images``: the bootstrap stack's image references, when the config names none."""
     gw = config.gateway
+    refs = stack_images(config, images)
     values = committed_values(gw.values_overlay)
     generated: dict[str, Any] = {
         "gateway": {
@@ -115,12 +129,12 @@ def render_values(config: StackConfig) -> dict[str, Any]:
             "env": [
                 {
                     "name": SETTINGS_ENV,
-                    "value": json.dumps(gateway_settings(config), sort_keys=True),
+                    "value": json.dumps(gateway_settings(config, refs), sort_keys=True),
                 }
             ],
             "extraConfig": {"50-dask-platform": GATEWAY_CONFIG_FILE.read_text()},
             "backend": {
-                "image": {"name": gw.image.name, "tag": gw.image.tag},
+                "image": ImageRefs.split(refs.worker),
                 "namespace": gw.namespace,
             },
         },
@@ -128,7 +142,7 @@ def render_values(config: StackConfig) -> dict[str, Any]:
     }
     # The API server and the controller both run dask-gateway-server, and both load this
     # platform's code (the options handler imports dask_platform).
-    server = {"name": gw.server_image.name, "tag": gw.server_image.tag}
+    server = ImageRefs.split(refs.gateway)
     generated["gateway"]["image"] = server
     generated["controller"] = {"image": server}
     if gw.service_type == "LoadBalancer":

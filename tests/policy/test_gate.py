@@ -145,6 +145,11 @@ PLANTS: dict[str, tuple[Callable[[GuardResource], bool], Callable[[dict[str, Any
         lambda p: p["vpcConfig"].update(endpointPublicAccess=True, publicAccessCidrs=["0.0.0.0/0"]),
         "publicAccessCidrs includes 0.0.0.0/0",
     ),
+    "eks-no-creator-admin": (
+        _is(rules.EKS_CLUSTER),
+        lambda p: p["accessConfig"].update(bootstrapClusterCreatorAdminPermissions=True),
+        "bootstrapClusterCreatorAdminPermissions is true",
+    ),
     "eks-secrets-encryption": (
         _is(rules.EKS_CLUSTER),
         lambda p: p.pop("encryptionConfig"),
@@ -191,15 +196,15 @@ def test_planted_access_key_and_simple_auth(
 ) -> None:
     evaluation = evaluated(stack)
     resources = resources_from_evaluation(evaluation, PROJECT)
+    # A created resource (a read, such as the stack reference, is never validated as one).
+    template = next(r for r in resources if not r.read)
     access_key = dataclasses.replace(
-        resources[0],
+        template,
         type=rules.ACCESS_KEY,
         name="ci",
         inputs={"user": "ci"},
         outputs={"user": "ci"},
-        urn=resources[0]
-        .urn.replace(resources[0].type, rules.ACCESS_KEY)
-        .replace(resources[0].name, "ci"),
+        urn=template.urn.replace(template.type, rules.ACCESS_KEY).replace(template.name, "ci"),
     )
     simple = _mutate(
         resources,

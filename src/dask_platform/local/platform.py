@@ -35,7 +35,12 @@ from typing import Any
 
 import requests
 
-from dask_platform.gateway_settings import GATEWAY_CONFIG_FILE, SETTINGS_ENV, gateway_settings
+from dask_platform.gateway_settings import (
+    GATEWAY_CONFIG_FILE,
+    SETTINGS_ENV,
+    gateway_settings,
+    stack_images,
+)
 from dask_platform.iam import service_account_name
 from dask_platform.local.config import (
     DEFAULT_STATE_DIR,
@@ -506,7 +511,7 @@ class LocalPlatform:
             "team_role_arns": provisioned.team_role_arns,
             "service_accounts": {t: service_account_name(t) for t in teams},
             "data_buckets": [b.name for b in stack.data_buckets],
-            "worker_image": stack.gateway.image.reference,
+            "worker_image": stack_images(stack).worker,
             "site": site_output(site, stack, auth=auth),
             # Local-only.
             "aws_endpoint_url": emulator.endpoint,
