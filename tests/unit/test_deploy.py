@@ -149,7 +149,8 @@ def test_managed_addons_for_the_cluster_version(evaluation, config):
         )
     # coredns runs as pods: it can only become ACTIVE once there are nodes.
     groups = {g.urn for g in evaluation.of_type(NODE_GROUP)}
-    assert groups and groups <= set(addons["coredns"].dependencies)
+    assert groups
+    assert groups <= set(addons["coredns"].dependencies)
 
 
 def test_committed_stacks_run_a_version_in_standard_support(config):

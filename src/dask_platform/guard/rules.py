@@ -674,8 +674,8 @@ def gateway_auth_not_simple_in_production_validator(
 __all__ = [
     "data_buckets_protected_versioned_validator",
     "ecr_scan_immutable_validator",
-    "eks_no_creator_admin_validator",
     "eks_endpoint_restricted_validator",
+    "eks_no_creator_admin_validator",
     "eks_secrets_encryption_validator",
     "gateway_auth_not_simple_in_production_validator",
     "iam_no_wildcards_validator",
