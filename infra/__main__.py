@@ -14,6 +14,7 @@ from components.storage import DataBucket, DataBucketArgs, ScratchStorage, Scrat
 from dask_platform.cloudprovider import ecr_repository_arn
 from dask_platform.gateway_settings import render_values
 from dask_platform.iam import service_account_name
+from dask_platform.instance_types import ecs_gpu_worker_size, instance_type
 from dask_platform.sites import site_output
 from dask_platform.stack_config import ImageRefs, load_from_pulumi, require_account
 
@@ -177,6 +178,7 @@ pulumi.export("worker_image", worker_image)
 pulumi.export("site", site_output(stack, config))  # read by dask_platform.sites.SiteRegistry
 if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.Platform
     gpu = config.ecs.gpu
+    gpu_size = ecs_gpu_worker_size(gpu.instance_types, gpu.gpus_per_worker)
     pulumi.export("ecs_cluster_arn", ecs.cluster_arn)
     pulumi.export("ecs_cluster_name", ecs.cluster_name)
     pulumi.export("ecs_execution_role_arn", ecs.execution_role_arn)
@@ -191,6 +193,12 @@ if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.P
             "image": images.apply(lambda refs: refs.worker_gpu),
             "gpus_per_worker": gpu.gpus_per_worker,
             "instance_types": gpu.instance_types,
+            # ECSCluster's worker_cpu/worker_mem: what every listed type registers, shared by
+            # the workers one instance holds (dask-cloudprovider's defaults do not fit).
+            "worker_cpu": gpu_size.worker_cpu,
+            "worker_mem": gpu_size.worker_mem,
+            "ec2_instance_type": gpu.instance_types[0],
+            "ec2_gpus": instance_type(gpu.instance_types[0]).gpus,
         }
         if ecs.gpu_capacity_provider is not None
         else None,

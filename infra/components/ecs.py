@@ -24,6 +24,7 @@ from dask_platform.cloudprovider import (
     ecr_repository_arn,
 )
 from dask_platform.iam import render_policy
+from dask_platform.instance_types import ECS_RESERVED_MEMORY_MIB
 from dask_platform.stack_config import Ecs as EcsConfig
 
 # ref: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/instance_IAM_role.html
@@ -312,13 +313,16 @@ class DaskEcs(pulumi.ComponentResource):
                 "ECS_AWSVPC_BLOCK_IMDS=true",
                 "ECS_ENABLE_TASK_IAM_ROLE=true",
                 "ECS_ENABLE_GPU_SUPPORT=true",
+                # Held back for the agent, Docker and the NVIDIA runtime; the GPU workers are
+                # sized to what remains (dask_platform.instance_types).
+                f"ECS_RESERVED_MEMORY={ECS_RESERVED_MEMORY_MIB}",
                 "EOF",
                 "",
             ]
         )
         template = hardened_launch_template(
             f"{name}-gpu",
-            description=f"{ecs_name} GPU container instances (ECS GPU-optimized AMI)",
+            description=f"{ecs_name} GPU container instances (ECS GPU-optimized AL2023 AMI)",
             disk_size_gib=gpu.disk_size_gib,
             instance_name=f"{ecs_name}-gpu",
             tags=args.tags,
@@ -388,9 +392,8 @@ class DaskEcs(pulumi.ComponentResource):
                 opts=child,
             )
             self.analyst_groups[team] = group
-            log_group = f"/dask-platform/{args.cluster_name}/ecs"
 
-            def supplied(values: list[Any], team: str = team, log_group: str = log_group) -> str:
+            def supplied(values: list[Any], team: str = team) -> str:
                 (
                     account,
                     cluster_arn,
@@ -410,7 +413,6 @@ class DaskEcs(pulumi.ComponentResource):
                         task_role_arn=task_role,
                         execution_role_arn=execution_role,
                         instance_role_arn=instance_role,
-                        log_group=log_group,
                         subnet_ids=subnets,
                         security_group_id=sg,
                         ami_id=ami,

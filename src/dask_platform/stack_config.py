@@ -581,6 +581,18 @@ class EcsGpu(_Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _fits(self) -> EcsGpu:
+        if not self.enabled:
+            return self
+        from dask_platform.instance_types import ecs_gpu_worker_size
+
+        try:
+            ecs_gpu_worker_size(self.instance_types, self.gpus_per_worker)
+        except ValueError as exc:
+            raise ValueError(f"instance_types: {exc}") from None
+        return self
+
     @field_validator("instance_types")
     @classmethod
     def _gpu_types(cls, value: list[str]) -> list[str]:

@@ -325,7 +325,6 @@ def test_analysts_are_groups_with_exactly_the_minimal_policy(evaluation, config)
             task_role_arn=outputs["ecs_task_role_arns"][team],
             execution_role_arn=outputs["ecs_execution_role_arn"],
             instance_role_arn=one(evaluation, f"ecs-{team}-instance", ROLE).outputs["arn"],
-            log_group=outputs["ecs_log_group"],
             subnet_ids=subnets,
             security_group_id=outputs["ecs_security_group_id"],
             ami_id=outputs["ec2_ami_id"],
