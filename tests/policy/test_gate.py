@@ -340,3 +340,27 @@ def test_plan_command_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     result = runner.invoke(app, ["plan", "--stack", "ci", "--project-dir", str(project)])
     assert result.exit_code == 2, result.output
     assert "scratch.bucket_name" in result.output
+
+
+def test_the_bootstrap_stack_passes_the_gate_and_a_planted_violation_fails_it() -> None:
+    """The bootstrap project (infra/bootstrap) under the same rules: its repositories scan on
+    push with immutable tags, and its cross-account pull policy has no wildcard principal."""
+    from dask_platform.pulumi_eval import evaluate_stack
+
+    bootstrap = REPO / "infra" / "bootstrap"
+    evaluation = evaluate_stack("prod", bootstrap)
+    project = "dask-platform-bootstrap"
+    resources = resources_from_evaluation(evaluation, project)
+    assert any(r.type == "aws:ecr/repositoryPolicy:RepositoryPolicy" for r in resources)
+    clean = run_policies(
+        resources, stack="prod", project=project, stack_outputs=evaluation.outputs, pack_config={}
+    )
+    assert clean.passed, [v.message for v in clean.violations]
+    planted = _mutate(
+        resources,
+        _is("aws:ecr/repositoryPolicy:RepositoryPolicy", "worker-pull"),
+        lambda p: p.update(policy=p["policy"].replace('"arn:aws:iam::', '"*", "arn:aws:iam::')),
+    )
+    result = run_policies(planted, stack="prod", project=project, pack_config={})
+    assert not result.passed
+    assert result.of("iam-no-wildcards")

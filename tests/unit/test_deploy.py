@@ -22,7 +22,7 @@ from dask_platform.stack_config import (
     regional_owner_problems,
 )
 
-from .conftest import REPO, STACKS, evaluated_bootstrap
+from .conftest import REPO, STACKS, evaluated, evaluated_bootstrap
 
 CLUSTER = "aws:eks/cluster:Cluster"
 ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
@@ -278,3 +278,58 @@ def test_the_ordering_check_catches_a_provider_without_prerequisites(evaluation)
     prerequisites = broken.prerequisites(release)
     addons = {a.urn for a in broken.of_type(ADDON)}
     assert not addons <= prerequisites
+
+
+# --------------------------------------------------------------------------- docs/deploy.md
+
+
+DEPLOY_DOC = REPO / "docs" / "deploy.md"
+
+
+def test_deploy_doc_names_every_export(stack):
+    """docs/deploy.md lists what each stack exports: every output of the evaluated platform
+    stack (ecs_gpu's keys too) and of the bootstrap stack."""
+    text = DEPLOY_DOC.read_text()
+    outputs = evaluated(stack).outputs
+    missing = [name for name in outputs if f"`{name}`" not in text]
+    gpu = outputs.get("ecs_gpu") or {}
+    missing += [f"ecs_gpu.{k}" for k in gpu if f"`{k}`" not in text and k not in ("image",)]
+    missing += [name for name in evaluated_bootstrap("prod").outputs if f"`{name}`" not in text]
+    assert missing == []
+
+
+def test_deploy_doc_commands_exist():
+    """Every `dask-platform` command the how-to runs is a command of the CLI with those
+    options."""
+    import re
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from dask_platform.cli import app
+
+    runner = CliRunner()
+    text = DEPLOY_DOC.read_text()
+    lines = re.findall(
+        r"dask-platform ([a-z-]+(?: [a-z-]+)?)((?: --?[a-z-]+(?: [^\s-][^\s]*)?)*)", text
+    )
+    assert len(lines) >= 6
+    for command, options in lines:
+        words = command.split()
+        result = runner.invoke(app, [*words, "--help"])
+        if result.exit_code != 0:  # a one-word command followed by an argument
+            words = words[:1]
+            result = runner.invoke(app, [*words, "--help"])
+        assert result.exit_code == 0, (command, result.output)
+        for option in re.findall(r"--[a-z-]+", options):
+            assert option in result.output, (command, option)
+        assert shlex.split(options) is not None
+
+
+def test_deploy_doc_order_matches_the_projects():
+    text = DEPLOY_DOC.read_text()
+    assert text.index("## 3. Apply the bootstrap stack") < text.index("## 4. Build and push")
+    assert text.index("## 4. Build and push") < text.index("## 6. Apply the platform stack")
+    assert text.index("## 6. Apply the platform stack") < text.index("## 8. Verify the workers")
+    for stack in STACKS:
+        assert f"`{load_stack_file(REPO, stack).eks.endpoint.private_access_cidrs[0]}`" in text
