@@ -333,3 +333,13 @@ def test_deploy_doc_order_matches_the_projects():
     assert text.index("## 6. Apply the platform stack") < text.index("## 8. Verify the workers")
     for stack in STACKS:
         assert f"`{load_stack_file(REPO, stack).eks.endpoint.private_access_cidrs[0]}`" in text
+
+
+def test_the_program_refuses_credentials_of_another_account():
+    from dask_platform.stack_config import require_account
+
+    assert require_account("111122223333", "111122223333") == "111122223333"
+    with pytest.raises(ValueError, match=r"account_id: this stack deploys to account 111122223333"):
+        require_account("111122223333", "123456789012")
+    for program in (REPO / "infra" / "__main__.py", REPO / "infra" / "bootstrap" / "__main__.py"):
+        assert "require_account(config.account_id, account)" in program.read_text()
