@@ -72,7 +72,7 @@ from dask_platform.local.provision import Provisioned, provision
 COMPONENTS = ("emulator", "issuer", "gateway")
 """The fixed components; a second site's gateway is ``gateway-<site>`` (after these)."""
 # Stack outputs of the Pulumi program for resources the local platform does not have (EKS
-# access, ECS/EC2 for dask-cloudprovider, the ECR registry): present with null values, so
+# access, ECS/EC2 for dask-cloudprovider): present with null values, so
 # outputs.json has the same keys as `pulumi stack output --json`.
 PULUMI_ONLY_OUTPUTS = (
     "kubeconfig",
@@ -80,7 +80,6 @@ PULUMI_ONLY_OUTPUTS = (
     "ec2_ami_id",
     "ec2_imdsv2_required",
     "ec2_instance_profile_arns",
-    "ecr_repositories",
     "ecs_analyst_groups",
     "ecs_cluster_arn",
     "ecs_cluster_name",
