@@ -233,7 +233,9 @@ class EksCluster(pulumi.ComponentResource):
         """The private endpoint's way in: the operators' VPN (and CI runner) networks may reach
         the control plane's ENIs on 443. EKS publishes the private endpoint's addresses in the
         public DNS name when public access is off, so a VPN client routed into the VPC resolves
-        and reaches it. ref: https://docs.aws.amazon.com/eks/latest/userguide/cluster-endpoint.html
+        and reaches it.
+        ref: https://docs.aws.amazon.com/eks/latest/userguide/cluster-endpoint.html
+        ref: https://repost.aws/knowledge-center/eks-private-cluster-endpoint-vpc
         """
         return [
             aws.vpc.SecurityGroupIngressRule(

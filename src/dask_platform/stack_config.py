@@ -732,32 +732,6 @@ class StackConfig(_Model):
     images: Images = Field(default_factory=Images)
     tags: dict[str, str] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _image_source(self) -> StackConfig:
-        explicit = {
-            "gateway.image": self.gateway.image,
-            "gateway.server_image": self.gateway.server_image,
-            "ecs.gpu.image": self.ecs.gpu.image,
-        }
-        if self.images.bootstrap_stack is not None:
-            given = [k for k, v in explicit.items() if v is not None]
-            if given:
-                raise ValueError(
-                    f"{', '.join(given)}: the images come from images.bootstrap_stack "
-                    f"({self.images.bootstrap_stack}); remove these"
-                )
-            return self
-        needed = ["gateway.image", "gateway.server_image"]
-        if self.ecs.enabled and self.ecs.gpu.enabled:
-            needed.append("ecs.gpu.image")
-        missing = [k for k in needed if explicit[k] is None]
-        if missing:
-            raise ValueError(
-                f"{', '.join(missing)}: required without images.bootstrap_stack ({{name, tag}} "
-                "of each image), or set images.bootstrap_stack"
-            )
-        return self
-
     def explicit_images(self) -> ImageRefs | None:
         """The images named in this config (None when they come from the bootstrap stack)."""
         if self.gateway.image is None or self.gateway.server_image is None:
@@ -832,6 +806,35 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel]) -> lis
     return problems
 
 
+def _image_source_problems(
+    images: Mapping[str, Any], gateway: Mapping[str, Any], ecs: Mapping[str, Any]
+) -> list[str]:
+    """The images come from exactly one place: the bootstrap stack, or the config."""
+    gpu = ecs.get("gpu") if isinstance(ecs.get("gpu"), dict) else {}
+    assert isinstance(gpu, dict)
+    explicit = {
+        "gateway.image": gateway.get("image"),
+        "gateway.server_image": gateway.get("server_image"),
+        "ecs.gpu.image": gpu.get("image"),
+    }
+    if images.get("bootstrap_stack") is not None:
+        return [
+            f"{key}: the images come from images.bootstrap_stack "
+            f"({images['bootstrap_stack']}); remove this key"
+            for key, value in explicit.items()
+            if value is not None
+        ]
+    needed = ["gateway.image", "gateway.server_image"]
+    if ecs.get("enabled", True) is not False and gpu.get("enabled") is True:
+        needed.append("ecs.gpu.image")
+    return [
+        f"{key}: required without images.bootstrap_stack ({{name, tag}} of the image), or set "
+        "images.bootstrap_stack"
+        for key in needed
+        if explicit[key] is None
+    ]
+
+
 def _cross_field_problems(data: Mapping[str, Any]) -> list[str]:
     """Rules that span sections, checked on the raw mapping so they are reported together with
     every field error (a model validator would only run once all fields were valid)."""
@@ -865,6 +868,7 @@ def _cross_field_problems(data: Mapping[str, Any]) -> list[str]:
                 f"data_buckets[{i}].name: {scratch!r} is the scratch bucket; a bucket is either "
                 "team scratch or shared read-only data, not both"
             )
+    problems.extend(_image_source_problems(section("images"), section("gateway"), section("ecs")))
     auth = section("gateway").get("auth")
     if data.get("production") is True and isinstance(auth, dict) and auth.get("type") == "simple":
         problems.append(
