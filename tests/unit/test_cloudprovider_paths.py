@@ -346,3 +346,15 @@ def test_the_shim_hard_codes_no_gpu_count():
     text = SHIM.read_text()
     assert "GPU=1" not in text
     assert "COPY files/dask-cuda-worker" in (SHIM.parent / "Containerfile").read_text()
+
+
+def test_the_shim_is_in_the_gpu_images_build_context(tmp_path: Path):
+    """The Containerfile COPYs files/dask-cuda-worker: the build context carries it, and it is
+    part of the build key (a changed shim is a new image)."""
+    from dask_platform.images.build import assemble_context, image_files
+
+    assert image_files("worker-gpu") == [SHIM]
+    assert image_files("worker") == []
+    assemble_context(tmp_path / "context", "worker-gpu", {}, {})
+    copied = tmp_path / "context" / "files" / "dask-cuda-worker"
+    assert copied.read_text() == SHIM.read_text()
