@@ -75,11 +75,12 @@ STS_MINIMUM_SESSION_SECONDS = 900
 # The lowest floor the emulator can be set to: tests lower the floor so a job runs across
 # several credential lifetimes in real time (a deviation from AWS, declared in the README).
 LOWEST_SESSION_SECONDS = 10
-# How long the gate keeps a JWKS before refetching it, and the least time between two
-# refetches for an unknown key id (PyJWKClient's cooldown): a verifier that caches as STS does.
-# An issuer must publish a key at least this long before it signs with it.
-JWKS_CACHE_SECONDS = 60
-JWKS_REFETCH_COOLDOWN_SECONDS = 30
+# How long the gate keeps a fetched JWKS, and the least time between two refetches for an
+# unknown key id (PyJWKClient's cooldown): a verifier that caches keys as STS does (AWS does
+# not publish its cache time; these are short so tests need not wait). An issuer must publish
+# a key at least JWKS_CACHE_SECONDS before it signs with it (the local issuer does).
+JWKS_CACHE_SECONDS = 10
+JWKS_REFETCH_COOLDOWN_SECONDS = 10
 STS_LOG_LIMIT = 10000
 S3_EXPIRED_MESSAGE = "The provided token has expired."
 EXPIRED_MESSAGE = "The security token included in the request is expired"
