@@ -58,7 +58,7 @@ import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -576,23 +576,30 @@ class Gate:
             captured["status"], captured["headers"] = status, headers
             return lambda data: None
 
+        bypass = contextlib.nullcontext() if authenticate else emulator_moto.unauthenticated()
+        with bypass, self._in_moto():
+            result = self.app(environ, capture)
+            try:
+                chunks = list(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        start_response(captured["status"], captured["headers"])
+        return chunks
+
+    @contextlib.contextmanager
+    def _in_moto(self) -> Iterator[None]:
+        """Counts the requests inside moto's app at this moment (and the peak), as close to
+        the app call as possible, so any serialization in front of it would show as 1."""
         with self.lock:
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
-            with contextlib.nullcontext() if authenticate else emulator_moto.unauthenticated():
-                result = self.app(environ, capture)
-                try:
-                    chunks = list(result)
-                finally:
-                    close = getattr(result, "close", None)
-                    if close is not None:
-                        close()
+            yield
         finally:
             with self.lock:
                 self.in_flight -= 1
-        start_response(captured["status"], captured["headers"])
-        return chunks
 
     @staticmethod
     def _respond(
