@@ -90,6 +90,15 @@ def test_short_credentials_and_rotated_tokens_do_not_break_a_job(
         response.raise_for_status()
         rotated_key.update(response.json())
 
+    # The rotation below happens mid-job only if the issuer's next key has been published for
+    # its lead time; a platform started a moment ago waits that out first.
+    time.sleep(
+        requests.get(
+            issuer["url"] + "/admin/stats",
+            headers={"Authorization": f"Bearer {issuer['admin_token']}"},
+            timeout=10,
+        ).json()["seconds_until_rotation"]
+    )
     started = time.time()
     rotator = threading.Thread(target=rotate_signing_key_mid_job)
     rotator.start()

@@ -51,7 +51,13 @@ class AdminCredentials:
 
 
 class Emulator:
-    """One emulator process. ``state_dir`` holds its ready file and log."""
+    """One emulator process. ``state_dir`` holds its ready file and log.
+
+    ``web_identity_duration``: session seconds when AssumeRoleWithWebIdentity names none
+    (None: STS's 3600). ``minimum_session_seconds``: the least DurationSeconds accepted (None:
+    STS's 900; down to 10 so a test can outlive sessions). Both can change at run time
+    (:meth:`sts_settings`).
+    """
 
     def __init__(
         self,

@@ -309,7 +309,13 @@ async def _serve(state_dir: Path, host: str, port: int, spec: dict[str, Any]) ->
     async def stats(request: web.Request) -> web.Response:
         if not authorized(request):
             return web.json_response({"error": "admin token required"}, status=403)
-        return web.json_response({"jwks_requests": context.get("jwks_requests", 0)})
+        return web.json_response(
+            {
+                "jwks_requests": context.get("jwks_requests", 0),
+                # 0: a rotation now promotes the next key at once.
+                "seconds_until_rotation": context["issuer"].keys.seconds_until_rotation(),
+            }
+        )
 
     async def rotate_key(request: web.Request) -> web.Response:
         if not authorized(request):
