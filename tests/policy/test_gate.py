@@ -121,7 +121,7 @@ def _helm_env(props: dict[str, Any]) -> None:
 
 PLANTS: dict[str, tuple[Callable[[GuardResource], bool], Callable[[dict[str, Any]], None], str]] = {
     "imdsv2-hop-limit-1": (
-        _is(rules.LAUNCH_TEMPLATE, "workers"),
+        _is(rules.LAUNCH_TEMPLATE, "core"),
         lambda p: p["metadataOptions"].update(httpPutResponseHopLimit=2),
         "httpPutResponseHopLimit is 2",
     ),
@@ -165,7 +165,7 @@ PLANTS: dict[str, tuple[Callable[[GuardResource], bool], Callable[[dict[str, Any
         'grants Resource "*"',
     ),
     "no-aws-keys-in-workloads": (
-        _is(rules.HELM_RELEASE_TYPES[0]),
+        _is(rules.HELM_RELEASE_TYPES[0], "gateway"),
         _helm_env,
         "sets AWS_SECRET_ACCESS_KEY",
     ),
@@ -203,7 +203,7 @@ def test_planted_access_key_and_simple_auth(
     )
     simple = _mutate(
         resources,
-        _is(rules.HELM_RELEASE_TYPES[0]),
+        _is(rules.HELM_RELEASE_TYPES[0], "gateway"),
         lambda p: p["values"]["gateway"]["auth"].update(type="simple"),
     )
     result = gate(
