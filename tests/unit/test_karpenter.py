@@ -249,7 +249,8 @@ def test_discovery_tags_on_private_subnets_and_cluster_security_group(evaluation
     cluster = evaluation.outputs["cluster_name"]
     subnets = evaluation.of_type("aws:ec2/subnet:Subnet")
     private = [s for s in subnets if "private" in s.name]
-    assert private and all(s.inputs["tags"]["karpenter.sh/discovery"] == cluster for s in private)
+    assert private
+    assert all(s.inputs["tags"]["karpenter.sh/discovery"] == cluster for s in private)
     assert not any(
         "karpenter.sh/discovery" in s.inputs["tags"] for s in subnets if s not in private
     )
