@@ -59,7 +59,7 @@ def test_labels_as_karpenter_derives_them():
 
 
 def test_unknown_instance_type():
-    with pytest.raises(KeyError, match="m9z.huge"):
+    with pytest.raises(KeyError, match=r"m9z\.huge"):
         instance_capacity("m9z.huge")
 
 
