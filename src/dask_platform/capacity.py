@@ -100,6 +100,7 @@ class InstanceRequirements:
     categories: Sequence[str] = ()
     families: Sequence[str] = ()
     sizes: Sequence[str] = ()
+    generation_min: int = 1
     architectures: Sequence[str] = ("amd64",)
     capacity_types: Sequence[str] = ("on-demand",)
 
@@ -212,6 +213,7 @@ def allowed_instance_types(
             (not requirements.categories or it.category in requirements.categories)
             and (not requirements.families or it.family in requirements.families)
             and (not requirements.sizes or it.size in requirements.sizes)
+            and it.generation >= requirements.generation_min
             and (not requirements.architectures or it.architecture in requirements.architectures)
             and it.capacity_types.intersection(requirements.capacity_types)
             and it.max_pods > 0
@@ -274,6 +276,7 @@ def requirements_of(pool: Any) -> InstanceRequirements:
         categories=tuple(pool.instance_categories),
         families=tuple(pool.instance_families),
         sizes=tuple(pool.instance_sizes),
+        generation_min=pool.instance_generation_min,
         architectures=tuple(pool.architectures),
         capacity_types=tuple(pool.capacity_types),
     )

@@ -46,6 +46,7 @@ ROOT_DEVICE = "/dev/xvda"  # AL2023's root device
 INSTANCE_CATEGORY_LABEL = "karpenter.k8s.aws/instance-category"
 INSTANCE_FAMILY_LABEL = "karpenter.k8s.aws/instance-family"
 INSTANCE_SIZE_LABEL = "karpenter.k8s.aws/instance-size"
+INSTANCE_GENERATION_LABEL = "karpenter.k8s.aws/instance-generation"
 ARCH_LABEL = "kubernetes.io/arch"
 OS_LABEL = "kubernetes.io/os"
 
@@ -128,6 +129,11 @@ def node_pool(name: str, pool: NodePoolCapacity) -> dict[str, Any]:
     if pool.instance_sizes:
         requirements.append(_requirement(INSTANCE_SIZE_LABEL, list(pool.instance_sizes)))
     requirements += [
+        {
+            "key": INSTANCE_GENERATION_LABEL,
+            "operator": "Gt",
+            "values": [str(pool.instance_generation_min - 1)],
+        },
         _requirement(ARCH_LABEL, list(pool.architectures)),
         _requirement(OS_LABEL, ["linux"]),
     ]

@@ -257,6 +257,13 @@ class NodePoolCapacity(_Model):
         default_factory=list,
         description="karpenter.k8s.aws/instance-size values (xlarge, 2xlarge, ...); empty = any.",
     )
+    instance_generation_min: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description="Lowest karpenter.k8s.aws/instance-generation allowed (5 = Nitro-era types; "
+        "older ones lack the ENA/NVMe drivers AL2023 expects).",
+    )
     architectures: list[Architecture] = Field(
         default_factory=lambda: list[Architecture](["amd64"]),
         min_length=1,

@@ -144,3 +144,34 @@ def test_a_scheduler_that_fits_no_scheduler_type_is_named(config):
         config.gateway, config.capacity, config.region, Resources(64_000, 2**30)
     )
     assert problem.startswith("capacity.schedulers: a scheduler requesting 64 cores")
+
+
+def test_plan_prints_the_node_pools_and_the_fit_table(evaluation, config):
+    from rich.console import Console
+
+    from dask_platform.commands.plan_capacity import capacity_plan, print_capacity
+
+    plan = capacity_plan(config, evaluation)
+    assert [p["metadata"]["name"] for p in plan.node_pools] == ["dask-workers", "dask-schedulers"]
+    workers = pool_instance_types(config.capacity, "workers", config.region)
+    assert plan.allowed["dask-workers"] == len(workers)
+    maximum = plan.worker_fits[-1]
+    overhead = Resources(250, 2**29)  # the committed stacks' DaemonSet defaults
+    assert {t.instance_type for t in maximum.fits} == {
+        t.instance_type for t in workers if (maximum.requests + overhead).fits_in(t.allocatable)
+    }
+    assert len(maximum.fits) < len(workers), "the largest worker does not fit every type"
+    assert plan.scheduler is not None
+    assert plan.scheduler.fits
+
+    console = Console(record=True, width=240)
+    print_capacity(console, config, evaluation)
+    text = console.export_text()
+    assert "Karpenter NodePools" in text
+    assert "dask-platform/workers=true:NoSchedule" in text
+    assert f"cpu {config.capacity.workers.cpu_limit}" in text
+    smallest = maximum.fits[0].instance_type
+    row = next(line for line in text.splitlines() if "worker max" in line)
+    assert f"{config.gateway.worker_cores.max} cores x" in row
+    assert smallest in row
+    assert f"| {len(maximum.fits)} " in row.replace("│", "|")
