@@ -110,8 +110,14 @@ class InstanceRequirements:
 
 @functools.cache
 def instance_type_table() -> Mapping[str, Mapping[str, Any]]:
-    """moto's ``DescribeInstanceTypes`` table: ``{instance type: InstanceTypeInfo}``."""
-    from moto.ec2.models.instance_types import INSTANCE_TYPES
+    """moto's ``DescribeInstanceTypes`` table: ``{instance type: InstanceTypeInfo}``.
+    ModuleNotFoundError (naming the extra to install) without moto."""
+    try:
+        from moto.ec2.models.instance_types import INSTANCE_TYPES
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            "the instance-type table comes from moto: install dask-platform[infra]"
+        ) from exc
 
     return INSTANCE_TYPES
 
