@@ -399,3 +399,86 @@ def fit_problems(
             f"NodePool allows ({_named(schedulers)}); {_largest(schedulers, overhead)}"
         )
     return problems
+
+
+# --------------------------------------------------------------------------- pods and NodePools
+
+
+def requests_of_pod(pod: Mapping[str, Any]) -> Resources:
+    """A pod's scheduling requests (a Pod manifest or its ``spec``): the sum of its containers'
+    requests, or the largest init container's if larger, as the kube-scheduler counts them.
+    ref: https://kubernetes.io/docs/concepts/workloads/pods/init-containers/#resource-sharing-within-containers
+    """
+    spec = pod.get("spec", pod)
+
+    def of(container: Mapping[str, Any]) -> Resources:
+        requests = (container.get("resources") or {}).get("requests") or {}
+        return pod_requests(requests.get("cpu", 0), requests.get("memory", 0))
+
+    containers = sum((of(c) for c in spec.get("containers") or []), Resources(0, 0))
+    inits = [of(c) for c in spec.get("initContainers") or []]
+    return Resources(
+        max([containers.cpu_millis, *(i.cpu_millis for i in inits)]),
+        max([containers.memory_bytes, *(i.memory_bytes for i in inits)]),
+    )
+
+
+def _tolerated(taint: Mapping[str, Any], tolerations: Sequence[Mapping[str, Any]]) -> bool:
+    for toleration in tolerations:
+        if toleration.get("effect") not in (None, "", taint.get("effect")):
+            continue
+        if toleration.get("operator") == "Exists":
+            if toleration.get("key") in (None, "", taint.get("key")):
+                return True
+        elif toleration.get("key") == taint.get("key") and str(toleration.get("value", "")) == str(
+            taint.get("value", "")
+        ):
+            return True
+    return False
+
+
+def node_pool_labels(node_pool: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The label values a NodePool's nodes can carry: its template labels, and its ``In``
+    requirements (``{label: allowed values}``)."""
+    template = node_pool["spec"]["template"]
+    labels = {k: [str(v)] for k, v in (template.get("metadata") or {}).get("labels", {}).items()}
+    for requirement in template["spec"].get("requirements", []):
+        if requirement.get("operator") == "In":
+            labels[requirement["key"]] = [str(v) for v in requirement.get("values", [])]
+    return labels
+
+
+def pod_placement_problems(pod: Mapping[str, Any], node_pool: Mapping[str, Any]) -> list[str]:
+    """Why a pod (manifest or spec) could not get a node from ``node_pool``: a taint it does not
+    tolerate, a nodeSelector label the pool's nodes cannot carry. Empty when it can."""
+    spec = pod.get("spec", pod)
+    name = node_pool["metadata"]["name"]
+    tolerations = spec.get("tolerations") or []
+    problems = [
+        f"NodePool {name}: taint {t['key']}={t.get('value', '')}:{t['effect']} is not tolerated"
+        for t in node_pool["spec"]["template"]["spec"].get("taints", [])
+        if not _tolerated(t, tolerations)
+    ]
+    labels = node_pool_labels(node_pool)
+    for key, value in (spec.get("nodeSelector") or {}).items():
+        if str(value) not in labels.get(key, []):
+            problems.append(
+                f"NodePool {name}: nodeSelector {key}={value} is not among its nodes' labels "
+                f"({key}: {', '.join(labels.get(key, [])) or 'unset'})"
+            )
+    return problems
+
+
+def pod_fits_node_pool(
+    pod: Mapping[str, Any],
+    node_pool: Mapping[str, Any],
+    instance_types: Iterable[InstanceCapacity],
+    overhead: Resources,
+) -> tuple[list[str], list[InstanceCapacity]]:
+    """(placement problems, instance types the pod's requests fit on beside ``overhead``) for a
+    pod and a NodePool whose allowed ``instance_types`` the caller resolved
+    (:func:`pool_instance_types`). A pod is schedulable when there is no problem and at least
+    one type fits."""
+    return pod_placement_problems(pod, node_pool), fitting(
+        requests_of_pod(pod), instance_types, overhead
+    )

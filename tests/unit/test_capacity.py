@@ -175,3 +175,48 @@ def test_plan_prints_the_node_pools_and_the_fit_table(evaluation, config):
     assert f"{config.gateway.worker_cores.max} cores x" in row
     assert smallest in row
     assert f"| {len(maximum.fits)} " in row.replace("│", "|")
+
+
+def test_a_pod_manifest_is_placed_against_a_node_pool(config):
+    from dask_platform.capacity import pod_fits_node_pool, requests_of_pod
+    from dask_platform.karpenter import node_pools
+
+    workers, schedulers = node_pools(config.capacity)
+    worker_pod = {
+        "spec": {
+            "nodeSelector": {"dask-platform/node-role": "workers"},
+            "tolerations": [
+                {
+                    "key": "dask-platform/workers",
+                    "operator": "Equal",
+                    "value": "true",
+                    "effect": "NoSchedule",
+                }
+            ],
+            "containers": [
+                {"name": "dask-worker", "resources": {"requests": {"cpu": "2", "memory": "4Gi"}}}
+            ],
+            "initContainers": [{"name": "init", "resources": {"requests": {"cpu": "100m"}}}],
+        }
+    }
+    assert requests_of_pod(worker_pod) == Resources(2000, 4 * 2**30)
+    types = pool_instance_types(config.capacity, "workers", config.region)
+    problems, fits = pod_fits_node_pool(worker_pod, workers, types, Resources(250, 2**29))
+    assert problems == []
+    assert fits
+    # The same pod cannot use the scheduler pool (taint, label) ...
+    problems, _ = pod_fits_node_pool(worker_pod, schedulers, types, Resources(0, 0))
+    assert problems == [
+        "NodePool dask-schedulers: taint dask-platform/schedulers=true:NoSchedule is not tolerated",
+        "NodePool dask-schedulers: nodeSelector dask-platform/node-role=workers is not among "
+        "its nodes' labels (dask-platform/node-role: schedulers)",
+    ]
+    # ... and a worker pinned to a capacity type the pool does not sell cannot use it.
+    worker_pod["spec"]["nodeSelector"]["karpenter.sh/capacity-type"] = "reserved"
+    problems, _ = pod_fits_node_pool(worker_pod, workers, types, Resources(0, 0))
+    assert problems == [
+        "NodePool dask-workers: nodeSelector karpenter.sh/capacity-type=reserved is not among "
+        "its nodes' labels (karpenter.sh/capacity-type: "
+        + ", ".join(config.capacity.workers.capacity_types)
+        + ")"
+    ]
