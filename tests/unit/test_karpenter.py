@@ -183,10 +183,23 @@ def test_controller_chart_renders_with_the_program_values(evaluation, config):
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == role_arns[0]
 
 
-def test_crd_release_comes_first(evaluation):
+def test_crd_release_renders_valid_crds(evaluation, config):
     crd = _release(evaluation, "karpenter-crd")
     assert crd.inputs["version"] == charts.chart_pin("karpenter-crd").version
     assert crd.inputs["namespace"] == karpenter.NAMESPACE
+    rendered = charts.render(
+        karpenter.CRD_CHART,
+        crd.inputs.get("values") or {},
+        release=karpenter.CRD_RELEASE,
+        namespace=karpenter.NAMESPACE,
+    )
+    objects = charts.manifests(rendered)
+    assert {o["metadata"]["name"] for o in objects} >= {
+        "nodepools.karpenter.sh",
+        "nodeclaims.karpenter.sh",
+        "ec2nodeclasses.karpenter.k8s.aws",
+    }
+    assert [p for o in objects for p in validate_manifest(o, config.eks.kubernetes_version)] == []
 
 
 def test_interruption_queue_and_rules_as_the_reference(evaluation):
