@@ -108,26 +108,40 @@ class InstanceRequirements:
 # --------------------------------------------------------------------------- the table
 
 
-@functools.cache
-def instance_type_table() -> Mapping[str, Mapping[str, Any]]:
-    """moto's ``DescribeInstanceTypes`` table: ``{instance type: InstanceTypeInfo}``.
-    ModuleNotFoundError (naming the extra to install) without moto."""
-    try:
-        from moto.ec2.models.instance_types import INSTANCE_TYPES
-    except ModuleNotFoundError as exc:
+def _moto_resource(relative: str) -> Any:
+    """A JSON resource of the installed moto package (``<relative>.gz`` or ``<relative>``), read
+    without importing moto (its import alone takes over a second). ModuleNotFoundError naming
+    the extra to install when moto is absent."""
+    import gzip
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("moto")
+    if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
             "the instance-type table comes from moto: install dask-platform[infra]"
-        ) from exc
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    compressed = path.with_name(path.name + ".gz")
+    if compressed.is_file():
+        return json.loads(gzip.decompress(compressed.read_bytes()))
+    return json.loads(path.read_text()) if path.is_file() else None
 
-    return INSTANCE_TYPES
+
+@functools.cache
+def instance_type_table() -> Mapping[str, Mapping[str, Any]]:
+    """moto's ``DescribeInstanceTypes`` table (``moto/ec2/resources/instance_types.json``):
+    ``{instance type: InstanceTypeInfo}``."""
+    table: dict[str, Mapping[str, Any]] = _moto_resource("ec2/resources/instance_types.json")
+    return table
 
 
 @functools.cache
 def offered_in(region: str) -> frozenset[str]:
     """The instance types moto's offerings list for ``region`` (empty for an unknown region)."""
-    from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS
-
-    return frozenset(o["InstanceType"] for o in INSTANCE_TYPE_OFFERINGS["region"].get(region, []))
+    offerings = _moto_resource(f"ec2/resources/instance_type_offerings/region/{region}.json")
+    return frozenset(o["InstanceType"] for o in offerings or [])
 
 
 def eni_limited_pods(info: Mapping[str, Any], reserved_enis: int = 0) -> int:

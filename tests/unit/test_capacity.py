@@ -220,3 +220,17 @@ def test_a_pod_manifest_is_placed_against_a_node_pool(config):
         + ", ".join(config.capacity.workers.capacity_types)
         + ")"
     ]
+
+
+def test_the_table_is_motos_own():
+    """The files are read directly (importing moto costs seconds); what moto loads is the same."""
+    from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS, INSTANCE_TYPES
+
+    from dask_platform.capacity import instance_type_table, offered_in
+
+    assert dict(instance_type_table()) == INSTANCE_TYPES
+    for region in ("us-west-2", "eu-central-1"):
+        assert offered_in(region) == {
+            o["InstanceType"] for o in INSTANCE_TYPE_OFFERINGS["region"][region]
+        }
+    assert offered_in("xx-nowhere-1") == frozenset()
