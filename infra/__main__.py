@@ -8,6 +8,7 @@ from components.ecs import DaskEcs, DaskEcsArgs
 from components.eks import EksCluster, EksClusterArgs
 from components.gateway import DaskGateway, DaskGatewayArgs
 from components.identity import TeamIdentity, TeamIdentityArgs
+from components.karpenter import Karpenter, KarpenterArgs
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
 from components.storage import DataBucket, DataBucketArgs, ScratchStorage, ScratchStorageArgs
@@ -116,6 +117,22 @@ ecs = (
 )
 
 k8s_provider = k8s.Provider("eks", kubeconfig=eks.kubeconfig, enable_server_side_apply=True)
+# Nodes for Dask schedulers and workers: Karpenter launches them when pods are Pending.
+karpenter = Karpenter(
+    "karpenter",
+    KarpenterArgs(
+        cluster_name=eks.cluster_name,
+        cluster_security_group_id=eks.cluster.vpc_config.cluster_security_group_id,
+        oidc_provider_arn=eks.oidc_provider.arn,
+        oidc_issuer_url=eks.oidc_issuer_url,
+        region=config.region,
+        capacity=config.capacity,
+        node_tags=tags,  # the provider's default tags do not reach instances Karpenter launches
+    ),
+    opts=pulumi.ResourceOptions(
+        providers={"aws": aws_provider, "kubernetes": k8s_provider}, depends_on=[eks]
+    ),
+)
 simple_password = (
     pulumi.Config().require_secret("gateway_simple_password")
     if config.gateway.auth.type == "simple"
@@ -153,6 +170,8 @@ pulumi.export("team_role_arns", {name: i.role_arn for name, i in identities.item
 pulumi.export("service_accounts", {t: service_account_name(t) for t in config.team_names})
 pulumi.export("data_buckets", [b.name for b in config.data_buckets])
 pulumi.export("worker_image", config.gateway.image.reference)
+pulumi.export("karpenter_interruption_queue", karpenter.interruption_queue)
+pulumi.export("karpenter_node_pools", list(karpenter.node_pools))
 pulumi.export("site", site_output(stack, config))  # read by dask_platform.sites.SiteRegistry
 if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.Platform
     gpu = config.ecs.gpu

@@ -12,11 +12,9 @@ import pulumi_aws as aws
 
 from components.launch_templates import hardened_launch_template
 from dask_platform.iam import render_policy
+from dask_platform.placement import CORE_ROLE, NODE_ROLE_LABEL
 from dask_platform.stack_config import Eks as EksConfig
 from dask_platform.stack_config import NodeGroup as NodeGroupConfig
-
-NODE_ROLE_LABEL = "dask-platform/node-role"
-WORKER_TAINT_KEY = "dask-platform/workers"
 
 # ref: https://docs.aws.amazon.com/eks/latest/userguide/create-node-role.html
 NODE_MANAGED_POLICIES = (
@@ -184,11 +182,9 @@ class EksCluster(pulumi.ComponentResource):
 
         self.node_groups: dict[str, aws.eks.NodeGroup] = {}
         self.launch_templates: dict[str, aws.ec2.LaunchTemplate] = {}
-        for role, group, spot in (
-            ("core", cfg.node_groups.core, False),
-            ("workers", cfg.node_groups.workers, cfg.node_groups.workers.spot),
-        ):
-            self._node_group(name, args, role, group, spot, attachments)
+        # Only the on-demand core group is managed here; Dask schedulers and workers get nodes
+        # from Karpenter's NodePools (components/karpenter.py).
+        self._node_group(name, args, CORE_ROLE, cfg.node_groups.core, False, attachments)
 
         self.cluster_name = self.cluster.name
         self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(  # type: ignore[arg-type]
@@ -223,11 +219,6 @@ class EksCluster(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        taints = (
-            [aws.eks.NodeGroupTaintArgs(key=WORKER_TAINT_KEY, value="true", effect="NO_SCHEDULE")]
-            if role == "workers"
-            else None
-        )
         self.launch_templates[role] = template
         self.node_groups[role] = aws.eks.NodeGroup(
             f"{name}-{role}",
@@ -247,12 +238,12 @@ class EksCluster(pulumi.ComponentResource):
                 id=template.id, version=template.latest_version.apply(str)
             ),
             labels={NODE_ROLE_LABEL: role},
-            taints=taints,
             tags=args.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=attachments,
-                # The cluster autoscaler owns desired_size once the group exists.
+                # Scaling the core group is an operator's change of min/max; desired_size is
+                # left to whoever scaled it last.
                 ignore_changes=["scalingConfig.desiredSize"],
             ),
         )

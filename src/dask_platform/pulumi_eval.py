@@ -91,7 +91,11 @@ class RecordingMocks:
         default_id = physical if type_ == "aws:s3/bucket:Bucket" else f"{name}-id"
         resource_id = args.resource_id or default_id
         computed = self._computed(type_, name, physical, inputs)
-        outputs.update({k: v for k, v in computed.items() if k not in inputs or k == "arn"})
+        for key, value in computed.items():
+            if isinstance(value, dict) and isinstance(outputs.get(key), dict):
+                outputs[key] = {**value, **outputs[key]}  # computed fields of an input block
+            elif key not in inputs or key == "arn":
+                outputs[key] = value
         request = self.requests.pop((type_, name), None)
         self.records.append(
             RecordedResource(
@@ -153,6 +157,13 @@ class RecordingMocks:
                 "endpoint": f"https://{_digest(physical, 12)}.gr7.{self.region}.eks.amazonaws.com",
                 "certificateAuthority": {"data": "TU9DSy1DQQ=="},
                 "identities": [{"oidcs": [{"issuer": _issuer(self.region, physical)}]}],
+                # The security group EKS creates for the cluster (and its managed nodes).
+                "vpcConfig": {"clusterSecurityGroupId": f"sg-{_digest(physical, 17).lower()}"},
+            }
+        if type_ == "aws:sqs/queue:Queue":
+            return {
+                "arn": f"{arn_prefix.format('sqs')}:{physical}",
+                "url": f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT_ID}/{physical}",
             }
         if type_ == "aws:s3/bucket:Bucket":
             return {"arn": f"arn:aws:s3:::{physical}", "bucket": physical}

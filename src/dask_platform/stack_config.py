@@ -208,13 +208,145 @@ class NodeGroup(_Model):
         return self
 
 
-class WorkerNodeGroup(NodeGroup):
-    spot: bool = Field(default=True, description="Dask workers tolerate interruption; use spot.")
-
-
 class NodeGroups(_Model):
-    core: NodeGroup = Field(description="On-demand nodes for the gateway, controller, proxy.")
-    workers: WorkerNodeGroup = Field(description="Nodes for Dask schedulers and workers.")
+    core: NodeGroup = Field(
+        description="On-demand managed nodes for the gateway, its controller and proxy, and "
+        "Karpenter itself. Dask schedulers and workers run on Karpenter's NodePools (capacity)."
+    )
+
+
+CapacityType = Literal["spot", "on-demand"]
+Architecture = Literal["amd64", "arm64"]
+Duration = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            r"([0-9]+(s|m|h))+",
+            "a duration of whole seconds, minutes or hours such as 30s, 5m or 720h "
+            "(Karpenter's format)",
+        )
+    ),
+]
+LabelValue = Annotated[
+    str,
+    AfterValidator(_matches(r"[a-z0-9][a-z0-9-]{0,30}", "an instance-type label value (m, m6i)")),
+]
+
+
+class NodePoolCapacity(_Model):
+    """One Karpenter NodePool: what it may launch and what caps it.
+
+    ref: https://karpenter.sh/docs/concepts/nodepools/ (requirements, limits, disruption)
+    """
+
+    capacity_types: list[CapacityType] = Field(
+        min_length=1,
+        description="karpenter.sh/capacity-type values allowed, each one of {spot, on-demand}. "
+        "With both, Karpenter launches spot and falls back to on-demand when spot is short.",
+    )
+    instance_categories: list[LabelValue] = Field(
+        min_length=1,
+        description="karpenter.k8s.aws/instance-category values (c, m, r, ...).",
+    )
+    instance_families: list[LabelValue] = Field(
+        default_factory=list,
+        description="karpenter.k8s.aws/instance-family values (m6i, r7a, ...); empty = every "
+        "family of the categories.",
+    )
+    instance_sizes: list[LabelValue] = Field(
+        default_factory=list,
+        description="karpenter.k8s.aws/instance-size values (xlarge, 2xlarge, ...); empty = any.",
+    )
+    instance_generation_min: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description="Lowest karpenter.k8s.aws/instance-generation allowed (5 = Nitro-era types; "
+        "older ones lack the ENA/NVMe drivers AL2023 expects).",
+    )
+    architectures: list[Architecture] = Field(
+        default_factory=lambda: list[Architecture](["amd64"]),
+        min_length=1,
+        description="kubernetes.io/arch values, each one of {amd64, arm64}; the images' own.",
+    )
+    cpu_limit: int = Field(
+        gt=0, le=100_000, description="NodePool limits.cpu: cores of all its nodes together."
+    )
+    memory_limit_gib: int = Field(
+        gt=0, le=1_000_000, description="NodePool limits.memory in GiB, all its nodes together."
+    )
+    consolidate_after: Duration = Field(
+        default="2m", description="How long a node stays empty before Karpenter removes it."
+    )
+    expire_after: Duration = Field(
+        default="720h", description="Nodes older than this are replaced (patched AMIs)."
+    )
+
+    @field_validator("capacity_types", "instance_categories", "instance_families", "architectures")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        repeated = sorted({v for v in value if value.count(v) > 1})
+        if repeated:
+            raise ValueError(f"must not repeat a value (repeated: {', '.join(repeated)})")
+        return value
+
+
+class SchedulerNodePoolCapacity(NodePoolCapacity):
+    capacity_types: list[CapacityType] = Field(
+        default_factory=lambda: list[CapacityType](["on-demand"]),
+        min_length=1,
+        description="One of {[on-demand]}: losing a scheduler loses the whole Dask cluster.",
+    )
+
+    @field_validator("capacity_types")
+    @classmethod
+    def _on_demand_only(cls, value: list[str]) -> list[str]:
+        if value != ["on-demand"]:
+            raise ValueError(
+                f"schedulers run on on-demand capacity only (got {value}); a spot interruption "
+                "would lose the whole Dask cluster. Allowed: [on-demand]"
+            )
+        return value
+
+
+class Capacity(_Model):
+    """Node capacity from Karpenter: one NodePool for Dask workers, one for schedulers."""
+
+    workers: NodePoolCapacity = Field(description="The dask-workers NodePool.")
+    schedulers: SchedulerNodePoolCapacity = Field(description="The dask-schedulers NodePool.")
+    vm_memory_overhead_percent: float = Field(
+        default=0.075,
+        ge=0,
+        lt=0.5,
+        description="Karpenter's settings.vmMemoryOverheadPercent (a fraction): memory of each "
+        "instance type assumed lost to the hypervisor and OS.",
+    )
+    daemonset_cpu: float = Field(
+        default=0.25,
+        ge=0,
+        le=8,
+        description="Cores requested on every node by DaemonSets (aws-node, kube-proxy, "
+        "eks-pod-identity-agent, ...); a Dask pod must fit beside them.",
+    )
+    daemonset_memory_gib: float = Field(
+        default=0.5,
+        ge=0,
+        le=32,
+        description="Memory (GiB) requested on every node by DaemonSets.",
+    )
+    ami_version: Annotated[
+        str,
+        AfterValidator(
+            _matches(r"latest|v\d{8}", "'latest' or an AL2023 EKS AMI release such as v20251120")
+        ),
+    ] = Field(
+        default="latest",
+        description="The EC2NodeClass AMI alias al2023@<ami_version>; pin a release to change "
+        "node images only on purpose (a new one replaces nodes through drift).",
+    )
+    disk_size_gib: int = Field(
+        default=100, ge=20, le=2000, description="Encrypted gp3 root volume of each node."
+    )
 
 
 LogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
@@ -538,6 +670,7 @@ class StackConfig(_Model):
     gateway: Gateway
     ecs: Ecs = Field(default_factory=Ecs)
     registry: Registry = Field(default_factory=Registry)
+    capacity: Capacity
     tags: dict[str, str] = Field(default_factory=dict)
 
     def team(self, name: str) -> Team:
@@ -645,6 +778,29 @@ def _cross_field_problems(data: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _capacity_problems(data: Mapping[str, Any]) -> list[str]:
+    """Schedulability: the largest worker the gateway allows (and the scheduler) must fit an
+    instance type its Karpenter NodePool allows. Checked whenever the sections it reads are
+    valid on their own, so it is reported together with every other field error."""
+    from dask_platform.capacity import fit_problems, scheduler_requests
+
+    try:
+        capacity = Capacity.model_validate(data.get("capacity"))
+        gateway = Gateway.model_validate(data.get("gateway"))
+    except ValidationError:
+        return []  # the field errors say what is wrong
+    region = data.get("region")
+    valid_region = isinstance(region, str) and re.fullmatch(REGION_PATTERN, region)
+    scheduler = None
+    try:
+        from dask_platform.gateway_settings import committed_values
+
+        scheduler = scheduler_requests(committed_values(gateway.values_overlay))
+    except (KeyError, ValueError, TypeError):
+        pass  # a values problem is the gateway values' own error, raised where they render
+    return fit_problems(gateway, capacity, region if valid_region else None, scheduler)
+
+
 def validate_stack_config(
     data: Mapping[str, Any],
     source: str = "stack config",
@@ -661,6 +817,7 @@ def validate_stack_config(
     except ValidationError as exc:
         problems.extend(format_validation_error(exc, StackConfig))
     problems.extend(_cross_field_problems(data))
+    problems.extend(_capacity_problems(data))
     problems.extend(extra_problems or [])
     if problems or config is None:
         raise StackConfigError(problems, source)

@@ -17,6 +17,7 @@ import yaml
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from dask_platform.commands.plan_capacity import print_capacity
 from dask_platform.pulumi_eval import REPO_DIR, evaluate_stack
 from dask_platform.stack_config import StackConfigError, load_stack_file
 
@@ -107,6 +108,7 @@ def plan(
 
     if resources:
         console.print(report.resources_table(guard_resources))
+    print_capacity(console, config, evaluation)
     if documents:
         console.print(f"\n[bold]IAM documents[/bold] ({len(stack_documents)})")
         console.print(report.documents_group(stack_documents))

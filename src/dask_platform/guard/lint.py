@@ -111,6 +111,84 @@ def _role_grants_constrained(actions: list[str], document: dict[str, Any]) -> bo
     )
 
 
+_INSTANCE_PROFILE_ARN = re.compile(r"^arn:aws[-a-z]*:iam::\d{12}:instance-profile/.+$")
+_CLUSTER_TAG_KEYS = (
+    "aws:ResourceTag/kubernetes.io/cluster/",
+    "aws:RequestTag/kubernetes.io/cluster/",
+)
+
+
+def _cluster_owned_profile_grant(statement: dict[str, Any]) -> bool:
+    """Instance-profile ARNs only, under a StringEquals that the profile (or the request) is
+    tagged as owned by one named cluster - how Karpenter's reference scopes the profiles it
+    creates for its EC2NodeClasses."""
+    resources = [str(r) for r in as_list(statement.get("Resource"))]
+    if not resources or not all(_INSTANCE_PROFILE_ARN.match(r) for r in resources):
+        return False
+    equals = (statement.get("Condition") or {}).get("StringEquals")
+    return isinstance(equals, dict) and any(
+        key.startswith(_CLUSTER_TAG_KEYS) and value == "owned" for key, value in equals.items()
+    )
+
+
+def _iam_grants_scoped(actions: list[str], document: dict[str, Any]) -> bool:
+    """Every iam: action is either PassRole/role management on named roles (see
+    :func:`_constrained_role_grant`) or instance-profile management scoped to a cluster tag."""
+    for action in actions:
+        granting = _granting(document, action)
+        if not action.startswith("iam:") or not granting:
+            return False
+        if "instanceprofile" in action:
+            if not all(_cluster_owned_profile_grant(s) for s in granting):
+                return False
+        elif not all(_constrained_role_grant(s, action) for s in granting):
+            return False
+    return True
+
+
+def _resource_type_of(arn_format: str) -> str | None:
+    """``arn:*:ec2:*:*:instance/*`` -> ``instance``; None when the type itself is a wildcard."""
+    parts = arn_format.split(":", 5)
+    if len(parts) < 6:
+        return None
+    kind = parts[5].split("/", 1)[0]
+    return None if not kind or "*" in kind else kind
+
+
+def _mismatch_covered(detail: str, document: dict[str, Any]) -> bool:
+    """parliament checks each statement on its own: a RESOURCE_MISMATCH is only an artefact
+    when, for every (action, required ARN format) it lists, another Allow statement of the same
+    document grants that action on a resource of that type (Karpenter's reference splits
+    RunInstances/CreateFleet over statements with different tag conditions), or the resource
+    is AWS-owned with an empty account field (public AMIs, snapshots, SSM parameters)."""
+    import ast
+
+    try:
+        items = ast.literal_eval(detail)
+    except (ValueError, SyntaxError):
+        return False
+    if not isinstance(items, list) or not items:
+        return False
+    for item in items:
+        if not isinstance(item, dict):
+            return False
+        kind = _resource_type_of(str(item.get("required_format", "")))
+        action = str(item.get("action", "")).lower()
+        if kind is None or not action:
+            return False
+        service = action.split(":", 1)[0]
+        resources = [
+            str(r) for s in _granting(document, action) for r in as_list(s.get("Resource"))
+        ]
+        if not any(
+            r.split(":", 5)[2:3] == [service] and r.split(":", 5)[-1].startswith(f"{kind}/")
+            for r in resources
+            if r.count(":") >= 5
+        ):
+            return False
+    return True
+
+
 def _actions_of(detail: str) -> list[str]:
     return [a.strip(" '\"") for a in detail.strip("[]").split(",") if a.strip()]
 
@@ -154,6 +232,39 @@ ACCEPTED_PARLIAMENT_FINDINGS: tuple[AcceptedFinding, ...] = (
         "iam:PassedToService",
     ),
     AcceptedFinding(
+        "PERMISSIONS_MANAGEMENT_ACTIONS",
+        frozenset({"identity"}),
+        lambda detail, doc: (
+            any("instanceprofile" in a for a in _actions_of(detail))
+            and _iam_grants_scoped(_actions_of(detail), doc)
+        ),
+        "Karpenter creates one instance profile per EC2NodeClass and passes its node role to "
+        "EC2; accepted only where the profile actions are limited to instance profiles tagged "
+        "as owned by the cluster and iam:PassRole names the node role and pins "
+        "iam:PassedToService (Karpenter's reference IAM)",
+    ),
+    AcceptedFinding(
+        "RESOURCE_MISMATCH",
+        frozenset({"identity"}),
+        _mismatch_covered,
+        "parliament matches resource formats per statement; accepted only where every required "
+        "resource type is granted for that action by a statement of the same document",
+    ),
+    AcceptedFinding(
+        "RESOURCE_STAR",
+        frozenset({"identity"}),
+        lambda detail, doc: (
+            [a.lower() for a in _actions_of(detail)] == ["arc-zonal-shift:getmanagedresource"]
+            and all(
+                "arc-zonal-shift:ResourceIdentifier"
+                in ((s.get("Condition") or {}).get("StringEquals") or {})
+                for s in _granting(doc, "arc-zonal-shift:getmanagedresource")
+            )
+        ),
+        "zonal-shift resources are load balancers only; Karpenter reads its EKS cluster's "
+        "zonal-shift status, scoped by the arc-zonal-shift:ResourceIdentifier condition",
+    ),
+    AcceptedFinding(
         "CREDENTIALS_EXPOSURE",
         frozenset({"identity"}),
         lambda detail, _doc: _actions_of(detail) == ["ecr:getauthorizationtoken"],
@@ -184,7 +295,7 @@ def parliament_findings(document: IamDocument) -> list[LintFinding]:
     )
     out = []
     for finding in policy.findings:
-        detail = finding.detail or ""
+        detail = str(finding.detail) if finding.detail else ""  # a str, or a list of dicts
         if not detail and isinstance(finding.location, dict) and "actions" in finding.location:
             detail = str(sorted(finding.location["actions"]))
         if _accepted(document.kind, finding.issue, detail, document.document):

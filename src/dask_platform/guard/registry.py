@@ -188,6 +188,38 @@ def policies() -> list[Policy]:
             enforcement_level=mandatory,
             config_schema=_PRODUCTION_SCHEMA,
         ),
+        ResourceValidationPolicy(
+            name="karpenter-nodepool-limits",
+            description="Every Karpenter NodePool sets spec.limits.cpu and spec.limits.memory. "
+            "Karpenter launches whatever Pending pods ask for; the limits are the only cap on "
+            "what a runaway cluster.scale() or a bad adaptive policy can buy.",
+            validate=rules.karpenter_nodepool_limits_validator,
+            enforcement_level=mandatory,
+        ),
+        StackValidationPolicy(
+            name="karpenter-spot-interruption-queue",
+            description="A stack whose NodePools allow spot runs Karpenter with its interruption "
+            "queue (settings.interruptionQueue). Without it Karpenter does not see the two-minute "
+            "spot notice or rebalance events, and workers die instead of being drained.",
+            validate=rules.karpenter_spot_interruption_queue_validator,
+            enforcement_level=mandatory,
+        ),
+        StackValidationPolicy(
+            name="schedulers-on-demand-only",
+            description="No Dask scheduler can get a spot node: the scheduler pod's nodeSelector "
+            "and tolerations match no NodePool that may launch spot for it. The scheduler holds "
+            "the task graph; an interruption loses the whole cluster, not one worker.",
+            validate=rules.schedulers_on_demand_only_validator,
+            enforcement_level=mandatory,
+        ),
+        StackValidationPolicy(
+            name="scheduler-do-not-disrupt",
+            description="Schedulers that run on Karpenter nodes carry the pod annotation "
+            'karpenter.sh/do-not-disrupt: "true", set by the gateway config, so consolidation, '
+            "drift and expiry never remove a node under a running Dask cluster.",
+            validate=rules.scheduler_do_not_disrupt_validator,
+            enforcement_level=mandatory,
+        ),
     ]
 
 
