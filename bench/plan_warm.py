@@ -20,13 +20,14 @@ def measure(stacks: list[str], repeat: int) -> dict[str, Any]:
     from dask_platform.guard.lint import lint_documents
     from dask_platform.guard.registry import pack_config
     from dask_platform.guard.runner import run_evaluation
-    from dask_platform.pulumi_eval import REPO_DIR, evaluate_stack
+    from dask_platform.project import project_root
+    from dask_platform.pulumi_eval import evaluate_stack
     from dask_platform.stack_config import load_stack_file
 
-    project = str(yaml.safe_load((REPO_DIR / "Pulumi.yaml").read_text())["name"])
+    project = str(yaml.safe_load((project_root() / "Pulumi.yaml").read_text())["name"])
     result: dict[str, Any] = {}
     for stack in stacks:
-        pack = pack_config(load_stack_file(REPO_DIR, stack))
+        pack = pack_config(load_stack_file(project_root(), stack))
         # Warm-up: one untimed round fills the import, schema and linter caches.
         warm_up = evaluate_stack(stack)
         run_evaluation(warm_up, project, pack)
