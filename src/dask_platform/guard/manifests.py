@@ -399,8 +399,17 @@ def _without_secret_data(manifest: dict[str, Any]) -> dict[str, Any]:
 def plan_document(
     evaluation: Evaluation, report: ManifestReport | None, problems: Mapping[str, list[str]]
 ) -> dict[str, Any]:
-    """What ``plan --json`` writes: every declared resource with its inputs, the stack's
-    outputs, the rendered releases, and the problems by check; every secret redacted."""
+    """What ``plan --json`` writes: every declared resource with its inputs (sorted by type and
+    name), the stack's outputs, the rendered releases, and the problems by check; every secret
+    redacted. Shape::
+
+        {"stack", "kubernetes_version",
+         "resources": [{"type", "name", "parent", "read", "protect", "inputs"}],
+         "outputs": {name: value},
+         "releases": [{"resource", "chart", "version", "release", "namespace", "values",
+                       "crds": [CRD names], "manifests": [objects]}],
+         "problems": {check: [message]}}
+    """
     secrets = evaluation.secret_values
     resources = [
         {
@@ -411,7 +420,9 @@ def plan_document(
             "protect": r.protect,
             "inputs": _without_secret_data(redact(r.inputs, secrets)),
         }
-        for r in evaluation.resources
+        # The engine registers resources concurrently: sorted, two plans of one program diff
+        # only where the program changed.
+        for r in sorted(evaluation.resources, key=lambda r: (r.type, r.name))
     ]
     outputs = {
         name: REDACTED if name in evaluation.secret_outputs else redact(value, secrets)
