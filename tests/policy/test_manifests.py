@@ -532,3 +532,41 @@ def test_secret_objects_and_secret_inputs_are_redacted() -> None:
     assert manifests.redact({"url": f"https://u:{SECRET}@host"}, {SECRET}) == {
         "url": "https://u:<secret>@host"
     }
+
+
+KARPENTER_CHART_PROGRAM = """
+import pulumi_kubernetes as k8s
+
+k8s.helm.v3.Release(
+    "karpenter",
+    name="karpenter",
+    chart="oci://public.ecr.aws/karpenter/karpenter",
+    version="1.14.1",
+    namespace="kube-system",
+    values={values},
+)
+"""
+
+
+def test_a_release_its_chart_refuses_to_render_is_a_problem(tmp_path: Path) -> None:
+    project = _project(tmp_path, KARPENTER_CHART_PROGRAM.format(values="{}"))
+    report = check_manifests(evaluate_stack("ci", project), "1.33", checkov=False)
+    assert report.releases == []
+    (problem,) = report.problems
+    assert problem.source == "karpenter"
+    assert "does not render" in problem.problem
+    assert "Chart cannot be installed without a valid settings.clusterName!" in problem.problem
+
+
+def test_the_karpenter_chart_renders_and_validates_with_its_crds(tmp_path: Path) -> None:
+    """The controller chart's own crds/ (NodePool, EC2NodeClass, ...) count as installed."""
+    values = '{"settings": {"clusterName": "dask-ci", "interruptionQueue": "dask-ci"}}'
+    project = _project(tmp_path, KARPENTER_CHART_PROGRAM.format(values=values))
+    report = check_manifests(evaluate_stack("ci", project), "1.33", checkov=False)
+    assert [str(p) for p in report.problems] == []
+    (release,) = report.releases
+    assert {o.manifest["spec"]["names"]["kind"] for o in release.crds} >= {
+        "NodePool",
+        "EC2NodeClass",
+    }
+    assert ("apps/v1", "Deployment") in {o.api_kind for o in release.objects}
