@@ -361,13 +361,7 @@ def test_committed_stacks_pass_checkov_and_every_waiver_is_still_needed(
     objects: list[tuple[str, dict[str, Any]]] = []
     for stack in COMMITTED_STACKS:
         report = _report(evaluated, stack)
-        scoped = manifests._cluster_scoped(report.objects)
-        objects += [
-            (f"{stack}: {o.source}", manifests.with_namespace(o, r.namespace, scoped).manifest)
-            for r in report.releases
-            for o in r.objects
-        ]
-        objects += [(f"{stack}: {o.source}", o.manifest) for o in report.declared]
+        objects += [(f"{stack}: {o.source}", o.manifest) for o in manifests.checkov_objects(report)]
     findings, used = waive(_checkov_results(objects), waivers)
     assert [str(f) for f in findings] == []
     assert [w for w in waivers if w not in used] == []

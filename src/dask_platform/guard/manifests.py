@@ -344,7 +344,8 @@ def with_namespace(obj: KubeObject, namespace: str, cluster_scoped: Collection[s
     return KubeObject(obj.source, {**manifest, "metadata": {**metadata, "namespace": namespace}})
 
 
-def _cluster_scoped(objects: Iterable[KubeObject]) -> set[str]:
+def cluster_scoped_kinds(objects: Iterable[KubeObject]) -> set[str]:
+    """:data:`CLUSTER_SCOPED_KINDS` plus the kinds of the cluster-scoped CRDs among ``objects``."""
     custom = {
         o.manifest["spec"]["names"]["kind"]
         for o in objects
@@ -362,13 +363,13 @@ def check_manifests(
     the report; a chart that is not pinned or not in the cache raises
     :class:`dask_platform.charts.ChartError` (the stack cannot be checked at all).
     """
+    from helm_python import HelmRenderError, HelmValuesError
+
     report = ManifestReport(kubernetes_version=kubernetes_version)
     for record in declared_releases(evaluation):
         try:
             report.releases.append(render_release(record, evaluation.secret_values))
-        except charts.ChartError:
-            raise
-        except Exception as exc:  # helm_python.HelmError: the chart refused the values
+        except (HelmRenderError, HelmValuesError) as exc:  # the chart refused the values
             report.problems.append(ManifestProblem(record.name, f"does not render: {exc}"))
     report.declared = declared_objects(evaluation)
     objects = report.objects
@@ -376,13 +377,19 @@ def check_manifests(
     if checkov:
         from dask_platform.guard.lint import checkov_kubernetes_findings
 
-        scoped = _cluster_scoped(objects)
-        scanned = [
-            with_namespace(o, r.namespace, scoped) for r in report.releases for o in r.objects
-        ]
-        scanned += report.declared
-        report.findings = checkov_kubernetes_findings((o.source, o.manifest) for o in scanned)
+        report.findings = checkov_kubernetes_findings(
+            (o.source, o.manifest) for o in checkov_objects(report)
+        )
     return report
+
+
+def checkov_objects(report: ManifestReport) -> list[KubeObject]:
+    """What checkov scans: the releases' rendered templates, each namespaced object given the
+    release's namespace as Helm installs it, and the program's own objects. (The charts' CRDs
+    are schemas, not workloads.)"""
+    scoped = cluster_scoped_kinds(report.objects)
+    rendered = [with_namespace(o, r.namespace, scoped) for r in report.releases for o in r.objects]
+    return rendered + report.declared
 
 
 def _without_secret_data(manifest: dict[str, Any]) -> dict[str, Any]:
