@@ -21,6 +21,8 @@ import yaml
 
 from dask_platform.project import project_root
 
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 CHART_CACHE_ENV = "DASK_PLATFORM_CHART_CACHE"
 """The directory holding packaged chart archives named ``<chart>-<version>.tgz``."""
 
@@ -179,7 +181,8 @@ def documents(rendered: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
     for path in sorted(rendered):
         if not path.endswith((".yaml", ".yml")):
             continue
-        for document in yaml.safe_load_all(rendered[path]):
+        # libyaml's loader where PyYAML has it: CRDs run to thousands of lines (10x faster).
+        for document in yaml.load_all(rendered[path], Loader=_SAFE_LOADER):
             if document:
                 objects.append((path, document))
     return objects
