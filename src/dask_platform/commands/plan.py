@@ -6,7 +6,7 @@ the CrossGuard pack on the recorded resources and lints the IAM documents; rende
 release it declares from the pinned chart and validates every Kubernetes object (rendered or
 declared) against the stack's Kubernetes schemas and CRDs, then runs checkov's kubernetes checks
 on them. Exit 0: clean; 1: a mandatory violation, lint finding or manifest problem; 2: the stack
-name, its config or the chart cache is wrong.
+name, its config or the chart cache is wrong, or checkov cannot run.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def plan(
     lint: bool = typer.Option(
         True,
         "--lint/--no-lint",
-        help="Lint the stack's IAM documents with parliament and cloudsplaining (dev tools).",
+        help="Lint the stack's IAM documents with parliament and cloudsplaining, and (with "
+        "--manifests) its Kubernetes objects with checkov (dev tools).",
     ),
     manifests: bool = typer.Option(
         True,
@@ -100,6 +101,7 @@ def plan(
 
     from dask_platform.guard import documents as iam_documents
     from dask_platform.guard import report
+    from dask_platform.guard.lint import CheckovUnavailable
     from dask_platform.guard.manifests import check_manifests, plan_document
     from dask_platform.guard.registry import pack_config as stack_pack_config
     from dask_platform.guard.runner import run_evaluation
@@ -139,7 +141,9 @@ def plan(
             progress.update(task, description="Rendering Helm releases, validating manifests")
             try:
                 kube = check_manifests(evaluation, config.eks.kubernetes_version, checkov=lint)
-            except ChartError as exc:
+            except (ChartError, CheckovUnavailable) as exc:
+                # A chart not pinned or not in the cache, or checkov that cannot start: the
+                # stack cannot be checked at all (the message says how to fix it).
                 console.print(f"[red]✗ {exc}[/red]")
                 raise typer.Exit(2) from None
         checked = time.perf_counter()
