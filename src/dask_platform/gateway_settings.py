@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from dask_platform import charts
 from dask_platform.credentials import check_environment
 from dask_platform.iam import service_account_name
-from dask_platform.stack_config import SUPPORTED_CHART_VERSION, StackConfig
+from dask_platform.stack_config import StackConfig
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 HELM_DIR = REPO_DIR / "helm" / "dask-gateway"
@@ -145,38 +145,31 @@ def render_values(config: StackConfig) -> dict[str, Any]:
     return _merge(values, generated)
 
 
-def upstream_chart_dir() -> Path:
-    """Where the pinned upstream chart's values.yaml and values.schema.yaml are kept.
+CHART = "dask-gateway"
+"""The upstream chart this module configures (pinned in helm/charts.yaml)."""
 
-    DASK_GATEWAY_CHART_DIR if set; else the workspace's shared/upstream/dask-gateway-chart
-    beside this checkout (../shared, or /work/shared for a clone made elsewhere). The files are
-    the upstream project's, read for validation and deliberately not vendored here.
+
+def chart_schema(version: str | None = None) -> dict[str, Any]:
+    """The pinned chart's values schema (``values.schema.yaml`` inside the chart archive).
+
+    ``version``, when given, must be the pinned one. Raises
+    :class:`dask_platform.charts.ChartError` when the chart cache lacks the archive or holds
+    other bytes than the pin. ref: dask/dask-gateway resources/helm/dask-gateway/values.schema.yaml
     """
-    override = os.environ.get("DASK_GATEWAY_CHART_DIR")
-    if override:
-        return Path(override)
-    candidates = [
-        REPO_DIR.parent / "shared" / "upstream" / "dask-gateway-chart",
-        Path("/work/shared/upstream/dask-gateway-chart"),
-    ]
-    for candidate in candidates:
-        if (candidate / "values.schema.yaml").is_file():
-            return candidate
-    raise FileNotFoundError(
-        "the upstream dask-gateway chart (values.yaml, values.schema.yaml at tag "
-        f"{SUPPORTED_CHART_VERSION}) was not found in {', '.join(map(str, candidates))}; "
-        "set DASK_GATEWAY_CHART_DIR to its directory"
-    )
+    return _parse_chart_yaml(charts.chart_file(CHART, "values.schema.yaml", version))
 
 
-def chart_schema() -> dict[str, Any]:
-    """The upstream chart's values schema (YAML, as the chart repository keeps it)."""
-    return _load_yaml(upstream_chart_dir() / "values.schema.yaml")
+def chart_defaults(version: str | None = None) -> dict[str, Any]:
+    """The pinned chart's own ``values.yaml``: Helm merges user values over it before
+    validating. Raises :class:`dask_platform.charts.ChartError` as :func:`chart_schema`."""
+    return _parse_chart_yaml(charts.chart_file(CHART, "values.yaml", version))
 
 
-def chart_defaults() -> dict[str, Any]:
-    """The chart's own values.yaml: Helm merges user values over it before validating."""
-    return _load_yaml(upstream_chart_dir() / "values.yaml")
+def _parse_chart_yaml(text: str) -> dict[str, Any]:
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise charts.ChartError(f"chart {CHART}: expected a mapping, got {type(data).__name__}")
+    return data
 
 
 def validate_values(values: dict[str, Any], schema: dict[str, Any]) -> list[str]:

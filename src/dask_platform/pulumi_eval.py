@@ -16,16 +16,19 @@ import hashlib
 import json
 import runpy
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from dask_platform.project import project_root
 from dask_platform.stack_config import NAMESPACE, StackConfigError, read_stack_file
 
 ACCOUNT_ID = "123456789012"
-REPO_DIR = Path(__file__).resolve().parents[2]
+UNDECRYPTED_SECRET = "[secret: not decrypted by the offline plan]"
+"""What the program receives for a secure config value the offline plan cannot decrypt."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class Evaluation:
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
     protected: set[str] = field(default_factory=set)
+    # The plain text of every secure config value as the program received it, so that whatever
+    # the program derives from one can be redacted (dask_platform.guard.manifests.redact).
+    secret_values: set[str] = field(default_factory=set)
 
     def of_type(self, type_: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_ and not r.read]
@@ -202,16 +208,19 @@ class RecordingMocks:
         return {}
 
 
-def pulumi_config_for_stack(project_dir: Path, stack: str) -> tuple[dict[str, str], list[str]]:
+def pulumi_config_for_stack(
+    project_dir: Path, stack: str, secrets: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], list[str]]:
     """The stack file as the engine would hand it to the program: every value a string (objects
-    as JSON) and the list of secret keys (whose values stay encrypted placeholders here)."""
+    as JSON) and the list of secret keys. A secure value is ``secrets[key]`` when given (its
+    decrypted text, e.g. from a test), else the placeholder :data:`UNDECRYPTED_SECRET`."""
     raw = read_stack_file(project_dir, stack)
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in raw.items():
         if isinstance(value, dict) and set(value) == {"secure"}:
             secret_keys.append(key)
-            config[key] = "[secret: not decrypted by the offline plan]"
+            config[key] = (secrets or {}).get(key, UNDECRYPTED_SECRET)
         elif isinstance(value, str):
             config[key] = value
         else:
@@ -229,13 +238,13 @@ def _program_dir(project_dir: Path) -> Path:
     return project_dir / str(document.get("main", "."))
 
 
-def _evaluate(project_dir: Path, stack: str) -> Evaluation:
+def _evaluate(project_dir: Path, stack: str, secrets: Mapping[str, str] | None) -> Evaluation:
     import pulumi
     from pulumi.runtime import mocks as pulumi_mocks
     from pulumi.runtime import settings as pulumi_settings
     from pulumi.runtime.sync_await import _sync_await
 
-    config, secret_keys = pulumi_config_for_stack(project_dir, stack)
+    config, secret_keys = pulumi_config_for_stack(project_dir, stack, secrets)
     region_raw = config.get(f"{NAMESPACE}:region", "us-east-1")
     mocks = RecordingMocks(region=region_raw)
 
@@ -268,7 +277,7 @@ def _evaluate(project_dir: Path, stack: str) -> Evaluation:
     )
 
     program = _program_dir(project_dir)
-    evaluation = Evaluation(stack=stack)
+    evaluation = Evaluation(stack=stack, secret_values={config[k] for k in secret_keys})
     root = pulumi_settings.get_root_resource()
     added_path = str(program)
     sys.path.insert(0, added_path)
@@ -287,21 +296,27 @@ def _evaluate(project_dir: Path, stack: str) -> Evaluation:
         names = list(exported)
         values = [pulumi.Output.from_input(exported[n]) for n in names]
         resolved = _sync_await(pulumi.Output.all(*values).future(with_unknowns=True))
-        secrets = [_sync_await(value.is_secret()) for value in values]
+        secret_flags = [_sync_await(value.is_secret()) for value in values]
         evaluation.outputs = dict(zip(names, resolved or [], strict=True))
-        evaluation.secret_outputs = {n for n, s in zip(names, secrets or [], strict=True) if s}
+        evaluation.secret_outputs = {n for n, s in zip(names, secret_flags or [], strict=True) if s}
     finally:
         sys.path.remove(added_path)
     evaluation.resources = list(mocks.records)
     return evaluation
 
 
-def evaluate_stack(stack: str, project_dir: Path = REPO_DIR) -> Evaluation:
+def evaluate_stack(
+    stack: str, project_dir: Path | None = None, secrets: Mapping[str, str] | None = None
+) -> Evaluation:
     """Run the Pulumi program for ``Pulumi.<stack>.yaml`` under mocks; return what it declared.
 
+    ``project_dir`` defaults to :func:`dask_platform.project.project_root`. ``secrets`` maps
+    secure config keys (``dask-platform:gateway_simple_password``) to their decrypted text;
+    without it the program receives :data:`UNDECRYPTED_SECRET` for each.
     Raises :class:`dask_platform.stack_config.StackConfigError` (listing every problem) if the
     stack config is invalid - before any resource is recorded, as in a real ``pulumi up``.
     """
     # Pulumi's runtime settings live in context variables: a copied context keeps one
     # evaluation's engine, root stack and config from leaking into the next.
-    return contextvars.copy_context().run(_evaluate, project_dir, stack)
+    directory = project_dir if project_dir is not None else project_root()
+    return contextvars.copy_context().run(_evaluate, directory, stack, secrets)
