@@ -121,6 +121,11 @@ simple_password = (
     if config.gateway.auth.type == "simple"
     else None
 )
+jupyterhub_api_token = (
+    pulumi.Config().require_secret("gateway_jupyterhub_api_token")
+    if config.gateway.auth.type == "jupyterhub"
+    else None
+)
 gateway = DaskGateway(
     "gateway",
     DaskGatewayArgs(
@@ -129,6 +134,7 @@ gateway = DaskGateway(
         team_role_arns={name: identity.role_arn for name, identity in identities.items()},
         values=render_values(config),
         simple_password=simple_password,
+        jupyterhub_api_token=jupyterhub_api_token,
     ),
     opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}, depends_on=[eks]),
 )
