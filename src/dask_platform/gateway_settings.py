@@ -20,11 +20,22 @@ import yaml
 from dask_platform import placement
 from dask_platform.credentials import check_environment
 from dask_platform.iam import service_account_name
+from dask_platform.project import project_root
 from dask_platform.stack_config import SUPPORTED_CHART_VERSION, StackConfig
 
 REPO_DIR = Path(__file__).resolve().parents[2]
-HELM_DIR = REPO_DIR / "helm" / "dask-gateway"
-GATEWAY_CONFIG_FILE = HELM_DIR / "gateway_config.py"
+
+
+def helm_dir() -> Path:
+    """``helm/dask-gateway/`` of the checkout: the values files and the gateway config file."""
+    return project_root() / "helm" / "dask-gateway"
+
+
+def gateway_config_file() -> Path:
+    """The gateway config file that becomes ``gateway.extraConfig`` (helm/dask-gateway/)."""
+    return helm_dir() / "gateway_config.py"
+
+
 SETTINGS_ENV = "DASK_PLATFORM_GATEWAY_SETTINGS"
 OIDC_AUTHENTICATOR = "dask_platform.oidc.gateway.OIDCAuthenticator"
 JUPYTERHUB_TOKEN_SECRET = "dask-gateway-jupyterhub-api-token"  # noqa: S105 (a Secret's name)
@@ -77,11 +88,12 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 
 
 def committed_values(overlay: str | None) -> dict[str, Any]:
-    values = _load_yaml(HELM_DIR / "values.yaml")
+    directory = helm_dir()
+    values = _load_yaml(directory / "values.yaml")
     if overlay:
-        path = HELM_DIR / f"values.{overlay}.yaml"
+        path = directory / f"values.{overlay}.yaml"
         if not path.is_file():
-            known = sorted(p.name for p in HELM_DIR.glob("values.*.yaml"))
+            known = sorted(p.name for p in directory.glob("values.*.yaml"))
             raise ValueError(
                 f"gateway.values_overlay: no {path.name} in helm/dask-gateway "
                 f"(available: {', '.join(known) or 'none'})"
@@ -197,7 +209,7 @@ def render_values(config: StackConfig) -> dict[str, Any]:
                     "value": json.dumps(gateway_settings(config), sort_keys=True),
                 }
             ],
-            "extraConfig": {"50-dask-platform": GATEWAY_CONFIG_FILE.read_text()},
+            "extraConfig": {"50-dask-platform": gateway_config_file().read_text()},
             "backend": {
                 "image": {"name": gw.image.name, "tag": gw.image.tag},
                 "namespace": gw.namespace,
