@@ -133,6 +133,7 @@ gateway = DaskGateway(
         chart_version=config.gateway.chart_version,
         team_role_arns={name: identity.role_arn for name, identity in identities.items()},
         values=render_values(config),
+        hostname=config.gateway.tls.hostname if config.gateway.tls else None,
         simple_password=simple_password,
         jupyterhub_api_token=jupyterhub_api_token,
     ),

@@ -32,6 +32,8 @@ class DaskGatewayArgs:
     chart_version: str
     team_role_arns: Mapping[str, pulumi.Input[str]]
     values: dict[str, Any]
+    hostname: str | None = None
+    """The gateway's DNS name (gateway.tls.hostname): the exported addresses use it."""
     simple_password: pulumi.Input[str] | None = None
     jupyterhub_api_token: pulumi.Input[str] | None = None
     """The hub's token for its `dask-gateway` service (a Pulumi secret), with auth jupyterhub."""
@@ -128,7 +130,7 @@ class DaskGateway(pulumi.ComponentResource):
         # Scheme and ports from the values that configure the proxy Service (TLS on the web
         # port with a certificate; the scheduler proxy on its own port).
         addresses = pulumi.Output.all(host, internal).apply(
-            lambda h: proxy_addresses(args.values, h[0] or h[1])
+            lambda h: proxy_addresses(args.values, args.hostname or h[0] or h[1])
         )
         self.address = addresses.apply(lambda a: a[0])
         self.proxy_address = addresses.apply(lambda a: a[1])

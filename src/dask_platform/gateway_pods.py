@@ -290,7 +290,13 @@ def build_pods(
             raise GatewayConfigError(
                 f"the rendered gateway config selects backend {backend_class!r}, not KubeBackend"
             )
-        return asyncio.run(_build(config, gateway_config, controller_config))
+        # A private loop: asyncio.run() would leave the thread without a current event loop,
+        # which the Pulumi runtime (run later in the same process by plan) still asks for.
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(_build(config, gateway_config, controller_config))
+        finally:
+            loop.close()
 
 
 # --------------------------------------------------------------------------- checks

@@ -177,11 +177,11 @@ def proxy_service_values(config: StackConfig) -> dict[str, Any]:
             "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
             "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
         }
-        if gw.tls_certificate_arn is not None:
+        if gw.tls is not None:
             annotations.update(
                 {
                     "service.beta.kubernetes.io/aws-load-balancer-ssl-cert": (
-                        gw.tls_certificate_arn
+                        gw.tls.certificate_arn
                     ),
                     "service.beta.kubernetes.io/aws-load-balancer-ssl-ports": "web",
                     "service.beta.kubernetes.io/aws-load-balancer-ssl-negotiation-policy": (
@@ -227,9 +227,10 @@ def render_values(config: StackConfig) -> dict[str, Any]:
 
 
 def proxy_addresses(values: dict[str, Any], host: str) -> tuple[str, str]:
-    """``(gateway_address, gateway_proxy_address)`` of the proxy Service at ``host``, from the
-    values that configure it: ``https://`` when the web port has a TLS listener, and the
-    scheduler proxy's own port as ``gateway://host:port``."""
+    """``(gateway_address, gateway_proxy_address)`` of the proxy Service at ``host`` (with TLS:
+    ``gateway.tls.hostname``, the name the certificate covers), from the values that configure
+    it: ``https://`` when the web port has a TLS listener, and the scheduler proxy's own port
+    as ``gateway://host:port``."""
     service = values["traefik"]["service"]
     ports = service["ports"]
     annotations = service.get("annotations") or {}

@@ -328,6 +328,19 @@ class Image(_Model):
         return f"{self.name}:{self.tag}"
 
 
+class GatewayTls(_Model):
+    certificate_arn: Annotated[
+        str, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$")
+    ] = Field(description="ACM certificate covering hostname (arn:aws:acm:...:certificate/...).")
+    hostname: Annotated[
+        str,
+        Field(max_length=253, pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"),
+    ] = Field(
+        description="The gateway's DNS name (a CNAME to the NLB, made by the operator); the "
+        "exported addresses use it so clients verify the certificate."
+    )
+
+
 class Gateway(_Model):
     chart_version: ChartVersion = SUPPORTED_CHART_VERSION
     namespace: Annotated[
@@ -354,16 +367,10 @@ class Gateway(_Model):
         description="LoadBalancer: an internal NLB reachable from ingress_cidrs; "
         "ClusterIP: in-cluster only.",
     )
-    tls_certificate_arn: (
-        Annotated[
-            str,
-            Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$"),
-        ]
-        | None
-    ) = Field(
+    tls: GatewayTls | None = Field(
         default=None,
-        description="ACM certificate for the gateway's address: the NLB terminates TLS on the "
-        "web port with it (users' bearer tokens and passwords cross it). Required in a "
+        description="TLS for the gateway API: the NLB terminates it on the web port with an "
+        "ACM certificate (users' bearer tokens and passwords cross it). Required in a "
         "production stack with service_type LoadBalancer.",
     )
     values_overlay: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")] | None = Field(
@@ -387,10 +394,10 @@ class Gateway(_Model):
                 f"worker_memory_gib.max ({self.worker_memory_gib.max:g}) exceeds "
                 f"cluster_max_memory_gib ({self.cluster_max_memory_gib:g})"
             )
-        if self.tls_certificate_arn is not None and self.service_type != "LoadBalancer":
+        if self.tls is not None and self.service_type != "LoadBalancer":
             raise ValueError(
-                "tls_certificate_arn: only used with service_type LoadBalancer (the NLB "
-                f"terminates TLS); service_type is {self.service_type!r}"
+                "tls: only used with service_type LoadBalancer (the NLB terminates TLS); "
+                f"service_type is {self.service_type!r}"
             )
         bad = sorted(k for k in self.default_environment if k.upper() in FORBIDDEN_ENV_VARS)
         if bad:
@@ -663,12 +670,12 @@ def _cross_field_problems(data: Mapping[str, Any]) -> list[str]:
     if (
         data.get("production") is True
         and gateway.get("service_type", "LoadBalancer") == "LoadBalancer"
-        and not gateway.get("tls_certificate_arn")
+        and not gateway.get("tls")
     ):
         problems.append(
-            "gateway.tls_certificate_arn: required in a production stack (users' bearer tokens "
-            "cross the gateway's address); the ARN of an ACM certificate for the gateway's DNS "
-            "name, arn:aws:acm:<region>:<account>:certificate/<id>"
+            "gateway.tls: required in a production stack (users' bearer tokens cross the "
+            "gateway's address): {certificate_arn: <ACM certificate ARN>, hostname: <its DNS "
+            "name, a CNAME to the NLB>}"
         )
     return problems
 

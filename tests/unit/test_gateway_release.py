@@ -54,15 +54,16 @@ def test_production_gateway_api_is_tls_and_the_scheduler_port_passes_tls_through
     config = load_stack_file(REPO, "prod")
     service = proxy_service("prod")
     annotations = service["metadata"]["annotations"]
-    assert annotations[SSL_CERT] == config.gateway.tls_certificate_arn
+    assert config.gateway.tls is not None
+    assert annotations[SSL_CERT] == config.gateway.tls.certificate_arn
     # Only the web port is a TLS listener; the scheduler port stays TCP so the client's TLS
     # reaches Traefik's SNI routing and the scheduler.
     assert annotations[SSL_PORTS] == "web"
     assert ports(service) == {"web": 443, "tcp": 8786}
     outputs = evaluated("prod").outputs
-    host = "gateway-proxy.elb.us-west-2.amazonaws.com"
-    assert outputs["gateway_address"] == f"https://{host}"
-    assert outputs["gateway_proxy_address"] == f"gateway://{host}:8786"
+    # The certificate's name, not the NLB's: clients verify the certificate against it.
+    assert outputs["gateway_address"] == "https://dask.earth.example.org"
+    assert outputs["gateway_proxy_address"] == "gateway://dask.earth.example.org:8786"
 
 
 def test_dev_gateway_api_is_plain_http_on_port_80():
