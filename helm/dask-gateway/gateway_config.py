@@ -69,15 +69,23 @@ def configured_pod_config(c: Any) -> dict[str, dict[str, Any]]:
     return {key: dict(section[key]) if key in section else {} for key in POD_CONFIG_KEYS}
 
 
+PodConfig = Mapping[str, Mapping[str, Any]]
+
+
 def make_options_handler(
-    settings: Mapping[str, Any], pod_config: Mapping[str, Mapping[str, Any]] | None = None
+    settings: Mapping[str, Any], pod_config: PodConfig | Callable[[], PodConfig] | None = None
 ) -> Callable[[Any, Any], dict[str, Any]]:
     """The options handler. ``pod_config`` is what the chart configured (see
-    :func:`configured_pod_config`): dask-gateway builds ``KubeClusterConfig(parent=backend,
+    :func:`configured_pod_config`), or a function returning it at request time (so extra config
+    run after this file is seen): dask-gateway builds ``KubeClusterConfig(parent=backend,
     **handler_result)``, where a returned key REPLACES the configured value, so the handler
     returns the configured pod settings merged with its own (the team's ServiceAccount) - the
     chart's nodeSelector and tolerations survive."""
-    configured = {key: dict((pod_config or {}).get(key) or {}) for key in POD_CONFIG_KEYS}
+
+    def configured_now() -> dict[str, dict[str, Any]]:
+        current = pod_config() if callable(pod_config) else pod_config
+        return {key: dict((current or {}).get(key) or {}) for key in POD_CONFIG_KEYS}
+
     cores = settings["worker_cores"]
     memory = settings["worker_memory_gib"]
 
@@ -107,6 +115,7 @@ def make_options_handler(
         check_environment(environment, field="environment")
         service_account = settings["teams"][team]["service_account"]
         memory_bytes = int(options.worker_memory * GIB)
+        configured = configured_now()
         return {
             "worker_cores": int(options.worker_cores),
             "worker_cores_limit": int(options.worker_cores),
@@ -130,7 +139,7 @@ def make_options_handler(
 
 
 def make_cluster_options(
-    settings: Mapping[str, Any], pod_config: Mapping[str, Mapping[str, Any]] | None = None
+    settings: Mapping[str, Any], pod_config: PodConfig | Callable[[], PodConfig] | None = None
 ) -> Callable[[Any], Options]:
     """Per-user options: the ``team`` field only ever lists the caller's own teams."""
     handler = make_options_handler(settings, pod_config)
@@ -168,7 +177,7 @@ def make_cluster_options(
 def configure(c: Any, settings: Mapping[str, Any]) -> None:
     """Apply the platform's gateway configuration to a traitlets config object ``c`` (after the
     chart's lines: the pod settings the chart configured are read from ``c``)."""
-    c.Backend.cluster_options = make_cluster_options(settings, configured_pod_config(c))
+    c.Backend.cluster_options = make_cluster_options(settings, lambda: configured_pod_config(c))
     # Karpenter never voluntarily removes a scheduler's node (losing the scheduler loses the
     # cluster). The chart forwards no pod annotations from its values, so they are set here.
     # ref: https://karpenter.sh/docs/concepts/disruption/#pod-level-controls

@@ -236,3 +236,22 @@ def test_checks_do_not_change_the_values(prod):
     before = copy.deepcopy(values)
     build_pods(prod, values)
     assert values == before
+
+
+def test_pod_settings_configured_after_the_platform_file_are_kept(prod):
+    """A later gateway.extraConfig entry (run after the platform's, in the same file) changes
+    the configured worker pod settings: the handler merges what is configured at request time."""
+    snippet = """
+    c.KubeClusterConfig.worker_extra_pod_config = {
+        **c.KubeClusterConfig.worker_extra_pod_config,
+        "priorityClassName": "dask-workers",
+    }
+    """
+    pods = build_pods(prod, with_extra_config(prod, snippet, key="60-site"))
+    workers = [p for p in pods if p.component == "worker"]
+    assert {p.pod["spec"].get("priorityClassName") for p in workers} == {"dask-workers"}
+    assert {p.pod["spec"]["serviceAccountName"] for p in workers} == {
+        service_account_name(t) for t in prod.team_names
+    }
+    assert placement_problems(pods) == []
+    assert capacity_problems(pods) == []
