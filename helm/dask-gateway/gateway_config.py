@@ -182,15 +182,9 @@ def configure(c: Any, settings: Mapping[str, Any]) -> None:
     # cluster). The chart forwards no pod annotations from its values, so they are set here.
     # ref: https://karpenter.sh/docs/concepts/disruption/#pod-level-controls
     section = c.KubeClusterConfig
-    annotations = (
-        dict(section["scheduler_extra_pod_annotations"])
-        if ("scheduler_extra_pod_annotations" in section)
-        else {}
-    )
-    c.KubeClusterConfig.scheduler_extra_pod_annotations = {
-        **annotations,
-        DO_NOT_DISRUPT_ANNOTATION: "true",
-    }
+    key = "scheduler_extra_pod_annotations"
+    configured = dict(section[key]) if key in section else {}
+    section[key] = {**configured, DO_NOT_DISRUPT_ANNOTATION: "true"}
     # distributed >= 2026.6 removed the dask-scheduler / dask-worker entry points. A list: the
     # backends exec the command as argv (a plain string would be one program named "dask worker").
     c.ClusterConfig.scheduler_cmd = ["dask", "scheduler"]
