@@ -138,6 +138,11 @@ simple_password = (
     if config.gateway.auth.type == "simple"
     else None
 )
+jupyterhub_api_token = (
+    pulumi.Config().require_secret("gateway_jupyterhub_api_token")
+    if config.gateway.auth.type == "jupyterhub"
+    else None
+)
 gateway = DaskGateway(
     "gateway",
     DaskGatewayArgs(
@@ -145,7 +150,9 @@ gateway = DaskGateway(
         chart_version=config.gateway.chart_version,
         team_role_arns={name: identity.role_arn for name, identity in identities.items()},
         values=render_values(config),
+        hostname=config.gateway.tls.hostname if config.gateway.tls else None,
         simple_password=simple_password,
+        jupyterhub_api_token=jupyterhub_api_token,
     ),
     opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}, depends_on=[eks]),
 )

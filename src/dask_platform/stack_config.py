@@ -460,6 +460,19 @@ class Image(_Model):
         return f"{self.name}:{self.tag}"
 
 
+class GatewayTls(_Model):
+    certificate_arn: Annotated[
+        str, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$")
+    ] = Field(description="ACM certificate covering hostname (arn:aws:acm:...:certificate/...).")
+    hostname: Annotated[
+        str,
+        Field(max_length=253, pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"),
+    ] = Field(
+        description="The gateway's DNS name (a CNAME to the NLB, made by the operator); the "
+        "exported addresses use it so clients verify the certificate."
+    )
+
+
 class Gateway(_Model):
     chart_version: ChartVersion = SUPPORTED_CHART_VERSION
     namespace: Annotated[
@@ -486,6 +499,12 @@ class Gateway(_Model):
         description="LoadBalancer: an internal NLB reachable from ingress_cidrs; "
         "ClusterIP: in-cluster only.",
     )
+    tls: GatewayTls | None = Field(
+        default=None,
+        description="TLS for the gateway API: the NLB terminates it on the web port with an "
+        "ACM certificate (users' bearer tokens and passwords cross it). Required in a "
+        "production stack with service_type LoadBalancer.",
+    )
     values_overlay: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")] | None = Field(
         default=None,
         description="Name of helm/dask-gateway/values.<name>.yaml layered over values.yaml.",
@@ -506,6 +525,11 @@ class Gateway(_Model):
             raise ValueError(
                 f"worker_memory_gib.max ({self.worker_memory_gib.max:g}) exceeds "
                 f"cluster_max_memory_gib ({self.cluster_max_memory_gib:g})"
+            )
+        if self.tls is not None and self.service_type != "LoadBalancer":
+            raise ValueError(
+                "tls: only used with service_type LoadBalancer (the NLB terminates TLS); "
+                f"service_type is {self.service_type!r}"
             )
         bad = sorted(k for k in self.default_environment if k.upper() in FORBIDDEN_ENV_VARS)
         if bad:
@@ -769,11 +793,22 @@ def _cross_field_problems(data: Mapping[str, Any]) -> list[str]:
                 f"data_buckets[{i}].name: {scratch!r} is the scratch bucket; a bucket is either "
                 "team scratch or shared read-only data, not both"
             )
-    auth = section("gateway").get("auth")
+    gateway = section("gateway")
+    auth = gateway.get("auth")
     if data.get("production") is True and isinstance(auth, dict) and auth.get("type") == "simple":
         problems.append(
             "gateway.auth.type: 'simple' (one shared password) is not allowed in a production "
             "stack; use one of {custom, jupyterhub, kerberos}"
+        )
+    if (
+        data.get("production") is True
+        and gateway.get("service_type", "LoadBalancer") == "LoadBalancer"
+        and not gateway.get("tls")
+    ):
+        problems.append(
+            "gateway.tls: required in a production stack (users' bearer tokens cross the "
+            "gateway's address): {certificate_arn: <ACM certificate ARN>, hostname: <its DNS "
+            "name, a CNAME to the NLB>}"
         )
     return problems
 
@@ -833,7 +868,7 @@ def _decode(value: Any) -> Any:
     return value
 
 
-SECRET_KEYS = frozenset({"gateway_simple_password"})
+SECRET_KEYS = frozenset({"gateway_simple_password", "gateway_jupyterhub_api_token"})
 """Keys that may only be set with ``pulumi config set --secret`` and are not part of the model
 (the program reads them with ``require_secret``)."""
 
@@ -865,17 +900,21 @@ def secret_problems(raw: Mapping[str, Any], is_secret: Callable[[str], bool]) ->
             )
     gateway = _decode(raw.get(f"{NAMESPACE}:gateway"))
     auth = gateway.get("auth") if isinstance(gateway, dict) else None
-    simple = isinstance(auth, dict) and auth.get("type") == "simple"
-    has_password = f"{NAMESPACE}:gateway_simple_password" in raw
-    if simple and not has_password:
-        problems.append(
-            "gateway_simple_password: required when gateway.auth.type is 'simple'; set it with "
-            "`pulumi config set --secret gateway_simple_password`"
-        )
-    if has_password and not simple:
-        problems.append(
-            "gateway_simple_password: only used when gateway.auth.type is 'simple'; remove it"
-        )
+    auth_type = auth.get("type") if isinstance(auth, dict) else None
+    for name, needed_by in (
+        ("gateway_simple_password", "simple"),
+        # The JupyterHub API token of the hub's `dask-gateway` service; the program puts it in
+        # a Secret the API pod reads (nothing else creates one in the gateway namespace).
+        ("gateway_jupyterhub_api_token", "jupyterhub"),
+    ):
+        present = f"{NAMESPACE}:{name}" in raw
+        if auth_type == needed_by and not present:
+            problems.append(
+                f"{name}: required when gateway.auth.type is {needed_by!r}; set it with "
+                f"`pulumi config set --secret {name}`"
+            )
+        if present and auth_type != needed_by:
+            problems.append(f"{name}: only used when gateway.auth.type is {needed_by!r}; remove it")
     return problems
 
 

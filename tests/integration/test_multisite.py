@@ -119,8 +119,14 @@ def test_the_registry_reads_pulumi_output_files() -> None:
     assert prod.auth.oidc is not None
     assert prod.auth.oidc.issuer == "https://keycloak.example.org/realms/earth"
     assert (prod.adaptive.minimum, prod.adaptive.maximum) == (0, 200)
-    assert dev.auth.type == "jupyterhub"
+    # dev: the same realm as prod, its own audience (no TLS: plain http on the NLB).
+    assert dev.auth.type == "custom"
+    assert dev.auth.oidc is not None
+    assert dev.auth.oidc.audience == "dask-gateway-dev"
+    assert dev.address.startswith("http://")
+    assert prod.address == "https://dask.earth.example.org"
     assert dev.proxy_address.startswith("gateway://")
+    assert dev.proxy_address.endswith(":8786")
 
 
 def test_registry_errors_name_the_site_or_file(tmp_path: Path) -> None:

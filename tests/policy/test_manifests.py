@@ -92,7 +92,9 @@ def test_release_is_rendered_with_the_values_the_program_passes(
     stack: str, evaluated: Callable[[str], Evaluation]
 ) -> None:
     evaluation = evaluated(stack)
-    (record,) = evaluation.of_type(manifests.RELEASE_TYPE)
+    (record,) = [
+        r for r in evaluation.of_type(manifests.RELEASE_TYPE) if r.inputs["name"] == "dask-gateway"
+    ]
     report = _report(evaluated, stack)
     config = _rendered(report, "ConfigMap", "api-dask-gateway").manifest
     extra = record.inputs["values"]["gateway"]["extraConfig"]["50-dask-platform"]
@@ -327,6 +329,9 @@ def test_a_broken_chart_cache_fails_the_plan_with_one_clear_error(
     cache = tmp_path / "charts"
     cache.mkdir()
     pin = charts.chart_pin("dask-gateway")
+    for other in charts.chart_pins().values():  # every other release's chart is intact
+        if other.name != pin.name:
+            (cache / other.archive_name).write_bytes((suite_cache / other.archive_name).read_bytes())
     if broken == "corrupted":
         data = bytearray((suite_cache / pin.archive_name).read_bytes())
         data[100] ^= 0xFF
@@ -353,14 +358,29 @@ def _checkov_results(objects: list[tuple[str, dict[str, Any]]]) -> list[Any]:
         pytest.fail(str(exc))
 
 
+JUPYTERHUB_AUTH = {
+    "dask-platform:gateway": {
+        **yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"]["dask-platform:gateway"],
+        "auth": {
+            "type": "jupyterhub",
+            "jupyterhub_api_url": "http://hub.jupyterhub.svc.cluster.local:8081/hub/api",
+        },
+    },
+    "dask-platform:gateway_jupyterhub_api_token": {"secure": "AAABAHNvbWUtY2lwaGVydGV4dA=="},
+}
+
+
 def test_committed_stacks_pass_checkov_and_every_waiver_is_still_needed(
-    evaluated: Callable[[str], Evaluation],
+    evaluated: Callable[[str], Evaluation], tmp_path: Path
 ) -> None:
-    """One checkov run over both stacks' objects: nothing unwaived, and no stale waiver."""
+    """One checkov run over both stacks' objects and a dev stack with JupyterHub auth (a
+    supported auth type no committed stack uses): nothing unwaived, and no stale waiver."""
     waivers = kubernetes_waivers()
     objects: list[tuple[str, dict[str, Any]]] = []
-    for stack in COMMITTED_STACKS:
-        report = _report(evaluated, stack)
+    hub = evaluate_stack("ci", _project(tmp_path, "infra", JUPYTERHUB_AUTH))
+    reports = [(stack, _report(evaluated, stack)) for stack in COMMITTED_STACKS]
+    reports.append(("dev+jupyterhub", check_manifests(hub, _version("dev"), checkov=False)))
+    for stack, report in reports:
         objects += [(f"{stack}: {o.source}", o.manifest) for o in manifests.checkov_objects(report)]
     findings, used = waive(_checkov_results(objects), waivers)
     assert [str(f) for f in findings] == []
@@ -439,7 +459,7 @@ def test_plan_json_has_every_resource_its_inputs_and_the_rendered_release(
     (namespace,) = [r for r in document["resources"] if r["type"] == "kubernetes:core/v1:Namespace"]
     assert namespace["inputs"]["metadata"]["name"] == load_stack_file(REPO, stack).gateway.namespace
     assert set(namespace) == {"type", "name", "parent", "read", "protect", "inputs"}
-    (release,) = document["releases"]
+    (release,) = [r for r in document["releases"] if r["chart"] == "dask-gateway"]
     assert (release["chart"], release["version"], release["release"]) == (
         "dask-gateway",
         "2026.3.0",
@@ -470,11 +490,13 @@ def test_a_secret_never_appears_in_the_plan_json(tmp_path: Path) -> None:
     evaluation = evaluate_stack(
         "ci", project, secrets={"dask-platform:gateway_simple_password": SECRET}
     )
-    (record,) = evaluation.of_type(manifests.RELEASE_TYPE)
+    (record,) = [
+        r for r in evaluation.of_type(manifests.RELEASE_TYPE) if r.inputs["name"] == "dask-gateway"
+    ]
     assert SECRET in json.dumps(record.inputs)  # the program did pass it to the release
     report = check_manifests(evaluation, "1.33", checkov=False)
     assert [str(p) for p in report.problems] == []
-    (release,) = report.releases
+    (release,) = [r for r in report.releases if r.chart == "dask-gateway"]
     assert release.values["gateway"]["auth"]["simple"] == {"password": manifests.REDACTED}
     text = json.dumps(manifests.plan_document(evaluation, report, {}))
     assert SECRET not in text
@@ -485,7 +507,7 @@ def test_a_secret_never_appears_in_the_plan_json(tmp_path: Path) -> None:
         app, ["plan", "--stack", "ci", "--project-dir", str(project), "--json", "--no-lint"]
     )
     document = json.loads(result.stdout)
-    (values,) = [r["values"] for r in document["releases"]]
+    (values,) = [r["values"] for r in document["releases"] if r["chart"] == "dask-gateway"]
     assert values["gateway"]["auth"]["simple"] == {"password": manifests.REDACTED}
     assert "not decrypted" not in result.stdout
     provider = [r for r in document["resources"] if r["type"] == "pulumi:providers:kubernetes"]

@@ -346,7 +346,7 @@ def test_exports(evaluation, config):
         t: f"s3://{config.scratch.bucket_name}/{t}/" for t in config.team_names
     }
     assert outputs["service_accounts"] == {t: f"dask-{t}" for t in config.team_names}
-    assert outputs["gateway_address"].startswith("http://")
+    assert outputs["gateway_address"].startswith(("http://", "https://"))
     assert outputs["gateway_proxy_address"].startswith("gateway://")
     assert outputs["namespace"] == config.gateway.namespace
     assert "kubeconfig" in evaluation.secret_outputs

@@ -86,7 +86,9 @@ def print_capacity(console: Console, config: StackConfig, evaluation: Evaluation
     for pool in plan.node_pools:
         spec = pool["spec"]
         template = spec["template"]
-        labels = ", ".join(f"{k}={v}" for k, v in template["metadata"]["labels"].items())
+        labels = ", ".join(
+            f"{k}={v}" for k, v in (template.get("metadata") or {}).get("labels", {}).items()
+        )
         taints = ", ".join(
             f"{t['key']}={t['value']}:{t['effect']}" for t in template["spec"].get("taints", [])
         )

@@ -799,24 +799,27 @@ def schedulers_on_demand_only_validator(
 
 
 def _sets_do_not_disrupt(source: str) -> bool:
-    """Whether gateway config source assigns ``*.scheduler_extra_pod_annotations`` a dict that
-    carries karpenter.sh/do-not-disrupt: "true" (as the literal or as the name
-    DO_NOT_DISRUPT_ANNOTATION of dask_platform.placement)."""
+    """Whether gateway config source builds a mapping that carries karpenter.sh/do-not-disrupt:
+    "true" (the key as the literal or as the name DO_NOT_DISRUPT_ANNOTATION of
+    dask_platform.placement) and names ``scheduler_extra_pod_annotations``.
+
+    A static screen for the policy pack, which cannot run dask-gateway-server; `plan` proves the
+    annotation on the scheduler pods the upstream controller builds
+    (dask_platform.gateway_pods.placement_problems)."""
     import ast
 
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return False
+    if "scheduler_extra_pod_annotations" not in source:
+        return False
     for node in ast.walk(tree):
-        if not isinstance(node, ast.Assign) or not isinstance(node.value, ast.Dict):
+        if not isinstance(node, ast.Dict):
             continue
-        if not any(
-            isinstance(t, ast.Attribute) and t.attr == "scheduler_extra_pod_annotations"
-            for t in node.targets
-        ):
-            continue
-        for key, value in zip(node.value.keys, node.value.values, strict=True):
+        for key, value in zip(node.keys, node.values, strict=True):
+            if key is None:  # a ``**mapping`` entry
+                continue
             names_annotation = (isinstance(key, ast.Constant) and key.value == DO_NOT_DISRUPT) or (
                 isinstance(key, ast.Name | ast.Attribute)
                 and (getattr(key, "id", None) or getattr(key, "attr", None))

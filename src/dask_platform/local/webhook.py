@@ -1,7 +1,9 @@
 """The local gateway's overlay: what the EKS pod-identity webhook and the chart do on EKS.
 
-The generated gateway config file loads ``helm/dask-gateway/gateway_config.py`` (the ONE
-options handler, unchanged) and then calls :func:`configure_local_gateway`, which
+The local gateway runs the chart's rendered ``dask_gateway_config.py`` (the API pod's file:
+the chart's lines, then ``helm/dask-gateway/gateway_config.py`` as ``gateway.extraConfig``, the
+ONE options handler, unchanged) with a short overlay appended that calls
+:func:`configure_local_gateway`, which
 
 * plays the EKS pod-identity webhook: the handler names a ServiceAccount
   (``scheduler_extra_pod_config.serviceAccountName``); on EKS the webhook reads that account's
