@@ -331,7 +331,9 @@ def test_a_broken_chart_cache_fails_the_plan_with_one_clear_error(
     pin = charts.chart_pin("dask-gateway")
     for other in charts.chart_pins().values():  # every other release's chart is intact
         if other.name != pin.name:
-            (cache / other.archive_name).write_bytes((suite_cache / other.archive_name).read_bytes())
+            (cache / other.archive_name).write_bytes(
+                (suite_cache / other.archive_name).read_bytes()
+            )
     if broken == "corrupted":
         data = bytearray((suite_cache / pin.archive_name).read_bytes())
         data[100] ^= 0xFF
