@@ -9,12 +9,14 @@ from components.eks import EksCluster, EksClusterArgs
 from components.gateway import DaskGateway, DaskGatewayArgs
 from components.identity import TeamIdentity, TeamIdentityArgs
 from components.network import Network, NetworkArgs
+from components.object_stores import ObjectStores, ObjectStoresArgs
 from components.registry import Registry, RegistryArgs
 from components.storage import DataBucket, DataBucketArgs, ScratchStorage, ScratchStorageArgs
 
 from dask_platform.gateway_settings import render_values
 from dask_platform.iam import service_account_name
 from dask_platform.images import all_images
+from dask_platform.object_stores import object_store_outputs
 from dask_platform.sites import site_output
 from dask_platform.stack_config import load_from_pulumi
 
@@ -115,6 +117,30 @@ ecs = (
     else None
 )
 
+# --- object stores (OSN, Ceph): key pairs in Secrets Manager, read by the allowed teams' roles
+object_stores = (
+    ObjectStores(
+        "object-stores",
+        ObjectStoresArgs(
+            stores=config.object_stores,
+            keys=pulumi.Config().require_secret("object_store_keys"),
+            region=config.region,
+            name_prefix=cluster_name,
+            team_role_names={
+                team: [
+                    identity.role.name,
+                    *([ecs.task_roles[team].name, ecs.instance_roles[team].name] if ecs else []),
+                ]
+                for team, identity in identities.items()
+            },
+        ),
+        opts=with_aws,
+    )
+    if config.object_stores
+    else None
+)
+# --- end object stores
+
 k8s_provider = k8s.Provider("eks", kubeconfig=eks.kubeconfig, enable_server_side_apply=True)
 simple_password = (
     pulumi.Config().require_secret("gateway_simple_password")
@@ -178,5 +204,7 @@ if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.P
     pulumi.export("ec2_instance_profile_arns", {t: p.arn for t, p in ecs.instance_profiles.items()})
     pulumi.export("ec2_ami_id", ecs.ec2_ami_id)
     pulumi.export("ec2_imdsv2_required", config.ecs.imdsv2_account_default)
+if object_stores is not None:  # the stores by name; never a key (those stay in Secrets Manager)
+    pulumi.export("object_stores", object_store_outputs(config, object_stores.secret_arns))
 if registry is not None:  # `scripts/build-images --push --outputs <file>` reads this
     pulumi.export("ecr_repositories", registry.repository_urls)

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from dask_platform.object_stores import offline_object_store_keys
 from dask_platform.stack_config import NAMESPACE, StackConfigError, read_stack_file
 
 ACCOUNT_ID = "123456789012"
@@ -166,6 +167,12 @@ class RecordingMocks:
                 "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{physical}",
                 "registryId": ACCOUNT_ID,
             }
+        if type_ == "aws:secretsmanager/secret:Secret":
+            # Secrets Manager appends six random characters to the name.
+            return {
+                "arn": f"{arn_prefix.format('secretsmanager')}:secret:{physical}-"
+                f"{_digest(physical, 6).title()}"
+            }
         if type_ == "aws:ecs/cluster:Cluster":
             return {"arn": f"{arn_prefix.format('ecs')}:cluster/{physical}"}
         if type_ == "aws:cloudwatch/logGroup:LogGroup":
@@ -201,6 +208,8 @@ def pulumi_config_for_stack(project_dir: Path, stack: str) -> tuple[dict[str, st
         if isinstance(value, dict) and set(value) == {"secure"}:
             secret_keys.append(key)
             config[key] = "[secret: not decrypted by the offline plan]"
+            if key == f"{NAMESPACE}:object_store_keys":  # structured: one entry per store
+                config[key] = offline_object_store_keys(raw, NAMESPACE)
         elif isinstance(value, str):
             config[key] = value
         else:
