@@ -3,6 +3,7 @@ secret, and per team the one policy that may read the secrets of that team's sto
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,10 @@ from dask_platform.object_stores import (
     stores_of_team,
 )
 from dask_platform.stack_config import ObjectStore
+
+
+def _one_store(store: str, keys: str) -> str:
+    return store_secret_string(keys, store)
 
 
 @dataclass
@@ -67,9 +72,7 @@ class ObjectStores(pulumi.ComponentResource):
                 f"{name}-{store.name}",
                 secret_id=secret.id,
                 # Only this store's pair; apply on a secret Output keeps it secret.
-                secret_string=args.keys.apply(
-                    lambda keys, store=store.name: store_secret_string(keys, store)
-                ),
+                secret_string=args.keys.apply(functools.partial(_one_store, store.name)),
                 opts=child,
             )
             self.secrets[store.name] = secret

@@ -59,7 +59,8 @@ def test_one_kms_encrypted_secret_per_store(evaluation: Evaluation) -> None:
     secrets = secrets_by_store(evaluation)
     assert sorted(secrets) == sorted(STORES)
     keys = [r for r in evaluation.of_type("aws:kms/key:Key") if r.name == "object-stores-keys"]
-    assert len(keys) == 1 and keys[0].inputs["enableKeyRotation"] is True
+    assert len(keys) == 1
+    assert keys[0].inputs["enableKeyRotation"] is True
     for store, secret in secrets.items():
         assert secret.inputs["name"] == f"dask-stores/object-stores/{store}"
         assert secret.inputs["kmsKeyId"] == keys[0].outputs["arn"]
