@@ -27,6 +27,7 @@ from dask_gateway_server.options import Float, Integer, Options, Select
 from dask_gateway_server.options import Mapping as MappingOption
 
 from dask_platform.credentials import check_environment
+from dask_platform.object_stores import platform_environment
 
 SETTINGS_ENV = "DASK_PLATFORM_GATEWAY_SETTINGS"
 GIB = 2**30
@@ -100,6 +101,7 @@ def make_options_handler(settings: Mapping[str, Any]) -> Callable[[Any, Any], di
                 **settings.get("default_environment", {}),
                 **environment,
                 "DASK_PLATFORM_TEAM": team,
+                **platform_environment(settings, team, user.name, environment),  # object stores
             },
             "scheduler_extra_pod_config": {"serviceAccountName": service_account},
             "worker_extra_pod_config": {"serviceAccountName": service_account},

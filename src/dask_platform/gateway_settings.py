@@ -19,6 +19,7 @@ import yaml
 
 from dask_platform.credentials import check_environment
 from dask_platform.iam import service_account_name
+from dask_platform.object_stores import gateway_object_store_settings
 from dask_platform.stack_config import SUPPORTED_CHART_VERSION, StackConfig
 
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -47,6 +48,8 @@ def gateway_settings(config: StackConfig) -> dict[str, Any]:
         "cluster_max_memory_gib": gw.cluster_max_memory_gib,
         "image": gw.image.reference,
         "default_environment": dict(gw.default_environment),
+        # scratch_bucket, object_stores, aws_config_file: see dask_platform.object_stores
+        **gateway_object_store_settings(config.scratch.bucket_name, config.object_stores),
     }
 
 

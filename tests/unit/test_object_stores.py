@@ -8,15 +8,19 @@ the tests look for everywhere a key must not appear.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+from dask_gateway_server.models import User
 from typer.testing import CliRunner
 
+from dask_platform.gateway_settings import gateway_settings
 from dask_platform.iam import object_store_key_read_policy
 from dask_platform.object_stores import (
+    AWS_CONFIG_PATH,
     OFFLINE_SECRET_TEXT,
     ObjectStoreError,
     StoreProfile,
@@ -25,6 +29,7 @@ from dask_platform.object_stores import (
     store_secret_string,
 )
 from dask_platform.pulumi_eval import Evaluation, evaluate_stack
+from dask_platform.stack_config import load_stack_path
 
 from .conftest import document
 
@@ -227,3 +232,46 @@ def test_platform_environment_is_the_users_scratch_prefix_and_the_config() -> No
 def test_users_cannot_set_the_platform_variables(name: str) -> None:
     with pytest.raises(ValueError, match=f"environment: {name} is set by the platform"):
         platform_environment(SETTINGS, "hydrology", "alice", {name: "s3://elsewhere/"})
+
+
+# --------------------------------------------------------------------------- the options handler
+
+
+@pytest.fixture(scope="module")
+def gateway_config(repo: Path):  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(
+        "gateway_config_with_stores", repo / "helm/dask-gateway/gateway_config.py"
+    )
+    assert spec
+    assert spec.loader
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+def _configure(gateway_config, user, request):  # type: ignore[no-untyped-def]
+    settings = gateway_settings(load_stack_path(FIXTURE))
+    options = gateway_config.make_cluster_options(settings)(user)
+    return options.get_configuration(options.parse_options(request), user)
+
+
+def test_the_handler_sets_the_users_scratch_and_the_aws_config(gateway_config) -> None:  # type: ignore[no-untyped-def]
+    config = _configure(gateway_config, User("alice", groups=["grp-a"]), {})
+    environment = config["environment"]
+    assert environment["PANGEO_SCRATCH"] == "s3://example-scratch/team-a/alice/"
+    assert environment["SCRATCH_URL"] == environment["PANGEO_SCRATCH"]
+    assert environment["AWS_CONFIG_FILE"] == AWS_CONFIG_PATH
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("AWS_CONFIG_FILE", "environment: AWS_CONFIG_FILE may not be set"),
+        ("PANGEO_SCRATCH", "environment: PANGEO_SCRATCH is set by the platform"),
+    ],
+)
+def test_the_handler_refuses_user_chosen_platform_variables(gateway_config, name, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=message):
+        _configure(
+            gateway_config, User("alice", groups=["grp-a"]), {"environment": {name: "/elsewhere"}}
+        )
