@@ -287,7 +287,8 @@ def fetch_credentials(
         text = client.get_secret_value(SecretId=secret_id)["SecretString"]
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
-        if not code.startswith("AccessDenied"):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if not (code.startswith("AccessDenied") or status == 403):
             raise ObjectStoreError(
                 f"object store {store!r}: reading its key failed: {exc}"
             ) from None
@@ -348,3 +349,44 @@ def object_store_outputs(config: Any, secret_arns: Mapping[str, Any]) -> dict[st
         }
         for store in config.object_stores
     }
+
+
+# --------------------------------------------------------------------------- probes
+
+
+def store_round_trip(profile: str, url: str) -> dict[str, Any]:
+    """Run ON a worker: write ``url`` (``s3://bucket/key``) through the store's profile with
+    fsspec, read it back with boto3, both by profile name alone. Returns ``{"ok": bool,
+    "error": str | None, "team": ...}``; never raises (the demo and verify-workers report it)."""
+    import boto3
+    import fsspec
+
+    team = os.environ.get(TEAM_ENV)
+    payload = f"written by team {team} through profile {profile}".encode()
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    try:
+        fs = fsspec.filesystem("s3", profile=profile, skip_instance_cache=True)
+        with fs.open(url, "wb") as handle:
+            handle.write(payload)
+        body = boto3.Session(profile_name=profile).client("s3").get_object(Bucket=bucket, Key=key)
+        read = body["Body"].read()
+    except Exception as exc:  # reported, not raised: the caller shows what a user would see
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "team": team}
+    return {"ok": read == payload, "error": None, "team": team}
+
+
+def credential_process_report(store: str) -> dict[str, Any]:
+    """Run ON a worker: run the credential process for ``store`` as botocore would and report
+    its exit code, stderr, and the fields and Expiration of what it printed (never the key)."""
+    import subprocess
+
+    done = subprocess.run(
+        [CREDENTIAL_PROCESS, store], capture_output=True, text=True, timeout=60, check=False
+    )
+    report: dict[str, Any] = {"returncode": done.returncode, "stderr": done.stderr}
+    if done.returncode == 0:
+        document = json.loads(done.stdout)
+        report["fields"] = sorted(document)
+        report["version"] = document.get("Version")
+        report["expiration"] = document.get("Expiration")
+    return report

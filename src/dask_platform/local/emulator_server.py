@@ -478,6 +478,10 @@ def serve(state_dir: Path, host: str, port: int, web_identity_duration: int | No
     from dask_platform.local.processes import write_json_atomic
 
     admin = _bootstrap_admin(DEFAULT_ACCOUNT_ID)
+    # Object store keys: GetSecretValue authorized against the secret's ARN, as in IAM.
+    from dask_platform.local.moto_secrets import enforce_secret_resources
+
+    enforce_secret_resources()
     # Enforcement on from the first request: moto's "number of unauthenticated requests
     # before enforcement" is 0. ref: https://docs.getmoto.org/en/latest/docs/iam.html
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
