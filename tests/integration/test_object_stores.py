@@ -24,6 +24,7 @@ from dask_platform.object_stores import (
     credential_process_report,
     store_round_trip,
 )
+from dask_platform.runbooks.verify import _object_store_findings, verify
 
 STORE = "osn-renci"
 
@@ -142,3 +143,42 @@ def test_workers_get_the_platform_aws_config(
     assert profiles["default"]["endpoint_url"] == outputs["aws_endpoint_url"]
     assert profiles[STORE]["endpoint_url"] == outputs["object_stores"][STORE]["local_endpoint_url"]
     assert profiles[STORE]["credential_process"] == f"{CREDENTIAL_PROCESS} {STORE}"
+
+
+# --------------------------------------------------------------------------- verify-workers
+
+
+def test_verify_workers_checks_store_access_per_team(
+    alice_cluster: Any, bob_cluster: Any, outputs: dict[str, Any]
+) -> None:
+    for cluster, team, granted in (
+        (alice_cluster, "hydrology", True),
+        (bob_cluster, "climate", False),
+    ):
+        with cluster.get_client() as client:
+            report = verify(client, outputs)
+        assert report.team == team
+        assert report.object_stores == {STORE: granted}
+        assert report.findings == []
+        for worker in report.workers:
+            outcome = worker.report["object_stores"][STORE]
+            assert outcome["ok"] is granted
+            if not granted:
+                assert (
+                    f"AccessDenied: object store '{STORE}' is not granted to team"
+                    in (outcome["error"])
+                )
+
+
+def test_verify_workers_reports_a_store_key_another_team_can_read() -> None:
+    """The violating case: a worker of climate that COULD read osn-renci's key."""
+    stores = {STORE: {"teams": ["hydrology"]}}
+    findings = _object_store_findings("climate", stores, {STORE: {"ok": True, "error": None}})
+    assert findings == [
+        "READ the key of object store osn-renci, which team climate is not granted: "
+        "isolation is broken"
+    ]
+    denied = {STORE: {"ok": False, "error": "CredentialRetrievalError: AccessDenied: ..."}}
+    assert _object_store_findings("hydrology", stores, denied) == [
+        "cannot use object store osn-renci (CredentialRetrievalError: AccessDenied: ...)"
+    ]
