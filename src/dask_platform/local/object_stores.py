@@ -201,3 +201,67 @@ def local_object_store_outputs(config: StackConfig, state_dir: Path) -> dict[str
     for name, store in outputs.items():
         store["local_endpoint_url"] = known["endpoints"].get(name)
     return {"object_stores": outputs}
+
+
+def team_pod_environment(outputs: Mapping[str, Any], team: str) -> dict[str, str]:
+    """What a scheduler or worker pod of ``team`` gets from the platform (the webhook's role and
+    token file, the platform AWS config): to run a probe as that team without a cluster."""
+    state_dir = Path(str(outputs["state_dir"]))
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_ROLE_ARN": str(outputs["team_role_arns"][team]),
+        "AWS_WEB_IDENTITY_TOKEN_FILE": str(outputs["service_account_token_files"][team]),
+        "AWS_CONFIG_FILE": str(aws_config_path(state_dir)),
+        "AWS_REGION": str(outputs["region"]),
+        "AWS_DEFAULT_REGION": str(outputs["region"]),
+        "DASK_PLATFORM_TEAM": team,
+    }
+
+
+def demo_checks(
+    client: Any, outputs: Mapping[str, Any], user: str, other_team: str
+) -> list[tuple[str, bool, str]]:
+    """`make demo`'s object store part, on ``user``'s running cluster: (check, passed, seen).
+
+    The user's workers write and read each of their team's stores by profile name; another
+    team's role is refused the store's key by IAM; PANGEO_SCRATCH is the user's prefix."""
+    import subprocess
+
+    from dask_platform.object_stores import CREDENTIAL_PROCESS, store_round_trip
+
+    checks: list[tuple[str, bool, str]] = []
+    team = outputs["users"][user][0]
+    expected = f"s3://{outputs['scratch_bucket']}/{team}/{user}/"
+    seen = set(client.run(lambda: os.environ.get("PANGEO_SCRATCH")).values())
+    checks.append((f"PANGEO_SCRATCH on every worker is {expected}", seen == {expected}, str(seen)))
+    for store, spec in sorted((outputs.get("object_stores") or {}).items()):
+        if team in spec["teams"]:
+            url = f"s3://{store}/demo/{user}.txt"
+            result = client.submit(store_round_trip, store, url, pure=False).result()
+            keys = client.run(lambda: sorted(k for k in os.environ if "SECRET" in k.upper()))
+            checks.append(
+                (
+                    f"{user}'s workers wrote and read {url} by profile name (no key in their "
+                    "environment)",
+                    bool(result["ok"]) and not any(keys.values()),
+                    result["error"] or f"endpoint {spec['local_endpoint_url']}",
+                )
+            )
+        if other_team not in spec["teams"]:
+            done = subprocess.run(
+                [CREDENTIAL_PROCESS, store],
+                env=team_pod_environment(outputs, other_team),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            checks.append(
+                (
+                    f"team {other_team}'s role is denied {store}'s key by IAM",
+                    done.returncode == 1 and "AccessDenied" in done.stderr and not done.stdout,
+                    # The message up to the secret's ARN (shown in full by verify-workers).
+                    done.stderr.strip().removeprefix(f"{CREDENTIAL_PROCESS}: ").split(" (")[0],
+                )
+            )
+    return checks
