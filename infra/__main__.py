@@ -9,7 +9,12 @@ from components.eks import EksCluster, EksClusterArgs
 from components.gateway import DaskGateway, DaskGatewayArgs
 from components.identity import TeamIdentity, TeamIdentityArgs
 from components.network import Network, NetworkArgs
-from components.object_stores import ObjectStores, ObjectStoresArgs
+from components.object_stores import (
+    ObjectStoreAwsConfig,
+    ObjectStoreAwsConfigArgs,
+    ObjectStores,
+    ObjectStoresArgs,
+)
 from components.registry import Registry, RegistryArgs
 from components.storage import DataBucket, DataBucketArgs, ScratchStorage, ScratchStorageArgs
 
@@ -158,6 +163,17 @@ gateway = DaskGateway(
     ),
     opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}, depends_on=[eks]),
 )
+
+if object_stores is not None:  # the platform AWS config, mounted by the chart values
+    ObjectStoreAwsConfig(
+        "object-stores-aws-config",
+        ObjectStoreAwsConfigArgs(
+            stores=config.object_stores,
+            secret_arns=object_stores.secret_arns,
+            namespace=gateway.namespace.metadata.name,
+        ),
+        opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}),
+    )
 
 pulumi.export("region", config.region)
 pulumi.export("cluster_name", eks.cluster_name)

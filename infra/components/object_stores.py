@@ -10,11 +10,15 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_kubernetes as k8s
 
 from dask_platform.iam import object_store_key_read_policy
 from dask_platform.object_stores import (
+    AWS_CONFIG_MAP,
+    render_aws_config,
     secret_name,
     secret_tags,
+    store_profiles,
     store_secret_string,
     stores_of_team,
 )
@@ -110,3 +114,33 @@ class ObjectStores(pulumi.ComponentResource):
                 "team_policy_arns": {t: p.arn for t, p in self.team_policies.items()},
             }
         )
+
+
+@dataclass
+class ObjectStoreAwsConfigArgs:
+    stores: Sequence[ObjectStore]
+    secret_arns: Mapping[str, pulumi.Input[str]]
+    namespace: pulumi.Input[str]
+
+
+class ObjectStoreAwsConfig(pulumi.ComponentResource):
+    """The platform AWS config (one profile per store, no key) as a ConfigMap in the gateway
+    namespace; the chart values mount it into scheduler and worker pods."""
+
+    def __init__(
+        self, name: str, args: ObjectStoreAwsConfigArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dask-platform:object-stores:ObjectStoreAwsConfig", name, None, opts)
+        names = [s.name for s in args.stores]
+        text = pulumi.Output.all(*(args.secret_arns[n] for n in names)).apply(
+            lambda arns: render_aws_config(
+                store_profiles(args.stores, dict(zip(names, arns, strict=True)))
+            )
+        )
+        self.config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=AWS_CONFIG_MAP, namespace=args.namespace),
+            data={"config": text},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"config_map": self.config_map.metadata.name})

@@ -19,7 +19,7 @@ import yaml
 
 from dask_platform.credentials import check_environment
 from dask_platform.iam import service_account_name
-from dask_platform.object_stores import gateway_object_store_settings
+from dask_platform.object_stores import gateway_object_store_settings, object_store_helm_values
 from dask_platform.stack_config import SUPPORTED_CHART_VERSION, StackConfig
 
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -145,6 +145,8 @@ def render_values(config: StackConfig) -> dict[str, Any]:
             generated["traefik"]["service"]["spec"] = {
                 "loadBalancerSourceRanges": list(config.network.ingress_cidrs)
             }
+    # The platform AWS config mounted into scheduler and worker pods (object stores).
+    generated = _merge(generated, object_store_helm_values(config.object_stores))
     return _merge(values, generated)
 
 

@@ -390,3 +390,54 @@ def credential_process_report(store: str) -> dict[str, Any]:
         report["version"] = document.get("Version")
         report["expiration"] = document.get("Expiration")
     return report
+
+
+# --------------------------------------------------------------------------- on EKS
+
+AWS_CONFIG_MAP = "dask-platform-aws-config"
+"""The ConfigMap holding the platform AWS config (key ``config``) in the gateway namespace."""
+AWS_CONFIG_VOLUME = "dask-platform-aws-config"
+
+
+def object_store_helm_values(stores: Sequence[Any]) -> dict[str, Any]:
+    """Chart values that mount the platform AWS config into scheduler and worker pods
+    (``gateway.backend.{scheduler,worker}.extraPodConfig`` volumes and
+    ``extraContainerConfig`` mounts), or ``{}`` for a stack without object stores.
+
+    ref: https://gateway.dask.org/install-kube.html (extraPodConfig, extraContainerConfig)
+    """
+    if not stores:
+        return {}
+    directory = os.path.dirname(AWS_CONFIG_PATH)
+    pod = {
+        "extraPodConfig": {
+            "volumes": [
+                {
+                    "name": AWS_CONFIG_VOLUME,
+                    "configMap": {
+                        "name": AWS_CONFIG_MAP,
+                        "items": [{"key": "config", "path": os.path.basename(AWS_CONFIG_PATH)}],
+                    },
+                }
+            ]
+        },
+        "extraContainerConfig": {
+            "volumeMounts": [{"name": AWS_CONFIG_VOLUME, "mountPath": directory, "readOnly": True}]
+        },
+    }
+    return {"gateway": {"backend": {"scheduler": pod, "worker": pod}}}
+
+
+def store_profiles(stores: Sequence[Any], secret_arns: Mapping[str, str]) -> list[StoreProfile]:
+    """The AWS config profiles of a stack's stores (``stores``: ObjectStore models)."""
+    return [
+        StoreProfile(
+            name=s.name,
+            endpoint_url=s.endpoint_url,
+            teams=tuple(s.teams),
+            secret_id=secret_arns[s.name],
+            region=s.region,
+            addressing_style=s.addressing_style,
+        )
+        for s in stores
+    ]

@@ -275,3 +275,48 @@ def test_the_handler_refuses_user_chosen_platform_variables(gateway_config, name
         _configure(
             gateway_config, User("alice", groups=["grp-a"]), {"environment": {name: "/elsewhere"}}
         )
+
+
+# --------------------------------------------------------------------------- on EKS
+
+
+def test_the_aws_config_map_has_a_profile_per_store_and_no_key(
+    evaluation: Evaluation, tmp_path: Path
+) -> None:
+    from botocore.configloader import load_config
+
+    (config_map,) = evaluation.of_type("kubernetes:core/v1:ConfigMap")
+    assert config_map.inputs["metadata"]["name"] == "dask-platform-aws-config"
+    text = config_map.inputs["data"]["config"]
+    assert OFFLINE_SECRET_TEXT not in text
+    path = tmp_path / "config"
+    path.write_text(text)
+    profiles = load_config(str(path))["profiles"]
+    secrets = {s: r.outputs["arn"] for s, r in secrets_by_store(evaluation).items()}
+    for store in STORES:
+        assert profiles[store]["credential_process"] == f"dask-platform-credential-process {store}"
+        assert profiles[store]["dask_platform_secret_id"] == secrets[store]
+    assert profiles["osn-renci"]["endpoint_url"] == "https://renc.osn.xsede.org"
+
+
+def test_the_chart_values_mount_the_config_and_pass_the_chart_schema(
+    evaluation: Evaluation,
+) -> None:
+    from dask_platform.gateway_settings import _merge, chart_defaults, chart_schema, validate_values
+
+    (release,) = evaluation.of_type("kubernetes:helm.sh/v3:Release")
+    values = release.inputs["values"]
+    # As Helm validates: the user values over the chart's own defaults.
+    assert validate_values(_merge(chart_defaults(), values), chart_schema()) == []
+    for role in ("scheduler", "worker"):
+        backend = values["gateway"]["backend"][role]
+        (volume,) = backend["extraPodConfig"]["volumes"]
+        assert volume["configMap"]["name"] == "dask-platform-aws-config"
+        (mount,) = backend["extraContainerConfig"]["volumeMounts"]
+        assert mount == {
+            "name": volume["name"],
+            "mountPath": str(Path(AWS_CONFIG_PATH).parent),
+            "readOnly": True,
+        }
+    # The chart's own placement settings are kept beside the volume.
+    assert values["gateway"]["backend"]["worker"]["extraPodConfig"]["tolerations"]
