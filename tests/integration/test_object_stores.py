@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from dask_platform.local.emulator import Emulator
 from dask_platform.local.object_stores import aws_config_path, stand_in_dir
@@ -182,3 +183,47 @@ def test_verify_workers_reports_a_store_key_another_team_can_read() -> None:
     assert _object_store_findings("hydrology", stores, denied) == [
         "cannot use object store osn-renci (CredentialRetrievalError: AccessDenied: ...)"
     ]
+
+
+# --------------------------------------------------------------------------- the emulator's IAM
+
+
+def test_the_emulator_authorizes_get_secret_value_by_the_secrets_arn(emulator: Emulator) -> None:
+    """A grant on one secret's literal ARN reads that secret and no other (moto alone would
+    check every Secrets Manager call against the resource "*")."""
+    secretsmanager = emulator.client("secretsmanager")
+    granted = secretsmanager.create_secret(Name="it-arn/granted", SecretString="a")["ARN"]
+    other = secretsmanager.create_secret(Name="it-arn/other", SecretString="b")["ARN"]
+    iam = emulator.client("iam")
+    iam.create_user(UserName="it-arn-reader")
+    iam.put_user_policy(
+        UserName="it-arn-reader",
+        PolicyName="one-secret",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "secretsmanager:GetSecretValue",
+                        "Resource": granted,
+                    }
+                ],
+            }
+        ),
+    )
+    key = iam.create_access_key(UserName="it-arn-reader")["AccessKey"]
+    reader = emulator.client(
+        "secretsmanager",
+        {
+            "AccessKeyId": key["AccessKeyId"],
+            "SecretAccessKey": key["SecretAccessKey"],
+            "SessionToken": "",
+        },
+    )
+    assert reader.get_secret_value(SecretId=granted)["SecretString"] == "a"
+    assert reader.get_secret_value(SecretId="it-arn/granted")["SecretString"] == "a"
+    for secret_id in (other, "it-arn/other"):
+        with pytest.raises(ClientError) as caught:
+            reader.get_secret_value(SecretId=secret_id)
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
