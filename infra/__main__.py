@@ -10,12 +10,19 @@ from components.gateway import DaskGateway, DaskGatewayArgs
 from components.identity import TeamIdentity, TeamIdentityArgs
 from components.karpenter import Karpenter, KarpenterArgs
 from components.network import Network, NetworkArgs
+from components.object_stores import (
+    ObjectStoreAwsConfig,
+    ObjectStoreAwsConfigArgs,
+    ObjectStores,
+    ObjectStoresArgs,
+)
 from components.registry import Registry, RegistryArgs
 from components.storage import DataBucket, DataBucketArgs, ScratchStorage, ScratchStorageArgs
 
 from dask_platform.gateway_settings import render_values
 from dask_platform.iam import service_account_name
 from dask_platform.images import all_images
+from dask_platform.object_stores import object_store_outputs
 from dask_platform.sites import site_output
 from dask_platform.stack_config import load_from_pulumi
 
@@ -116,6 +123,30 @@ ecs = (
     else None
 )
 
+# --- object stores (OSN, Ceph): key pairs in Secrets Manager, read by the allowed teams' roles
+object_stores = (
+    ObjectStores(
+        "object-stores",
+        ObjectStoresArgs(
+            stores=config.object_stores,
+            keys=pulumi.Config().require_secret("object_store_keys"),
+            region=config.region,
+            name_prefix=cluster_name,
+            team_role_names={
+                team: [
+                    identity.role.name,
+                    *([ecs.task_roles[team].name, ecs.instance_roles[team].name] if ecs else []),
+                ]
+                for team, identity in identities.items()
+            },
+        ),
+        opts=with_aws,
+    )
+    if config.object_stores
+    else None
+)
+# --- end object stores
+
 k8s_provider = k8s.Provider("eks", kubeconfig=eks.kubeconfig, enable_server_side_apply=True)
 # Nodes for Dask schedulers and workers: Karpenter launches them when pods are Pending.
 karpenter = Karpenter(
@@ -156,6 +187,17 @@ gateway = DaskGateway(
     ),
     opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}, depends_on=[eks]),
 )
+
+if object_stores is not None:  # the platform AWS config, mounted by the chart values
+    ObjectStoreAwsConfig(
+        "object-stores-aws-config",
+        ObjectStoreAwsConfigArgs(
+            stores=config.object_stores,
+            secret_arns=object_stores.secret_arns,
+            namespace=gateway.namespace.metadata.name,
+        ),
+        opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}),
+    )
 
 pulumi.export("region", config.region)
 pulumi.export("cluster_name", eks.cluster_name)
@@ -204,5 +246,7 @@ if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.P
     pulumi.export("ec2_instance_profile_arns", {t: p.arn for t, p in ecs.instance_profiles.items()})
     pulumi.export("ec2_ami_id", ecs.ec2_ami_id)
     pulumi.export("ec2_imdsv2_required", config.ecs.imdsv2_account_default)
+if object_stores is not None:  # the stores by name; never a key (those stay in Secrets Manager)
+    pulumi.export("object_stores", object_store_outputs(config, object_stores.secret_arns))
 if registry is not None:  # `scripts/build-images --push --outputs <file>` reads this
     pulumi.export("ecr_repositories", registry.repository_urls)

@@ -30,6 +30,7 @@ from dask_gateway_server.options import Float, Integer, Options, Select
 from dask_gateway_server.options import Mapping as MappingOption
 
 from dask_platform.credentials import check_environment
+from dask_platform.object_stores import platform_environment
 from dask_platform.placement import DO_NOT_DISRUPT_ANNOTATION
 
 SETTINGS_ENV = "DASK_PLATFORM_GATEWAY_SETTINGS"
@@ -128,6 +129,7 @@ def make_options_handler(
                 **settings.get("default_environment", {}),
                 **environment,
                 "DASK_PLATFORM_TEAM": team,
+                **platform_environment(settings, team, user.name, environment),  # object stores
             },
             **{
                 key: merge_json_objects(configured[key], {"serviceAccountName": service_account})

@@ -374,10 +374,17 @@ def resource_problems(pods: list[BuiltPod]) -> list[str]:
 def environment_problems(pods: list[BuiltPod]) -> list[str]:
     """No AWS key or identity variable in a container's env (only the EKS webhook sets the
     identity variables, from the ServiceAccount)."""
+    from dask_platform.object_stores import AWS_CONFIG_PATH
+
+    # The one identity-related variable the platform itself sets: the AWS config file it
+    # mounts (object-store profiles), at exactly that path. Users can never set it.
+    platform_set = {("AWS_CONFIG_FILE", AWS_CONFIG_PATH)}
     problems = []
     for built in pods:
-        names = {e["name"] for e in _container(built).get("env") or []}
-        bad = sorted(n for n in names if n.upper() in FORBIDDEN_ENV_VARS)
+        env = [(e["name"], e.get("value")) for e in _container(built).get("env") or []]
+        bad = sorted(
+            n for n, v in env if n.upper() in FORBIDDEN_ENV_VARS and (n, v) not in platform_set
+        )
         if bad:
             problems.append(f"{built.label}: env carries {', '.join(bad)}")
     return problems

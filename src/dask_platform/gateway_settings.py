@@ -19,6 +19,7 @@ import yaml
 from dask_platform import charts, placement
 from dask_platform.credentials import check_environment
 from dask_platform.iam import service_account_name
+from dask_platform.object_stores import gateway_object_store_settings, object_store_helm_values
 from dask_platform.project import project_root
 from dask_platform.stack_config import StackConfig
 
@@ -64,6 +65,8 @@ def gateway_settings(config: StackConfig) -> dict[str, Any]:
         "cluster_max_memory_gib": gw.cluster_max_memory_gib,
         "image": gw.image.reference,
         "default_environment": dict(gw.default_environment),
+        # scratch_bucket, object_stores, aws_config_file: see dask_platform.object_stores
+        **gateway_object_store_settings(config.scratch.bucket_name, config.object_stores),
     }
 
 
@@ -220,6 +223,8 @@ def render_values(config: StackConfig) -> dict[str, Any]:
     server = {"name": gw.server_image.name, "tag": gw.server_image.tag}
     generated["gateway"]["image"] = server
     generated["controller"] = {"image": server}
+    # The platform AWS config mounted into scheduler and worker pods (object stores).
+    generated = _merge(generated, object_store_helm_values(config.object_stores))
     return _merge(values, generated)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from dask_platform.object_stores import offline_object_store_keys
 from dask_platform.project import project_root
 from dask_platform.stack_config import NAMESPACE, StackConfigError, read_stack_file
 
@@ -183,6 +184,12 @@ class RecordingMocks:
                 "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{physical}",
                 "registryId": ACCOUNT_ID,
             }
+        if type_ == "aws:secretsmanager/secret:Secret":
+            # Secrets Manager appends six random characters to the name.
+            return {
+                "arn": f"{arn_prefix.format('secretsmanager')}:secret:{physical}-"
+                f"{_digest(physical, 6).title()}"
+            }
         if type_ == "aws:ecs/cluster:Cluster":
             return {"arn": f"{arn_prefix.format('ecs')}:cluster/{physical}"}
         if type_ == "aws:cloudwatch/logGroup:LogGroup":
@@ -221,6 +228,8 @@ def pulumi_config_for_stack(
         if isinstance(value, dict) and set(value) == {"secure"}:
             secret_keys.append(key)
             config[key] = (secrets or {}).get(key, UNDECRYPTED_SECRET)
+            if key == f"{NAMESPACE}:object_store_keys":  # structured: one entry per store
+                config[key] = offline_object_store_keys(raw, NAMESPACE)
         elif isinstance(value, str):
             config[key] = value
         else:

@@ -681,6 +681,86 @@ class Registry(_Model):
     )
 
 
+# --------------------------------------------------------------------------- object stores
+# Other S3-compatible stores (OSN, Ceph, Wasabi): reached by profile name through the platform's
+# AWS config file; the key pair is a Pulumi secret (``object_store_keys``) kept in Secrets
+# Manager. See dask_platform.object_stores.
+
+AddressingStyle = Literal["auto", "virtual", "path"]
+ADDRESSING_STYLES: tuple[AddressingStyle, ...] = ("auto", "virtual", "path")
+
+
+def _endpoint_url(value: str) -> str:
+    """An http(s) URL with a host and nothing a client would not send as an endpoint."""
+    from urllib.parse import urlsplit
+
+    problem = None
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises for a non-numeric port
+    except ValueError as exc:
+        parts, port, problem = None, None, str(exc)
+    if parts is not None and problem is None:
+        if parts.scheme not in {"http", "https"}:
+            problem = "the scheme must be https (or http)"
+        elif not parts.hostname:
+            problem = "it has no host"
+        elif parts.username or parts.password:
+            problem = "it must not carry credentials (the key pair is a Pulumi secret)"
+        elif parts.query or parts.fragment:
+            problem = "it must not have a query or fragment"
+        elif port == 0:
+            problem = "port 0 is not a port"
+    if problem:
+        raise ValueError(
+            f"must be an http(s) endpoint URL such as https://renc.osn.xsede.org "
+            f"({problem}; got {value!r})"
+        )
+    return value.rstrip("/")
+
+
+ObjectStoreName = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            r"[a-z][a-z0-9-]{0,38}[a-z0-9]",
+            "2-40 characters of a-z, 0-9 and '-', starting with a letter (it is the AWS profile "
+            "name users pass, e.g. osn-renci, and part of the Secrets Manager secret name)",
+        )
+    ),
+]
+StoreRegion = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            r"[a-z0-9][a-z0-9-]{0,31}",
+            "a signing region such as us-east-1 (Ceph/OSN often accept any; 1-32 of a-z0-9-)",
+        )
+    ),
+]
+
+
+class ObjectStore(_Model):
+    """One S3-compatible store outside AWS S3, known to users by its profile name."""
+
+    name: ObjectStoreName = Field(
+        description="The AWS profile name users already use (e.g. osn-renci)."
+    )
+    endpoint_url: Annotated[str, AfterValidator(_endpoint_url)] = Field(
+        description="The store's S3 endpoint, e.g. https://renc.osn.xsede.org."
+    )
+    region: StoreRegion | None = Field(
+        default=None, description="Signing region the store expects; unset = the SDK default."
+    )
+    addressing_style: AddressingStyle | None = Field(
+        default=None,
+        description="One of {auto, virtual, path}; most on-premises stores need path.",
+    )
+    teams: list[TeamName] = Field(
+        min_length=1, description="Teams whose roles may read the store's key pair."
+    )
+
+
 class StackConfig(_Model):
     """Everything a stack needs; loaded from ``Pulumi.<stack>.yaml`` (``dask-platform:`` keys)."""
 
@@ -695,6 +775,10 @@ class StackConfig(_Model):
     ecs: Ecs = Field(default_factory=Ecs)
     registry: Registry = Field(default_factory=Registry)
     capacity: Capacity
+    object_stores: list[ObjectStore] = Field(
+        default_factory=list,
+        description="Other S3-compatible stores (OSN, Ceph); keys in object_store_keys.",
+    )
     tags: dict[str, str] = Field(default_factory=dict)
 
     def team(self, name: str) -> Team:
@@ -793,6 +877,7 @@ def _cross_field_problems(data: Mapping[str, Any]) -> list[str]:
                 f"data_buckets[{i}].name: {scratch!r} is the scratch bucket; a bucket is either "
                 "team scratch or shared read-only data, not both"
             )
+    problems.extend(_object_store_problems(data.get("object_stores"), names))
     gateway = section("gateway")
     auth = gateway.get("auth")
     if data.get("production") is True and isinstance(auth, dict) and auth.get("type") == "simple":
@@ -836,6 +921,29 @@ def _capacity_problems(data: Mapping[str, Any]) -> list[str]:
     return fit_problems(gateway, capacity, region if valid_region else None, scheduler)
 
 
+def _object_store_problems(raw: Any, team_names: list[Any]) -> list[str]:
+    """Store names are unique and every team a store names exists."""
+    stores: list[Any] = raw if isinstance(raw, list) else []
+    problems: list[str] = []
+    names = [s.get("name") for s in stores if isinstance(s, dict)]
+    repeated = sorted({str(n) for n in names if n is not None and names.count(n) > 1})
+    if repeated:
+        problems.append(
+            f"object_stores: store names must be unique (they are profile names; repeated: "
+            f"{', '.join(repeated)})"
+        )
+    known = sorted(str(n) for n in team_names if n is not None)
+    for i, store in enumerate(stores):
+        teams = store.get("teams") if isinstance(store, dict) else None
+        for j, team in enumerate(teams if isinstance(teams, list) else []):
+            if isinstance(team, str) and team not in known:
+                problems.append(
+                    f"object_stores[{i}].teams[{j}]: {team!r} is not a team of this stack "
+                    f"(teams: {', '.join(known) or 'none'})"
+                )
+    return problems
+
+
 def validate_stack_config(
     data: Mapping[str, Any],
     source: str = "stack config",
@@ -868,7 +976,9 @@ def _decode(value: Any) -> Any:
     return value
 
 
-SECRET_KEYS = frozenset({"gateway_simple_password", "gateway_jupyterhub_api_token"})
+SECRET_KEYS = frozenset(
+    {"gateway_simple_password", "gateway_jupyterhub_api_token", "object_store_keys"}
+)
 """Keys that may only be set with ``pulumi config set --secret`` and are not part of the model
 (the program reads them with ``require_secret``)."""
 
@@ -915,6 +1025,16 @@ def secret_problems(raw: Mapping[str, Any], is_secret: Callable[[str], bool]) ->
             )
         if present and auth_type != needed_by:
             problems.append(f"{name}: only used when gateway.auth.type is {needed_by!r}; remove it")
+    stores = _decode(raw.get(f"{NAMESPACE}:object_stores"))
+    has_keys = f"{NAMESPACE}:object_store_keys" in raw
+    if isinstance(stores, list) and stores and not has_keys:
+        problems.append(
+            "object_store_keys: required when object_stores is set; set the key pairs with "
+            "`pulumi config set --secret object_store_keys "
+            '\'{"<store>": {"access_key_id": "...", "secret_access_key": "..."}}\'`'
+        )
+    if has_keys and not (isinstance(stores, list) and stores):
+        problems.append("object_store_keys: only used when object_stores is set; remove it")
     return problems
 
 

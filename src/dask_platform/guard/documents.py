@@ -64,6 +64,11 @@ _ARN_BY_SUFFIX = (
         f"arn:aws:ecs:{SAMPLE_REGION}:{SAMPLE_ACCOUNT}:task-definition/dask-example:1",
     ),
     ("bucket_arn", "arn:aws:s3:::dask-platform-example-scratch"),
+    (
+        "secret_arn",
+        f"arn:aws:secretsmanager:{SAMPLE_REGION}:{SAMPLE_ACCOUNT}:secret:"
+        "dask-example/object-stores/osn-renci-AbCdEf",
+    ),
 )
 
 

@@ -179,6 +179,15 @@ def policies() -> list[Policy]:
             validate=rules.no_aws_keys_in_stack_outputs_validator,
             enforcement_level=mandatory,
         ),
+        StackValidationPolicy(
+            name="object-store-key-per-team",
+            description="The key pair of an outside object store (OSN, Ceph) is readable only "
+            "by the roles of the teams the stack config allows for it. A GetSecretValue grant on "
+            "another team's store secret - by a literal ARN or a wildcard - would hand that team "
+            "a long-lived key to data it was never given.",
+            validate=rules.object_store_key_per_team_validator,
+            enforcement_level=mandatory,
+        ),
         ResourceValidationPolicy(
             name="gateway-auth-not-simple-in-production",
             description="In a production stack the dask-gateway release never uses 'simple' "

@@ -696,6 +696,10 @@ def serve(
     clock = EmulatorClock()
     emulator_moto.install(clock.now)
     admin = emulator_moto.bootstrap_admin(DEFAULT_ACCOUNT_ID, ADMIN_USER, ADMIN_POLICY_ARN)
+    # Object store keys: GetSecretValue authorized against the secret's ARN, as in IAM.
+    from dask_platform.local.moto_secrets import enforce_secret_resources
+
+    enforce_secret_resources()
     # Enforcement on from the first request: moto's "number of unauthenticated requests
     # before enforcement" is 0. ref: https://docs.getmoto.org/en/latest/docs/iam.html
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 0

@@ -48,6 +48,13 @@ from dask_platform.local.config import (
 )
 from dask_platform.local.emulator import Emulator
 from dask_platform.local.issuer import READY_FILE as ISSUER_READY
+from dask_platform.local.object_stores import (
+    aws_config_path,
+    local_object_store_outputs,
+    setup_object_stores,
+    start_stand_ins,
+)
+from dask_platform.local.object_stores import spawned as stand_in_components
 from dask_platform.local.passwords import write_users_file
 from dask_platform.local.processes import (
     MARKER_ENV,
@@ -244,6 +251,10 @@ class LocalPlatform:
             ).start()
             started["emulator"] = emulator.spawned
             self._save_state(started)
+            # Object stores: one stand-in emulator per store (dask_platform.local.object_stores).
+            stand_ins = start_stand_ins(self.state_dir, config.stack.object_stores, self.state_dir)
+            started.update(stand_in_components(stand_ins))
+            self._save_state(started)
 
             # Users first: the issuer is also their identity provider.
             passwords = write_users_file(
@@ -259,6 +270,7 @@ class LocalPlatform:
 
             progress("provisioning the emulator from the stack config")
             provisioned = provision(config.stack, emulator, issuer["url"])
+            setup_object_stores(config.stack, emulator, stand_ins, self.state_dir)
 
             site_outputs: dict[str, dict[str, Any]] = {}
             for index, site in enumerate(config.local.sites):
@@ -354,6 +366,9 @@ class LocalPlatform:
             "proxy_port": proxy_port,
             "users_file": str(self.state_dir / "users.json"),
             "aws_endpoint_url": emulator.endpoint,
+            # The platform AWS config (default endpoint, object store profiles): what the
+            # scheduler and worker pods get mounted on EKS.
+            "aws_config_file": str(aws_config_path(self.state_dir)),
             "region": config.stack.region,
             "idle_timeout_seconds": config.local.idle_timeout_seconds,
             "namespace": namespace,
@@ -525,6 +540,7 @@ class LocalPlatform:
             "data_buckets": [b.name for b in stack.data_buckets],
             "worker_image": stack.gateway.image.reference,
             "site": site_output(site, stack, auth=auth),
+            **local_object_store_outputs(stack, self.state_dir),
             # Local-only.
             "aws_endpoint_url": emulator.endpoint,
             "service_account_token_files": {
@@ -591,6 +607,8 @@ class LocalPlatform:
         shutil.rmtree(self.state_dir / "sites", ignore_errors=True)
         shutil.rmtree(self.state_dir / "tokens", ignore_errors=True)
         shutil.rmtree(self.state_dir / "issuer", ignore_errors=True)
+        shutil.rmtree(self.state_dir / "object-stores", ignore_errors=True)
+        shutil.rmtree(self.state_dir / "aws", ignore_errors=True)
         return DownReport(stopped=stopped, leftovers=leftovers)
 
 
