@@ -8,13 +8,21 @@ from components.ecs import DaskEcs, DaskEcsArgs
 from components.eks import EksCluster, EksClusterArgs
 from components.gateway import DaskGateway, DaskGatewayArgs
 from components.identity import TeamIdentity, TeamIdentityArgs
+from components.karpenter import Karpenter, KarpenterArgs
 from components.network import Network, NetworkArgs
+from components.object_stores import (
+    ObjectStoreAwsConfig,
+    ObjectStoreAwsConfigArgs,
+    ObjectStores,
+    ObjectStoresArgs,
+)
 from components.storage import DataBucket, DataBucketArgs, ScratchStorage, ScratchStorageArgs
 
 from dask_platform.cloudprovider import ecr_repository_arn
 from dask_platform.gateway_settings import render_values
 from dask_platform.iam import service_account_name
 from dask_platform.instance_types import ecs_gpu_worker_size, instance_type
+from dask_platform.object_stores import object_store_outputs
 from dask_platform.sites import site_output
 from dask_platform.stack_config import ImageRefs, load_from_pulumi, require_account
 
@@ -130,17 +138,63 @@ ecs = (
     else None
 )
 
+# --- object stores (OSN, Ceph): key pairs in Secrets Manager, read by the allowed teams' roles
+object_stores = (
+    ObjectStores(
+        "object-stores",
+        ObjectStoresArgs(
+            stores=config.object_stores,
+            keys=pulumi.Config().require_secret("object_store_keys"),
+            region=config.region,
+            name_prefix=cluster_name,
+            team_role_names={
+                team: [
+                    identity.role.name,
+                    *([ecs.task_roles[team].name, ecs.instance_roles[team].name] if ecs else []),
+                ]
+                for team, identity in identities.items()
+            },
+        ),
+        opts=with_aws,
+    )
+    if config.object_stores
+    else None
+)
+# --- end object stores
+
 # Every Kubernetes resource goes through this provider, so it waits for what makes the API
-# usable: the operators' way in (access entries, the VPN rule), nodes, and the managed add-ons.
+# usable: the operators' way in (access entries, the VPN rule), the core nodes, and the
+# managed add-ons. Karpenter's releases and NodePools go through it too.
 k8s_provider = k8s.Provider(
     "eks",
     kubeconfig=eks.kubeconfig,
     enable_server_side_apply=True,
     opts=pulumi.ResourceOptions(depends_on=eks.kubernetes_prerequisites),
 )
+# Nodes for Dask schedulers and workers: Karpenter launches them when pods are Pending.
+karpenter = Karpenter(
+    "karpenter",
+    KarpenterArgs(
+        cluster_name=eks.cluster_name,
+        cluster_security_group_id=eks.cluster.vpc_config.cluster_security_group_id,
+        oidc_provider_arn=eks.oidc_provider.arn,
+        oidc_issuer_url=eks.oidc_issuer_url,
+        region=config.region,
+        capacity=config.capacity,
+        node_tags=tags,  # the provider's default tags do not reach instances Karpenter launches
+    ),
+    opts=pulumi.ResourceOptions(
+        providers={"aws": aws_provider, "kubernetes": k8s_provider}, depends_on=[eks]
+    ),
+)
 simple_password = (
     pulumi.Config().require_secret("gateway_simple_password")
     if config.gateway.auth.type == "simple"
+    else None
+)
+jupyterhub_api_token = (
+    pulumi.Config().require_secret("gateway_jupyterhub_api_token")
+    if config.gateway.auth.type == "jupyterhub"
     else None
 )
 gateway = DaskGateway(
@@ -150,10 +204,23 @@ gateway = DaskGateway(
         chart_version=config.gateway.chart_version,
         team_role_arns={name: identity.role_arn for name, identity in identities.items()},
         values=images.apply(lambda refs: render_values(config, refs)),
+        hostname=config.gateway.tls.hostname if config.gateway.tls else None,
         simple_password=simple_password,
+        jupyterhub_api_token=jupyterhub_api_token,
     ),
     opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}, depends_on=[eks]),
 )
+
+if object_stores is not None:  # the platform AWS config, mounted by the chart values
+    ObjectStoreAwsConfig(
+        "object-stores-aws-config",
+        ObjectStoreAwsConfigArgs(
+            stores=config.object_stores,
+            secret_arns=object_stores.secret_arns,
+            namespace=gateway.namespace.metadata.name,
+        ),
+        opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}),
+    )
 
 pulumi.export("region", config.region)
 pulumi.export("cluster_name", eks.cluster_name)
@@ -175,6 +242,8 @@ pulumi.export("team_role_arns", {name: i.role_arn for name, i in identities.item
 pulumi.export("service_accounts", {t: service_account_name(t) for t in config.team_names})
 pulumi.export("data_buckets", [b.name for b in config.data_buckets])
 pulumi.export("worker_image", worker_image)
+pulumi.export("karpenter_interruption_queue", karpenter.interruption_queue)
+pulumi.export("karpenter_node_pools", list(karpenter.node_pools))
 pulumi.export("site", site_output(stack, config))  # read by dask_platform.sites.SiteRegistry
 if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.Platform
     gpu = config.ecs.gpu
@@ -207,3 +276,5 @@ if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.P
     pulumi.export("ec2_instance_profile_arns", {t: p.arn for t, p in ecs.instance_profiles.items()})
     pulumi.export("ec2_ami_id", ecs.ec2_ami_id)
     pulumi.export("ec2_imdsv2_required", config.ecs.imdsv2_account_default)
+if object_stores is not None:  # the stores by name; never a key (those stay in Secrets Manager)
+    pulumi.export("object_stores", object_store_outputs(config, object_stores.secret_arns))

@@ -10,6 +10,7 @@ minimum, "15-minute credentials").
   for this benchmark with the team role's own policies (passed to the task as an argument, never
   through the environment) and deleted after it. Each round opens a new boto3 session, so the
   first PUT (credential resolution included) is reported apart.
+* The emulator's peak of requests served at once (``Emulator.stats()["peak_in_flight"]``).
 * STS calls per worker: on both platforms at once, every worker of two clusters - alice's with
   boto3, bob's (team climate) with s3fs - PUTs and GETs a 1 KiB object every second with one
   long-lived client, for 10 minutes (``--sts-seconds``); the emulator counts the
@@ -160,6 +161,7 @@ def run(context: Context) -> dict[str, Any]:
     )
     samples: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
     steady: dict[str, Any] = {}
+    emulator: dict[str, Any] = {}
     console = context.console
     with (
         local_platform(
@@ -202,6 +204,10 @@ def run(context: Context) -> dict[str, Any]:
                             )
                             step(mode)
             steady = _steady_run(context, platforms, clients, steady_seconds)
+            emulator = {
+                kind: {"peak_in_flight": platform.emulator().stats()["peak_in_flight"]}
+                for kind, platform in platforms.items()
+            }
         finally:
             for which, cluster in clusters.items():
                 stop_cluster(cluster, clients.get(which), platforms[which[0]])
@@ -245,11 +251,12 @@ def run(context: Context) -> dict[str, Any]:
             "steady_library_by_user": LIBRARY_OF_USER,
             "service_account_token_seconds": 3600,
         },
-        "figures": {"latency": latency, "ratios": ratios, "sts": steady},
+        "figures": {"latency": latency, "ratios": ratios, "sts": steady, "emulator": emulator},
         "notes": [
             "The emulator is moto in one process on the same 2 cores as the workers, so absolute "
             "latencies are the emulator's, not S3's; the ratios compare the credential paths "
-            "under identical conditions.",
+            "under identical conditions. It serves requests concurrently (before 2026-11-30 it "
+            "served one at a time behind a lock; see 'Re-runs' above the tables).",
             "botocore refreshes temporary credentials when less than 15 minutes remain "
             "(advisory; 10 minutes mandatory), and its web-identity fetcher treats credentials "
             "within 15 minutes of expiry as expired - so 900 s credentials are refreshed with an "
@@ -375,6 +382,18 @@ def rows(document: Mapping[str, Any]) -> list[Row]:
             ),
         )
     )
+    peaks = figures.get("emulator") or {}
+    if peaks:
+        result.append(
+            Row(
+                "emulator: most requests inside moto at one moment (whole run)",
+                ", ".join(
+                    f"{SESSIONS[kind]} s platform: {peaks[kind]['peak_in_flight']}"
+                    for kind in SESSIONS
+                ),
+                "",
+            )
+        )
     minutes = params["steady_seconds"] / 60
     for user, library in params["steady_library_by_user"].items():
         long, short = sts[f"long:{user}"], sts[f"short:{user}"]

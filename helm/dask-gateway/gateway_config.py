@@ -1,10 +1,14 @@
 """dask-gateway-server configuration for dask-platform.
 
-ONE file, two consumers:
-  * on EKS it is injected into the upstream chart as ``gateway.extraConfig`` (the Pulumi program
-    reads this file verbatim), so it runs after the chart's own KubeBackend setup;
-  * the embedded local platform loads the same file with ``load_subconfig`` and then applies a
-    small overlay (local backend, and the part the EKS pod-identity webhook plays).
+ONE file, one path: it is ``gateway.extraConfig`` of the upstream chart (the Pulumi program reads
+this file verbatim), which pastes it into the chart's ``dask_gateway_config.py`` AFTER the chart's
+own lines (KubeBackend, auth, the scheduler/worker pod settings from the values). The API pod
+runs that rendered file; the embedded local platform runs the same rendered file with a short
+overlay appended (local backend, and the part the EKS pod-identity webhook plays).
+
+Because it is pasted mid-file, nothing here may need to be first in a file: no
+``from __future__`` import, no module docstring tricks (``dask_platform.gateway_pods`` compiles
+the rendered file for every stack).
 
 Stack-specific values (teams, ranges, limits, image) arrive as JSON in the environment variable
 ``DASK_PLATFORM_GATEWAY_SETTINGS`` - rendered from the typed stack config by
@@ -16,24 +20,25 @@ can choose among their own teams only; nothing in a cluster request can name a S
 a role, or AWS key variables.
 """
 
-from __future__ import annotations
-
 import json
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from dask_gateway_server.backends.kubernetes.utils import merge_json_objects
 from dask_gateway_server.options import Float, Integer, Options, Select
 from dask_gateway_server.options import Mapping as MappingOption
 
 from dask_platform.credentials import check_environment
+from dask_platform.object_stores import platform_environment
+from dask_platform.placement import DO_NOT_DISRUPT_ANNOTATION
 
 SETTINGS_ENV = "DASK_PLATFORM_GATEWAY_SETTINGS"
 GIB = 2**30
 
 # ref: https://gateway.dask.org/cluster-options.html - the handler's return keys are
 # ClusterConfig / KubeClusterConfig trait names.
-SERVICE_ACCOUNT_KEYS = ("scheduler_extra_pod_config", "worker_extra_pod_config")
+POD_CONFIG_KEYS = ("scheduler_extra_pod_config", "worker_extra_pod_config")
 
 
 class NoTeamError(PermissionError):
@@ -58,7 +63,30 @@ def teams_of(user: Any, settings: Mapping[str, Any]) -> list[str]:
     )
 
 
-def make_options_handler(settings: Mapping[str, Any]) -> Callable[[Any, Any], dict[str, Any]]:
+def configured_pod_config(c: Any) -> dict[str, dict[str, Any]]:
+    """The scheduler/worker pod settings the chart configured (``KubeClusterConfig``), read
+    from the traitlets config ``c`` after the chart's lines ran: ``{trait name: pod spec}``."""
+    section = c.KubeClusterConfig
+    return {key: dict(section[key]) if key in section else {} for key in POD_CONFIG_KEYS}
+
+
+PodConfig = Mapping[str, Mapping[str, Any]]
+
+
+def make_options_handler(
+    settings: Mapping[str, Any], pod_config: PodConfig | Callable[[], PodConfig] | None = None
+) -> Callable[[Any, Any], dict[str, Any]]:
+    """The options handler. ``pod_config`` is what the chart configured (see
+    :func:`configured_pod_config`), or a function returning it at request time (so extra config
+    run after this file is seen): dask-gateway builds ``KubeClusterConfig(parent=backend,
+    **handler_result)``, where a returned key REPLACES the configured value, so the handler
+    returns the configured pod settings merged with its own (the team's ServiceAccount) - the
+    chart's nodeSelector and tolerations survive."""
+
+    def configured_now() -> dict[str, dict[str, Any]]:
+        current = pod_config() if callable(pod_config) else pod_config
+        return {key: dict((current or {}).get(key) or {}) for key in POD_CONFIG_KEYS}
+
     cores = settings["worker_cores"]
     memory = settings["worker_memory_gib"]
 
@@ -88,6 +116,7 @@ def make_options_handler(settings: Mapping[str, Any]) -> Callable[[Any, Any], di
         check_environment(environment, field="environment")
         service_account = settings["teams"][team]["service_account"]
         memory_bytes = int(options.worker_memory * GIB)
+        configured = configured_now()
         return {
             "worker_cores": int(options.worker_cores),
             "worker_cores_limit": int(options.worker_cores),
@@ -100,17 +129,22 @@ def make_options_handler(settings: Mapping[str, Any]) -> Callable[[Any, Any], di
                 **settings.get("default_environment", {}),
                 **environment,
                 "DASK_PLATFORM_TEAM": team,
+                **platform_environment(settings, team, user.name, environment),  # object stores
             },
-            "scheduler_extra_pod_config": {"serviceAccountName": service_account},
-            "worker_extra_pod_config": {"serviceAccountName": service_account},
+            **{
+                key: merge_json_objects(configured[key], {"serviceAccountName": service_account})
+                for key in POD_CONFIG_KEYS
+            },
         }
 
     return options_handler
 
 
-def make_cluster_options(settings: Mapping[str, Any]) -> Callable[[Any], Options]:
+def make_cluster_options(
+    settings: Mapping[str, Any], pod_config: PodConfig | Callable[[], PodConfig] | None = None
+) -> Callable[[Any], Options]:
     """Per-user options: the ``team`` field only ever lists the caller's own teams."""
-    handler = make_options_handler(settings)
+    handler = make_options_handler(settings, pod_config)
     cores = settings["worker_cores"]
     memory = settings["worker_memory_gib"]
     images = [settings["image"], *settings.get("extra_images", [])]
@@ -143,8 +177,16 @@ def make_cluster_options(settings: Mapping[str, Any]) -> Callable[[Any], Options
 
 
 def configure(c: Any, settings: Mapping[str, Any]) -> None:
-    """Apply the platform's gateway configuration to a traitlets config object ``c``."""
-    c.Backend.cluster_options = make_cluster_options(settings)
+    """Apply the platform's gateway configuration to a traitlets config object ``c`` (after the
+    chart's lines: the pod settings the chart configured are read from ``c``)."""
+    c.Backend.cluster_options = make_cluster_options(settings, lambda: configured_pod_config(c))
+    # Karpenter never voluntarily removes a scheduler's node (losing the scheduler loses the
+    # cluster). The chart forwards no pod annotations from its values, so they are set here.
+    # ref: https://karpenter.sh/docs/concepts/disruption/#pod-level-controls
+    section = c.KubeClusterConfig
+    key = "scheduler_extra_pod_annotations"
+    configured = dict(section[key]) if key in section else {}
+    section[key] = {**configured, DO_NOT_DISRUPT_ANNOTATION: "true"}
     # distributed >= 2026.6 removed the dask-scheduler / dask-worker entry points. A list: the
     # backends exec the command as argv (a plain string would be one program named "dask worker").
     c.ClusterConfig.scheduler_cmd = ["dask", "scheduler"]

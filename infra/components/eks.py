@@ -12,11 +12,9 @@ import pulumi_aws as aws
 
 from components.launch_templates import hardened_launch_template
 from dask_platform.iam import render_policy
+from dask_platform.placement import CORE_ROLE, NODE_ROLE_LABEL
 from dask_platform.stack_config import Eks as EksConfig
 from dask_platform.stack_config import NodeGroup as NodeGroupConfig
-
-NODE_ROLE_LABEL = "dask-platform/node-role"
-WORKER_TAINT_KEY = "dask-platform/workers"
 
 # ref: https://docs.aws.amazon.com/eks/latest/userguide/create-node-role.html
 NODE_MANAGED_POLICIES = (
@@ -192,21 +190,21 @@ class EksCluster(pulumi.ComponentResource):
 
         self.node_groups: dict[str, aws.eks.NodeGroup] = {}
         self.launch_templates: dict[str, aws.ec2.LaunchTemplate] = {}
-        for role, group, spot in (
-            ("core", cfg.node_groups.core, False),
-            ("workers", cfg.node_groups.workers, cfg.node_groups.workers.spot),
-        ):
-            self._node_group(name, args, role, group, spot, attachments)
+        # Only the on-demand core group is managed here; Dask schedulers and workers get nodes
+        # from Karpenter's NodePools (components/karpenter.py).
+        self._node_group(name, args, CORE_ROLE, cfg.node_groups.core, False, attachments)
 
         # What every Kubernetes resource of the platform needs first: a way in for Pulumi
-        # (access entries, the operator network), nodes, and the managed add-ons on them.
+        # (access entries, the operator network), the core nodes (where Karpenter and the
+        # gateway run; Karpenter's own nodes come later, from its NodePools), and the managed
+        # add-ons on them.
         self.operator_ingress = self._operator_ingress(name, args)
         self.access_associations = self._access_entries(name, args)
         self.addons = self._addons(name, args)
         self.kubernetes_prerequisites: list[pulumi.Resource] = [
             *self.operator_ingress,
             *self.access_associations,
-            *self.node_groups.values(),
+            self.node_groups[CORE_ROLE],
             *self.addons.values(),
         ]
 
@@ -307,7 +305,7 @@ class EksCluster(pulumi.ComponentResource):
                     opts=pulumi.InvokeOptions(parent=self),
                 ).version
             )
-            after_nodes = list(self.node_groups.values()) if addon == "coredns" else []
+            after_nodes = [self.node_groups[CORE_ROLE]] if addon == "coredns" else []
             addons[addon] = aws.eks.Addon(
                 f"{name}-{addon}",
                 cluster_name=self.cluster.name,
@@ -340,11 +338,6 @@ class EksCluster(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        taints = (
-            [aws.eks.NodeGroupTaintArgs(key=WORKER_TAINT_KEY, value="true", effect="NO_SCHEDULE")]
-            if role == "workers"
-            else None
-        )
         self.launch_templates[role] = template
         self.node_groups[role] = aws.eks.NodeGroup(
             f"{name}-{role}",
@@ -364,12 +357,12 @@ class EksCluster(pulumi.ComponentResource):
                 id=template.id, version=template.latest_version.apply(str)
             ),
             labels={NODE_ROLE_LABEL: role},
-            taints=taints,
             tags=args.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=attachments,
-                # The cluster autoscaler owns desired_size once the group exists.
+                # Scaling the core group is an operator's change of min/max; desired_size is
+                # left to whoever scaled it last.
                 ignore_changes=["scalingConfig.desiredSize"],
             ),
         )

@@ -1,5 +1,6 @@
 """Dask Gateway: its namespace, one ServiceAccount per team bound to the team's IAM role (IRSA),
-and the upstream dask-gateway Helm chart, pinned, configured by helm/dask-gateway/."""
+the Secret its authenticator needs (if any), and the upstream dask-gateway Helm chart, pinned,
+configured by helm/dask-gateway/."""
 
 from __future__ import annotations
 
@@ -10,10 +11,16 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from dask_platform.gateway_pods import GATEWAY_RELEASE
+from dask_platform.gateway_settings import (
+    JUPYTERHUB_TOKEN_KEY,
+    JUPYTERHUB_TOKEN_SECRET,
+    proxy_addresses,
+)
 from dask_platform.iam import service_account_name
 
 CHART_REPOSITORY = "https://helm.dask.org"
-RELEASE_NAME = "dask-gateway"
+RELEASE_NAME = GATEWAY_RELEASE
 # The chart names the proxy Service traefik-<fullname>; fullname is the release name when it
 # already contains the chart name.
 PROXY_SERVICE = f"traefik-{RELEASE_NAME}"
@@ -25,7 +32,11 @@ class DaskGatewayArgs:
     chart_version: str
     team_role_arns: Mapping[str, pulumi.Input[str]]
     values: pulumi.Input[dict[str, Any]]  # an Output when images come from the bootstrap stack
+    hostname: str | None = None
+    """The gateway's DNS name (gateway.tls.hostname): the exported addresses use it."""
     simple_password: pulumi.Input[str] | None = None
+    jupyterhub_api_token: pulumi.Input[str] | None = None
+    """The hub's token for its `dask-gateway` service (a Pulumi secret), with auth jupyterhub."""
 
 
 class DaskGateway(pulumi.ComponentResource):
@@ -77,6 +88,24 @@ class DaskGateway(pulumi.ComponentResource):
                 pulumi.Output.from_input(args.values), pulumi.Output.secret(args.simple_password)
             ).apply(lambda pair: _with_password(pair[0], pair[1]))
 
+        # With JupyterHub auth the API pod reads the hub's service token from a Secret (the values
+        # name it; they never carry the token). Nothing else creates one in this namespace.
+        # ref: https://gateway.dask.org/install-kube.html#authenticating-with-jupyterhub
+        self.auth_secret: k8s.core.v1.Secret | None = None
+        if args.jupyterhub_api_token is not None:
+            self.auth_secret = k8s.core.v1.Secret(
+                f"{name}-jupyterhub-api-token",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=JUPYTERHUB_TOKEN_SECRET, namespace=ns_name
+                ),
+                type="Opaque",
+                string_data={JUPYTERHUB_TOKEN_KEY: pulumi.Output.secret(args.jupyterhub_api_token)},
+                opts=child,
+            )
+        release_depends: list[pulumi.Resource] = [*self.service_accounts.values()]
+        if self.auth_secret is not None:
+            release_depends.append(self.auth_secret)
+
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             name=RELEASE_NAME,
@@ -88,9 +117,7 @@ class DaskGateway(pulumi.ComponentResource):
             atomic=True,
             cleanup_on_fail=True,
             timeout=600,
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=list(self.service_accounts.values())
-            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=release_depends),
         )
 
         self.proxy_service = k8s.core.v1.Service.get(
@@ -100,10 +127,13 @@ class DaskGateway(pulumi.ComponentResource):
         )
         host = self.proxy_service.status.apply(_load_balancer_host)
         internal = pulumi.Output.concat(PROXY_SERVICE, ".", ns_name, ".svc.cluster.local")
-        self.address = pulumi.Output.all(host, internal).apply(lambda h: f"http://{h[0] or h[1]}")
-        self.proxy_address = pulumi.Output.all(host, internal).apply(
-            lambda h: f"gateway://{h[0] or h[1]}:80"
+        # Scheme and ports from the values that configure the proxy Service (TLS on the web
+        # port with a certificate; the scheduler proxy on its own port).
+        addresses = pulumi.Output.all(host, internal, args.values).apply(
+            lambda h: proxy_addresses(h[2], args.hostname or h[0] or h[1])
         )
+        self.address = addresses.apply(lambda a: a[0])
+        self.proxy_address = addresses.apply(lambda a: a[1])
         self.register_outputs(
             {
                 "address": self.address,

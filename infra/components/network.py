@@ -124,6 +124,9 @@ class Network(pulumi.ComponentResource):
                     **cluster_tag,
                     "Name": f"{name}-private-{zone}",
                     "kubernetes.io/role/internal-elb": "1",
+                    # Karpenter launches nodes into the subnets carrying this tag.
+                    # ref: https://karpenter.sh/docs/concepts/nodeclasses/#specsubnetselectorterms
+                    "karpenter.sh/discovery": args.cluster_name,
                 },
                 opts=child,
             )

@@ -10,22 +10,40 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from dask_platform import charts, placement
 from dask_platform.credentials import check_environment
 from dask_platform.iam import service_account_name
-from dask_platform.stack_config import SUPPORTED_CHART_VERSION, ImageRefs, StackConfig
+from dask_platform.object_stores import gateway_object_store_settings, object_store_helm_values
+from dask_platform.project import project_root
+from dask_platform.stack_config import ImageRefs, StackConfig
 
-REPO_DIR = Path(__file__).resolve().parents[2]
-HELM_DIR = REPO_DIR / "helm" / "dask-gateway"
-GATEWAY_CONFIG_FILE = HELM_DIR / "gateway_config.py"
+
+def helm_dir() -> Path:
+    """``helm/dask-gateway/`` of the checkout: the values files and the gateway config file."""
+    return project_root() / "helm" / "dask-gateway"
+
+
+def gateway_config_file() -> Path:
+    """The gateway config file that becomes ``gateway.extraConfig`` (helm/dask-gateway/)."""
+    return helm_dir() / "gateway_config.py"
+
+
 SETTINGS_ENV = "DASK_PLATFORM_GATEWAY_SETTINGS"
 OIDC_AUTHENTICATOR = "dask_platform.oidc.gateway.OIDCAuthenticator"
+JUPYTERHUB_TOKEN_SECRET = "dask-gateway-jupyterhub-api-token"  # noqa: S105 (a Secret's name)
+"""The Secret (in the gateway namespace) the Pulumi program creates from the Pulumi secret
+``gateway_jupyterhub_api_token``; the chart mounts its key into the API pod."""
+JUPYTERHUB_TOKEN_KEY = "jupyterhub-api-token"  # noqa: S105 (a key name, not a token)
+TLS_NEGOTIATION_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+"""TLS 1.3 and 1.2 only on the NLB's TLS listener.
+ref: https://docs.aws.amazon.com/elasticloadbalancing/latest/network/describe-ssl-policies.html"""
+HTTPS_PORT = 443
 
 
 def stack_images(config: StackConfig, images: ImageRefs | None = None) -> ImageRefs:
@@ -59,6 +77,8 @@ def gateway_settings(config: StackConfig, images: ImageRefs | None = None) -> di
         "cluster_max_memory_gib": gw.cluster_max_memory_gib,
         "image": stack_images(config, images).worker,
         "default_environment": dict(gw.default_environment),
+        # scratch_bucket, object_stores, aws_config_file: see dask_platform.object_stores
+        **gateway_object_store_settings(config.scratch.bucket_name, config.object_stores),
     }
 
 
@@ -80,11 +100,12 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 
 
 def committed_values(overlay: str | None) -> dict[str, Any]:
-    values = _load_yaml(HELM_DIR / "values.yaml")
+    directory = helm_dir()
+    values = _load_yaml(directory / "values.yaml")
     if overlay:
-        path = HELM_DIR / f"values.{overlay}.yaml"
+        path = directory / f"values.{overlay}.yaml"
         if not path.is_file():
-            known = sorted(p.name for p in HELM_DIR.glob("values.*.yaml"))
+            known = sorted(p.name for p in directory.glob("values.*.yaml"))
             raise ValueError(
                 f"gateway.values_overlay: no {path.name} in helm/dask-gateway "
                 f"(available: {', '.join(known) or 'none'})"
@@ -109,12 +130,82 @@ def _auth_values(config: StackConfig) -> dict[str, Any]:
             },
         }
     if auth.type == "jupyterhub":
-        values: dict[str, Any] = {"type": "jupyterhub"}
+        # The API token comes from a Secret the program creates from a Pulumi secret; only the
+        # Secret's name reaches the values (the chart puts it in a secretKeyRef).
+        jupyterhub: dict[str, Any] = {
+            "apiTokenFromSecretName": JUPYTERHUB_TOKEN_SECRET,
+            "apiTokenFromSecretKey": JUPYTERHUB_TOKEN_KEY,
+        }
         if auth.jupyterhub_api_url:
-            values["jupyterhub"] = {"apiUrl": auth.jupyterhub_api_url}
-        return values
+            jupyterhub["apiUrl"] = auth.jupyterhub_api_url
+        return {"type": "jupyterhub", "jupyterhub": jupyterhub}
     # simple: the password is a Pulumi secret injected by the program, never in a values file.
     return {"type": auth.type}
+
+
+def backend_placement() -> dict[str, Any]:
+    """``gateway.backend`` pod placement from :mod:`dask_platform.placement`: schedulers on the
+    on-demand "schedulers" NodePool, workers on the spot "workers" NodePool.
+
+    ref: https://karpenter.sh/docs/concepts/scheduling/
+    """
+    return {
+        "scheduler": {
+            "extraPodConfig": {
+                "nodeSelector": {
+                    placement.NODE_ROLE_LABEL: placement.SCHEDULERS_ROLE,
+                    # Never spot: losing the scheduler loses the whole Dask cluster.
+                    placement.CAPACITY_TYPE_LABEL: "on-demand",
+                },
+                "tolerations": [placement.toleration(placement.SCHEDULER_TAINT_KEY)],
+            }
+        },
+        "worker": {
+            "extraPodConfig": {
+                "nodeSelector": {placement.NODE_ROLE_LABEL: placement.WORKERS_ROLE},
+                "tolerations": [placement.toleration(placement.WORKER_TAINT_KEY)],
+            }
+        },
+    }
+
+
+def proxy_service_values(config: StackConfig) -> dict[str, Any]:
+    """``traefik.service``: type, internal NLB annotations, TLS on the web port.
+
+    The in-tree AWS load balancer controller (EKS's cloud provider) reads these annotations:
+    ``aws-load-balancer-type: nlb`` + ``aws-load-balancer-internal`` give an internal NLB; with
+    a certificate, ``aws-load-balancer-ssl-cert`` + ``-ssl-ports: web`` make the web port a TLS
+    listener (ACM certificate, the key never enters the cluster) while the scheduler port stays
+    TCP, so clients' TLS to their scheduler passes through to Traefik's SNI routing.
+
+    ref: https://kubernetes.io/docs/reference/labels-annotations-taints/#service-beta-kubernetes-io-aws-load-balancer-internal
+    ref: https://github.com/kubernetes/cloud-provider-aws/blob/master/pkg/providers/v1/aws.go
+    (EnsureLoadBalancer: certificate + ssl-ports -> TLS listener on an NLB)
+    """
+    gw = config.gateway
+    service: dict[str, Any] = {"type": gw.service_type}
+    if gw.service_type == "LoadBalancer":
+        annotations = {
+            "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
+            "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
+        }
+        if gw.tls is not None:
+            annotations.update(
+                {
+                    "service.beta.kubernetes.io/aws-load-balancer-ssl-cert": (
+                        gw.tls.certificate_arn
+                    ),
+                    "service.beta.kubernetes.io/aws-load-balancer-ssl-ports": "web",
+                    "service.beta.kubernetes.io/aws-load-balancer-ssl-negotiation-policy": (
+                        TLS_NEGOTIATION_POLICY
+                    ),
+                }
+            )
+            service["ports"] = {"web": {"port": HTTPS_PORT}}
+        service["annotations"] = annotations
+        if config.network.ingress_cidrs:
+            service["spec"] = {"loadBalancerSourceRanges": list(config.network.ingress_cidrs)}
+    return service
 
 
 def render_values(config: StackConfig, images: ImageRefs | None = None) -> dict[str, Any]:
@@ -132,65 +223,65 @@ def render_values(config: StackConfig, images: ImageRefs | None = None) -> dict[
                     "value": json.dumps(gateway_settings(config, refs), sort_keys=True),
                 }
             ],
-            "extraConfig": {"50-dask-platform": GATEWAY_CONFIG_FILE.read_text()},
+            "extraConfig": {"50-dask-platform": gateway_config_file().read_text()},
             "backend": {
                 "image": ImageRefs.split(refs.worker),
                 "namespace": gw.namespace,
+                **backend_placement(),
             },
         },
-        "traefik": {"service": {"type": gw.service_type}},
+        "traefik": {"service": proxy_service_values(config)},
     }
     # The API server and the controller both run dask-gateway-server, and both load this
     # platform's code (the options handler imports dask_platform).
     server = ImageRefs.split(refs.gateway)
     generated["gateway"]["image"] = server
     generated["controller"] = {"image": server}
-    if gw.service_type == "LoadBalancer":
-        # Internal NLB; reachable only from the VPC and the CIDRs the stack opens.
-        # ref: https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/guide/service/annotations/
-        generated["traefik"]["service"]["annotations"] = {
-            "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
-            "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
-        }
-        if config.network.ingress_cidrs:
-            generated["traefik"]["service"]["spec"] = {
-                "loadBalancerSourceRanges": list(config.network.ingress_cidrs)
-            }
+    # The platform AWS config mounted into scheduler and worker pods (object stores).
+    generated = _merge(generated, object_store_helm_values(config.object_stores))
     return _merge(values, generated)
 
 
-def upstream_chart_dir() -> Path:
-    """Where the pinned upstream chart's values.yaml and values.schema.yaml are kept.
+CHART = "dask-gateway"
+"""The upstream chart this module configures (pinned in helm/charts.yaml)."""
 
-    DASK_GATEWAY_CHART_DIR if set; else the workspace's shared/upstream/dask-gateway-chart
-    beside this checkout (../shared, or /work/shared for a clone made elsewhere). The files are
-    the upstream project's, read for validation and deliberately not vendored here.
+
+def proxy_addresses(values: dict[str, Any], host: str) -> tuple[str, str]:
+    """``(gateway_address, gateway_proxy_address)`` of the proxy Service at ``host`` (with TLS:
+    ``gateway.tls.hostname``, the name the certificate covers), from the values that configure
+    it: ``https://`` when the web port has a TLS listener, and the scheduler proxy's own port
+    as ``gateway://host:port``."""
+    service = values["traefik"]["service"]
+    ports = service["ports"]
+    annotations = service.get("annotations") or {}
+    tls = "service.beta.kubernetes.io/aws-load-balancer-ssl-cert" in annotations
+    scheme, default_port = ("https", HTTPS_PORT) if tls else ("http", 80)
+    web = int(ports["web"]["port"])
+    address = f"{scheme}://{host}" if web == default_port else f"{scheme}://{host}:{web}"
+    return address, f"gateway://{host}:{int(ports['tcp']['port'])}"
+
+
+def chart_schema(version: str | None = None) -> dict[str, Any]:
+    """The pinned chart's values schema (``values.schema.yaml`` inside the chart archive).
+
+    ``version``, when given, must be the pinned one. Raises
+    :class:`dask_platform.charts.ChartError` when the chart cache lacks the archive or holds
+    other bytes than the pin. ref: dask/dask-gateway resources/helm/dask-gateway/values.schema.yaml
     """
-    override = os.environ.get("DASK_GATEWAY_CHART_DIR")
-    if override:
-        return Path(override)
-    candidates = [
-        REPO_DIR.parent / "shared" / "upstream" / "dask-gateway-chart",
-        Path("/work/shared/upstream/dask-gateway-chart"),
-    ]
-    for candidate in candidates:
-        if (candidate / "values.schema.yaml").is_file():
-            return candidate
-    raise FileNotFoundError(
-        "the upstream dask-gateway chart (values.yaml, values.schema.yaml at tag "
-        f"{SUPPORTED_CHART_VERSION}) was not found in {', '.join(map(str, candidates))}; "
-        "set DASK_GATEWAY_CHART_DIR to its directory"
-    )
+    return _parse_chart_yaml(charts.chart_file(CHART, "values.schema.yaml", version))
 
 
-def chart_schema() -> dict[str, Any]:
-    """The upstream chart's values schema (YAML, as the chart repository keeps it)."""
-    return _load_yaml(upstream_chart_dir() / "values.schema.yaml")
+def chart_defaults(version: str | None = None) -> dict[str, Any]:
+    """The pinned chart's own ``values.yaml``: Helm merges user values over it before
+    validating. Raises :class:`dask_platform.charts.ChartError` as :func:`chart_schema`."""
+    return _parse_chart_yaml(charts.chart_file(CHART, "values.yaml", version))
 
 
-def chart_defaults() -> dict[str, Any]:
-    """The chart's own values.yaml: Helm merges user values over it before validating."""
-    return _load_yaml(upstream_chart_dir() / "values.yaml")
+def _parse_chart_yaml(text: str) -> dict[str, Any]:
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise charts.ChartError(f"chart {CHART}: expected a mapping, got {type(data).__name__}")
+    return data
 
 
 def validate_values(values: dict[str, Any], schema: dict[str, Any]) -> list[str]:

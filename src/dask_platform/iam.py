@@ -151,3 +151,19 @@ def irsa_trust_policy(
 def service_account_name(team: str) -> str:
     """The Kubernetes ServiceAccount bound to a team's role (the IRSA ``sub``)."""
     return f"dask-{team}"
+
+
+# --------------------------------------------------------------------------- object stores
+
+
+def object_store_key_read_policy(
+    secret_arns: list[str], key_arn: str, region: str
+) -> dict[str, Any]:
+    """GetSecretValue on exactly these store secrets (literal ARNs) and kms:Decrypt of their
+    key only through Secrets Manager, only for these secrets. One document per team.
+
+    ref: https://docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html
+    """
+    return render_policy(
+        "object-store-key-read", secret_arns=sorted(secret_arns), key_arn=key_arn, region=region
+    )

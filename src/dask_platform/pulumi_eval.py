@@ -16,16 +16,20 @@ import hashlib
 import json
 import runpy
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from dask_platform.object_stores import offline_object_store_keys
+from dask_platform.project import project_root
 from dask_platform.stack_config import NAMESPACE, ImageRefs, StackConfigError, read_stack_file
 
 ACCOUNT_ID = "123456789012"
-REPO_DIR = Path(__file__).resolve().parents[2]
+UNDECRYPTED_SECRET = "[secret: not decrypted by the offline plan]"
+"""What the program receives for a secure config value the offline plan cannot decrypt."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,9 @@ class Evaluation:
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
     protected: set[str] = field(default_factory=set)
+    # The plain text of every secure config value as the program received it, so that whatever
+    # the program derives from one can be redacted (dask_platform.guard.manifests.redact).
+    secret_values: set[str] = field(default_factory=set)
 
     def of_type(self, type_: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_ and not r.read]
@@ -129,7 +136,11 @@ class RecordingMocks:
             computed = self._stack_reference(str(inputs.get("name")))
         else:
             computed = self._computed(type_, name, physical, inputs)
-        outputs.update({k: v for k, v in computed.items() if k not in inputs or k == "arn"})
+        for key, value in computed.items():
+            if isinstance(value, dict) and isinstance(outputs.get(key), dict):
+                outputs[key] = {**value, **outputs[key]}  # computed fields of an input block
+            elif key not in inputs or key == "arn":
+                outputs[key] = value
         request = self.requests.pop((type_, name), None)
         self.records.append(
             RecordedResource(
@@ -210,6 +221,13 @@ class RecordingMocks:
                 "endpoint": f"https://{_digest(physical, 12)}.gr7.{self.region}.eks.amazonaws.com",
                 "certificateAuthority": {"data": "TU9DSy1DQQ=="},
                 "identities": [{"oidcs": [{"issuer": _issuer(self.region, physical)}]}],
+                # The security group EKS creates for the cluster (and its managed nodes).
+                "vpcConfig": {"clusterSecurityGroupId": f"sg-{_digest(physical, 17).lower()}"},
+            }
+        if type_ == "aws:sqs/queue:Queue":
+            return {
+                "arn": f"{arn_prefix.format('sqs')}:{physical}",
+                "url": f"https://sqs.{self.region}.amazonaws.com/{account}/{physical}",
             }
         if type_ == "aws:s3/bucket:Bucket":
             return {"arn": f"arn:aws:s3:::{physical}", "bucket": physical}
@@ -222,6 +240,12 @@ class RecordingMocks:
                 "arn": f"{arn_prefix.format('ecr')}:repository/{physical}",
                 "repositoryUrl": f"{account}.dkr.ecr.{self.region}.amazonaws.com/{physical}",
                 "registryId": account,
+            }
+        if type_ == "aws:secretsmanager/secret:Secret":
+            # Secrets Manager appends six random characters to the name.
+            return {
+                "arn": f"{arn_prefix.format('secretsmanager')}:secret:{physical}-"
+                f"{_digest(physical, 6).title()}"
             }
         if type_ == "aws:ecs/cluster:Cluster":
             return {"arn": f"{arn_prefix.format('ecs')}:cluster/{physical}"}
@@ -248,16 +272,21 @@ class RecordingMocks:
         return {}
 
 
-def pulumi_config_for_stack(project_dir: Path, stack: str) -> tuple[dict[str, str], list[str]]:
+def pulumi_config_for_stack(
+    project_dir: Path, stack: str, secrets: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], list[str]]:
     """The stack file as the engine would hand it to the program: every value a string (objects
-    as JSON) and the list of secret keys (whose values stay encrypted placeholders here)."""
+    as JSON) and the list of secret keys. A secure value is ``secrets[key]`` when given (its
+    decrypted text, e.g. from a test), else the placeholder :data:`UNDECRYPTED_SECRET`."""
     raw = read_stack_file(project_dir, stack)
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in raw.items():
         if isinstance(value, dict) and set(value) == {"secure"}:
             secret_keys.append(key)
-            config[key] = "[secret: not decrypted by the offline plan]"
+            config[key] = (secrets or {}).get(key, UNDECRYPTED_SECRET)
+            if key == f"{NAMESPACE}:object_store_keys":  # structured: one entry per store
+                config[key] = offline_object_store_keys(raw, NAMESPACE)
         elif isinstance(value, str):
             config[key] = value
         else:
@@ -276,14 +305,17 @@ def _program_dir(project_dir: Path) -> Path:
 
 
 def _evaluate(
-    project_dir: Path, stack: str, referenced_outputs: dict[str, dict[str, Any]]
+    project_dir: Path,
+    stack: str,
+    secrets: Mapping[str, str] | None,
+    referenced_outputs: dict[str, dict[str, Any]],
 ) -> Evaluation:
     import pulumi
     from pulumi.runtime import mocks as pulumi_mocks
     from pulumi.runtime import settings as pulumi_settings
     from pulumi.runtime.sync_await import _sync_await
 
-    config, secret_keys = pulumi_config_for_stack(project_dir, stack)
+    config, secret_keys = pulumi_config_for_stack(project_dir, stack, secrets)
     project = _project_name(project_dir)
     region_raw = config.get(f"{project}:region", "us-east-1")
     account_raw = config.get(f"{project}:account_id", ACCOUNT_ID)
@@ -329,7 +361,7 @@ def _evaluate(
     )
 
     program = _program_dir(project_dir)
-    evaluation = Evaluation(stack=stack)
+    evaluation = Evaluation(stack=stack, secret_values={config[k] for k in secret_keys})
     root = pulumi_settings.get_root_resource()
     added_path = str(program)
     sys.path.insert(0, added_path)
@@ -348,28 +380,34 @@ def _evaluate(
         names = list(exported)
         values = [pulumi.Output.from_input(exported[n]) for n in names]
         resolved = _sync_await(pulumi.Output.all(*values).future(with_unknowns=True))
-        secrets = [_sync_await(value.is_secret()) for value in values]
+        secret_flags = [_sync_await(value.is_secret()) for value in values]
         evaluation.outputs = dict(zip(names, resolved or [], strict=True))
-        evaluation.secret_outputs = {n for n, s in zip(names, secrets or [], strict=True) if s}
+        evaluation.secret_outputs = {n for n, s in zip(names, secret_flags or [], strict=True) if s}
     finally:
         sys.path.remove(added_path)
     evaluation.resources = list(mocks.records)
     return evaluation
 
 
-def evaluate_stack(stack: str, project_dir: Path = REPO_DIR) -> Evaluation:
+def evaluate_stack(
+    stack: str, project_dir: Path | None = None, secrets: Mapping[str, str] | None = None
+) -> Evaluation:
     """Run the Pulumi program for ``Pulumi.<stack>.yaml`` under mocks; return what it declared.
 
+    ``project_dir`` defaults to :func:`dask_platform.project.project_root`. ``secrets`` maps
+    secure config keys (``dask-platform:gateway_simple_password``) to their decrypted text;
+    without it the program receives :data:`UNDECRYPTED_SECRET` for each.
     Raises :class:`dask_platform.stack_config.StackConfigError` (listing every problem) if the
     stack config is invalid - before any resource is recorded, as in a real ``pulumi up``.
     """
+    directory = project_dir if project_dir is not None else project_root()
     referenced = {
         name: evaluate_stack(target_stack, target_dir).outputs
-        for name, target_dir, target_stack in _stack_references(project_dir, stack)
+        for name, target_dir, target_stack in _stack_references(directory, stack)
     }
     # Pulumi's runtime settings live in context variables: a copied context keeps one
     # evaluation's engine, root stack and config from leaking into the next.
-    return contextvars.copy_context().run(_evaluate, project_dir, stack, referenced)
+    return contextvars.copy_context().run(_evaluate, directory, stack, secrets, referenced)
 
 
 def _stack_references(project_dir: Path, stack: str) -> list[tuple[str, Path, str]]:
@@ -400,12 +438,13 @@ def _stack_references(project_dir: Path, stack: str) -> list[tuple[str, Path, st
     return [(name, bootstrap_dir, target)]
 
 
-def stack_images(stack: str, project_dir: Path = REPO_DIR) -> ImageRefs:
+def stack_images(stack: str, project_dir: Path | None = None) -> ImageRefs:
     """The images a committed platform stack runs, offline: its referenced bootstrap stack
     evaluated under mocks (what the program reads through its stack reference), or the images
     its config names."""
     from dask_platform.stack_config import load_stack_file
 
+    project_dir = project_dir if project_dir is not None else project_root()
     config = load_stack_file(project_dir, stack)
     explicit = config.explicit_images()
     if explicit is not None:

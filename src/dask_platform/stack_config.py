@@ -225,13 +225,145 @@ class NodeGroup(_Model):
         return self
 
 
-class WorkerNodeGroup(NodeGroup):
-    spot: bool = Field(default=True, description="Dask workers tolerate interruption; use spot.")
-
-
 class NodeGroups(_Model):
-    core: NodeGroup = Field(description="On-demand nodes for the gateway, controller, proxy.")
-    workers: WorkerNodeGroup = Field(description="Nodes for Dask schedulers and workers.")
+    core: NodeGroup = Field(
+        description="On-demand managed nodes for the gateway, its controller and proxy, and "
+        "Karpenter itself. Dask schedulers and workers run on Karpenter's NodePools (capacity)."
+    )
+
+
+CapacityType = Literal["spot", "on-demand"]
+Architecture = Literal["amd64", "arm64"]
+Duration = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            r"([0-9]+(s|m|h))+",
+            "a duration of whole seconds, minutes or hours such as 30s, 5m or 720h "
+            "(Karpenter's format)",
+        )
+    ),
+]
+LabelValue = Annotated[
+    str,
+    AfterValidator(_matches(r"[a-z0-9][a-z0-9-]{0,30}", "an instance-type label value (m, m6i)")),
+]
+
+
+class NodePoolCapacity(_Model):
+    """One Karpenter NodePool: what it may launch and what caps it.
+
+    ref: https://karpenter.sh/docs/concepts/nodepools/ (requirements, limits, disruption)
+    """
+
+    capacity_types: list[CapacityType] = Field(
+        min_length=1,
+        description="karpenter.sh/capacity-type values allowed, each one of {spot, on-demand}. "
+        "With both, Karpenter launches spot and falls back to on-demand when spot is short.",
+    )
+    instance_categories: list[LabelValue] = Field(
+        min_length=1,
+        description="karpenter.k8s.aws/instance-category values (c, m, r, ...).",
+    )
+    instance_families: list[LabelValue] = Field(
+        default_factory=list,
+        description="karpenter.k8s.aws/instance-family values (m6i, r7a, ...); empty = every "
+        "family of the categories.",
+    )
+    instance_sizes: list[LabelValue] = Field(
+        default_factory=list,
+        description="karpenter.k8s.aws/instance-size values (xlarge, 2xlarge, ...); empty = any.",
+    )
+    instance_generation_min: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description="Lowest karpenter.k8s.aws/instance-generation allowed (5 = Nitro-era types; "
+        "older ones lack the ENA/NVMe drivers AL2023 expects).",
+    )
+    architectures: list[Architecture] = Field(
+        default_factory=lambda: list[Architecture](["amd64"]),
+        min_length=1,
+        description="kubernetes.io/arch values, each one of {amd64, arm64}; the images' own.",
+    )
+    cpu_limit: int = Field(
+        gt=0, le=100_000, description="NodePool limits.cpu: cores of all its nodes together."
+    )
+    memory_limit_gib: int = Field(
+        gt=0, le=1_000_000, description="NodePool limits.memory in GiB, all its nodes together."
+    )
+    consolidate_after: Duration = Field(
+        default="2m", description="How long a node stays empty before Karpenter removes it."
+    )
+    expire_after: Duration = Field(
+        default="720h", description="Nodes older than this are replaced (patched AMIs)."
+    )
+
+    @field_validator("capacity_types", "instance_categories", "instance_families", "architectures")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        repeated = sorted({v for v in value if value.count(v) > 1})
+        if repeated:
+            raise ValueError(f"must not repeat a value (repeated: {', '.join(repeated)})")
+        return value
+
+
+class SchedulerNodePoolCapacity(NodePoolCapacity):
+    capacity_types: list[CapacityType] = Field(
+        default_factory=lambda: list[CapacityType](["on-demand"]),
+        min_length=1,
+        description="One of {[on-demand]}: losing a scheduler loses the whole Dask cluster.",
+    )
+
+    @field_validator("capacity_types")
+    @classmethod
+    def _on_demand_only(cls, value: list[str]) -> list[str]:
+        if value != ["on-demand"]:
+            raise ValueError(
+                f"schedulers run on on-demand capacity only (got {value}); a spot interruption "
+                "would lose the whole Dask cluster. Allowed: [on-demand]"
+            )
+        return value
+
+
+class Capacity(_Model):
+    """Node capacity from Karpenter: one NodePool for Dask workers, one for schedulers."""
+
+    workers: NodePoolCapacity = Field(description="The dask-workers NodePool.")
+    schedulers: SchedulerNodePoolCapacity = Field(description="The dask-schedulers NodePool.")
+    vm_memory_overhead_percent: float = Field(
+        default=0.075,
+        ge=0,
+        lt=0.5,
+        description="Karpenter's settings.vmMemoryOverheadPercent (a fraction): memory of each "
+        "instance type assumed lost to the hypervisor and OS.",
+    )
+    daemonset_cpu: float = Field(
+        default=0.25,
+        ge=0,
+        le=8,
+        description="Cores requested on every node by DaemonSets (aws-node, kube-proxy, "
+        "eks-pod-identity-agent, ...); a Dask pod must fit beside them.",
+    )
+    daemonset_memory_gib: float = Field(
+        default=0.5,
+        ge=0,
+        le=32,
+        description="Memory (GiB) requested on every node by DaemonSets.",
+    )
+    ami_version: Annotated[
+        str,
+        AfterValidator(
+            _matches(r"latest|v\d{8}", "'latest' or an AL2023 EKS AMI release such as v20251120")
+        ),
+    ] = Field(
+        default="latest",
+        description="The EC2NodeClass AMI alias al2023@<ami_version>; pin a release to change "
+        "node images only on purpose (a new one replaces nodes through drift).",
+    )
+    disk_size_gib: int = Field(
+        default=100, ge=20, le=2000, description="Encrypted gp3 root volume of each node."
+    )
 
 
 # --------------------------------------------------------------------------- EKS access
@@ -466,6 +598,19 @@ class Image(_Model):
         return f"{self.name}:{self.tag}"
 
 
+class GatewayTls(_Model):
+    certificate_arn: Annotated[
+        str, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$")
+    ] = Field(description="ACM certificate covering hostname (arn:aws:acm:...:certificate/...).")
+    hostname: Annotated[
+        str,
+        Field(max_length=253, pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"),
+    ] = Field(
+        description="The gateway's DNS name (a CNAME to the NLB, made by the operator); the "
+        "exported addresses use it so clients verify the certificate."
+    )
+
+
 class Gateway(_Model):
     chart_version: ChartVersion = SUPPORTED_CHART_VERSION
     namespace: Annotated[
@@ -494,6 +639,12 @@ class Gateway(_Model):
         description="LoadBalancer: an internal NLB reachable from ingress_cidrs; "
         "ClusterIP: in-cluster only.",
     )
+    tls: GatewayTls | None = Field(
+        default=None,
+        description="TLS for the gateway API: the NLB terminates it on the web port with an "
+        "ACM certificate (users' bearer tokens and passwords cross it). Required in a "
+        "production stack with service_type LoadBalancer.",
+    )
     values_overlay: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")] | None = Field(
         default=None,
         description="Name of helm/dask-gateway/values.<name>.yaml layered over values.yaml.",
@@ -514,6 +665,11 @@ class Gateway(_Model):
             raise ValueError(
                 f"worker_memory_gib.max ({self.worker_memory_gib.max:g}) exceeds "
                 f"cluster_max_memory_gib ({self.cluster_max_memory_gib:g})"
+            )
+        if self.tls is not None and self.service_type != "LoadBalancer":
+            raise ValueError(
+                "tls: only used with service_type LoadBalancer (the NLB terminates TLS); "
+                f"service_type is {self.service_type!r}"
             )
         bad = sorted(k for k in self.default_environment if k.upper() in FORBIDDEN_ENV_VARS)
         if bad:
@@ -714,6 +870,86 @@ class ImageRefs(_Model):
         return {"name": name, "tag": tag}
 
 
+# --------------------------------------------------------------------------- object stores
+# Other S3-compatible stores (OSN, Ceph, Wasabi): reached by profile name through the platform's
+# AWS config file; the key pair is a Pulumi secret (``object_store_keys``) kept in Secrets
+# Manager. See dask_platform.object_stores.
+
+AddressingStyle = Literal["auto", "virtual", "path"]
+ADDRESSING_STYLES: tuple[AddressingStyle, ...] = ("auto", "virtual", "path")
+
+
+def _endpoint_url(value: str) -> str:
+    """An http(s) URL with a host and nothing a client would not send as an endpoint."""
+    from urllib.parse import urlsplit
+
+    problem = None
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises for a non-numeric port
+    except ValueError as exc:
+        parts, port, problem = None, None, str(exc)
+    if parts is not None and problem is None:
+        if parts.scheme not in {"http", "https"}:
+            problem = "the scheme must be https (or http)"
+        elif not parts.hostname:
+            problem = "it has no host"
+        elif parts.username or parts.password:
+            problem = "it must not carry credentials (the key pair is a Pulumi secret)"
+        elif parts.query or parts.fragment:
+            problem = "it must not have a query or fragment"
+        elif port == 0:
+            problem = "port 0 is not a port"
+    if problem:
+        raise ValueError(
+            f"must be an http(s) endpoint URL such as https://renc.osn.xsede.org "
+            f"({problem}; got {value!r})"
+        )
+    return value.rstrip("/")
+
+
+ObjectStoreName = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            r"[a-z][a-z0-9-]{0,38}[a-z0-9]",
+            "2-40 characters of a-z, 0-9 and '-', starting with a letter (it is the AWS profile "
+            "name users pass, e.g. osn-renci, and part of the Secrets Manager secret name)",
+        )
+    ),
+]
+StoreRegion = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            r"[a-z0-9][a-z0-9-]{0,31}",
+            "a signing region such as us-east-1 (Ceph/OSN often accept any; 1-32 of a-z0-9-)",
+        )
+    ),
+]
+
+
+class ObjectStore(_Model):
+    """One S3-compatible store outside AWS S3, known to users by its profile name."""
+
+    name: ObjectStoreName = Field(
+        description="The AWS profile name users already use (e.g. osn-renci)."
+    )
+    endpoint_url: Annotated[str, AfterValidator(_endpoint_url)] = Field(
+        description="The store's S3 endpoint, e.g. https://renc.osn.xsede.org."
+    )
+    region: StoreRegion | None = Field(
+        default=None, description="Signing region the store expects; unset = the SDK default."
+    )
+    addressing_style: AddressingStyle | None = Field(
+        default=None,
+        description="One of {auto, virtual, path}; most on-premises stores need path.",
+    )
+    teams: list[TeamName] = Field(
+        min_length=1, description="Teams whose roles may read the store's key pair."
+    )
+
+
 class StackConfig(_Model):
     """Everything a stack needs; loaded from ``Pulumi.<stack>.yaml`` (``dask-platform:`` keys)."""
 
@@ -730,6 +966,11 @@ class StackConfig(_Model):
     gateway: Gateway
     ecs: Ecs = Field(default_factory=Ecs)
     images: Images = Field(default_factory=Images)
+    capacity: Capacity
+    object_stores: list[ObjectStore] = Field(
+        default_factory=list,
+        description="Other S3-compatible stores (OSN, Ceph); keys in object_store_keys.",
+    )
     tags: dict[str, str] = Field(default_factory=dict)
 
     def explicit_images(self) -> ImageRefs | None:
@@ -869,12 +1110,70 @@ def _cross_field_problems(data: Mapping[str, Any]) -> list[str]:
                 "team scratch or shared read-only data, not both"
             )
     problems.extend(_image_source_problems(section("images"), section("gateway"), section("ecs")))
-    auth = section("gateway").get("auth")
+    problems.extend(_object_store_problems(data.get("object_stores"), names))
+    gateway = section("gateway")
+    auth = gateway.get("auth")
     if data.get("production") is True and isinstance(auth, dict) and auth.get("type") == "simple":
         problems.append(
             "gateway.auth.type: 'simple' (one shared password) is not allowed in a production "
             "stack; use one of {custom, jupyterhub, kerberos}"
         )
+    if (
+        data.get("production") is True
+        and gateway.get("service_type", "LoadBalancer") == "LoadBalancer"
+        and not gateway.get("tls")
+    ):
+        problems.append(
+            "gateway.tls: required in a production stack (users' bearer tokens cross the "
+            "gateway's address): {certificate_arn: <ACM certificate ARN>, hostname: <its DNS "
+            "name, a CNAME to the NLB>}"
+        )
+    return problems
+
+
+def _capacity_problems(data: Mapping[str, Any]) -> list[str]:
+    """Schedulability: the largest worker the gateway allows (and the scheduler) must fit an
+    instance type its Karpenter NodePool allows. Checked whenever the sections it reads are
+    valid on their own, so it is reported together with every other field error."""
+    from dask_platform.capacity import fit_problems, scheduler_requests
+
+    try:
+        capacity = Capacity.model_validate(data.get("capacity"))
+        gateway = Gateway.model_validate(data.get("gateway"))
+    except ValidationError:
+        return []  # the field errors say what is wrong
+    region = data.get("region")
+    valid_region = isinstance(region, str) and re.fullmatch(REGION_PATTERN, region)
+    scheduler = None
+    try:
+        from dask_platform.gateway_settings import committed_values
+
+        scheduler = scheduler_requests(committed_values(gateway.values_overlay))
+    except (KeyError, ValueError, TypeError):
+        pass  # a values problem is the gateway values' own error, raised where they render
+    return fit_problems(gateway, capacity, region if valid_region else None, scheduler)
+
+
+def _object_store_problems(raw: Any, team_names: list[Any]) -> list[str]:
+    """Store names are unique and every team a store names exists."""
+    stores: list[Any] = raw if isinstance(raw, list) else []
+    problems: list[str] = []
+    names = [s.get("name") for s in stores if isinstance(s, dict)]
+    repeated = sorted({str(n) for n in names if n is not None and names.count(n) > 1})
+    if repeated:
+        problems.append(
+            f"object_stores: store names must be unique (they are profile names; repeated: "
+            f"{', '.join(repeated)})"
+        )
+    known = sorted(str(n) for n in team_names if n is not None)
+    for i, store in enumerate(stores):
+        teams = store.get("teams") if isinstance(store, dict) else None
+        for j, team in enumerate(teams if isinstance(teams, list) else []):
+            if isinstance(team, str) and team not in known:
+                problems.append(
+                    f"object_stores[{i}].teams[{j}]: {team!r} is not a team of this stack "
+                    f"(teams: {', '.join(known) or 'none'})"
+                )
     return problems
 
 
@@ -894,6 +1193,7 @@ def validate_stack_config(
     except ValidationError as exc:
         problems.extend(format_validation_error(exc, StackConfig))
     problems.extend(_cross_field_problems(data))
+    problems.extend(_capacity_problems(data))
     problems.extend(extra_problems or [])
     if problems or config is None:
         raise StackConfigError(problems, source)
@@ -918,7 +1218,9 @@ def decode_config_value(value: Any) -> Any:
 _decode = decode_config_value
 
 
-SECRET_KEYS = frozenset({"gateway_simple_password"})
+SECRET_KEYS = frozenset(
+    {"gateway_simple_password", "gateway_jupyterhub_api_token", "object_store_keys"}
+)
 """Keys that may only be set with ``pulumi config set --secret`` and are not part of the model
 (the program reads them with ``require_secret``)."""
 
@@ -950,17 +1252,31 @@ def secret_problems(raw: Mapping[str, Any], is_secret: Callable[[str], bool]) ->
             )
     gateway = _decode(raw.get(f"{NAMESPACE}:gateway"))
     auth = gateway.get("auth") if isinstance(gateway, dict) else None
-    simple = isinstance(auth, dict) and auth.get("type") == "simple"
-    has_password = f"{NAMESPACE}:gateway_simple_password" in raw
-    if simple and not has_password:
+    auth_type = auth.get("type") if isinstance(auth, dict) else None
+    for name, needed_by in (
+        ("gateway_simple_password", "simple"),
+        # The JupyterHub API token of the hub's `dask-gateway` service; the program puts it in
+        # a Secret the API pod reads (nothing else creates one in the gateway namespace).
+        ("gateway_jupyterhub_api_token", "jupyterhub"),
+    ):
+        present = f"{NAMESPACE}:{name}" in raw
+        if auth_type == needed_by and not present:
+            problems.append(
+                f"{name}: required when gateway.auth.type is {needed_by!r}; set it with "
+                f"`pulumi config set --secret {name}`"
+            )
+        if present and auth_type != needed_by:
+            problems.append(f"{name}: only used when gateway.auth.type is {needed_by!r}; remove it")
+    stores = _decode(raw.get(f"{NAMESPACE}:object_stores"))
+    has_keys = f"{NAMESPACE}:object_store_keys" in raw
+    if isinstance(stores, list) and stores and not has_keys:
         problems.append(
-            "gateway_simple_password: required when gateway.auth.type is 'simple'; set it with "
-            "`pulumi config set --secret gateway_simple_password`"
+            "object_store_keys: required when object_stores is set; set the key pairs with "
+            "`pulumi config set --secret object_store_keys "
+            '\'{"<store>": {"access_key_id": "...", "secret_access_key": "..."}}\'`'
         )
-    if has_password and not simple:
-        problems.append(
-            "gateway_simple_password: only used when gateway.auth.type is 'simple'; remove it"
-        )
+    if has_keys and not (isinstance(stores, list) and stores):
+        problems.append("object_store_keys: only used when object_stores is set; remove it")
     return problems
 
 

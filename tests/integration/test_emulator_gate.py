@@ -182,3 +182,38 @@ def test_the_bare_emulator_enforces_iam_and_toggles(emulator: Any) -> None:
     finally:
         emulator.set_enforcement(True)
     assert emulator.enforcement_enabled()
+
+
+def test_a_token_signed_right_after_a_key_rotation_is_accepted(
+    platform: Any, outputs: dict[str, Any]
+) -> None:
+    """The issuer publishes the next key before it signs with it, so a verifier that has just
+    fetched the JWKS - and will not refetch it for an unknown key id within its cooldown -
+    already holds the key of a token signed right after the rotation."""
+    sub = _sa(outputs, "hydrology")
+    before = platform.emulator().stats()["counters"].get("sts:AssumeRoleWithWebIdentity:rejected")
+    # An unknown key id makes the STS stand-in refetch the JWKS now (or it did within its
+    # cooldown): from here on it cannot refetch for a while.
+    with pytest.raises(ClientError):
+        _exchange(
+            outputs,
+            _foreign_token(
+                {"iss": outputs["oidc_issuer_url"], "sub": sub, "aud": "sts.amazonaws.com"}
+            ),
+        )
+    issuer = platform.issuer_info()
+    response = requests.post(
+        issuer["url"] + "/admin/rotate-signing-key",
+        headers={"Authorization": f"Bearer {issuer['admin_token']}"},
+        timeout=60,
+    )
+    response.raise_for_status()
+    rotated = response.json()
+    token = _mint(platform, {"sub": sub, "aud": "sts.amazonaws.com"})
+    assert jwt.get_unverified_header(token)["kid"] == rotated["kid"]
+    assert _exchange(outputs, token)["Credentials"]["AccessKeyId"]
+    after = platform.emulator().stats()["counters"].get("sts:AssumeRoleWithWebIdentity:rejected")
+    assert after == (before or 0) + 1  # the forged token only
+    refused = [e for e in platform.emulator().sts_log() if e.get("error")]
+    assert refused[-1]["error"] == "InvalidIdentityToken"
+    assert "forged" in refused[-1]["message"] or "kid" in refused[-1]["message"].lower()

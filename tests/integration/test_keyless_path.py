@@ -14,7 +14,9 @@ from dask_platform.local import probes
 WEBHOOK_VARIABLES = {
     "AWS_ROLE_ARN",
     "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ENDPOINT_URL",
+    # The platform AWS config (object store profiles; locally also the emulator as the default
+    # endpoint, in place of an AWS_ENDPOINT_URL that would override every profile's).
+    "AWS_CONFIG_FILE",
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
 }
@@ -55,7 +57,8 @@ def test_workers_hold_no_key_and_only_the_webhook_variables(
             environment["AWS_WEB_IDENTITY_TOKEN_FILE"]
             == (outputs["service_account_token_files"]["hydrology"])
         )
-        assert environment["AWS_ENDPOINT_URL"] == outputs["aws_endpoint_url"]
+        with open(environment["AWS_CONFIG_FILE"]) as config:
+            assert f"endpoint_url = {outputs['aws_endpoint_url']}" in config.read()
 
 
 def test_dataset_round_trip_under_the_team_prefix(

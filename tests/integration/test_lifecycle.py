@@ -48,6 +48,38 @@ def test_status_shows_every_component(small_platform: LocalPlatform) -> None:
     assert "running" in result.output
 
 
+def test_the_gateway_runs_the_charts_rendered_config(small_platform: LocalPlatform) -> None:
+    """One config path: the local gateway runs the file the chart renders for the API pod,
+    byte for byte, with only the local overlay appended after it."""
+    from dask_platform.gateway_pods import CONFIG_FILE, render_gateway
+
+    rendered = render_gateway(small_platform.config.stack)
+    site = small_platform.sites[0]
+    directory = small_platform.config_dir(site)
+    assert {p.name for p in directory.iterdir()} == set(rendered.gateway_files)
+    chart_file = rendered.gateway_files[CONFIG_FILE].rstrip("\n")
+    text = small_platform.config_file(site).read_text()
+    assert text.startswith(chart_file)
+    assert "# From gateway.extraConfig.50-dask-platform" in chart_file
+    assert (
+        'c.DaskGateway.backend_class = "dask_gateway_server.backends.kubernetes.KubeBackend"'
+        in (chart_file)
+    )
+    appended = [
+        line
+        for line in text[len(chart_file) :].splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    overlay = small_platform.site_dir(site) / "overlay.json"
+    assert appended == [
+        "from dask_platform.local.webhook import configure_local_gateway",
+        f"configure_local_gateway(c, {str(overlay)!r})  # noqa: F821",
+    ]
+    assert "load_subconfig" not in text
+    log = small_platform.log("gateway").read_text()
+    assert "dask_gateway_server.backends.local.UnsafeLocalBackend" in log
+
+
 def test_an_idle_cluster_is_shut_down(small_gateway_as: Callable[[str], Any]) -> None:
     gateway = small_gateway_as("alice")
     cluster = gateway.new_cluster()

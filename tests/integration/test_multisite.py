@@ -119,8 +119,14 @@ def test_the_registry_reads_pulumi_output_files() -> None:
     assert prod.auth.oidc is not None
     assert prod.auth.oidc.issuer == "https://keycloak.example.org/realms/earth"
     assert (prod.adaptive.minimum, prod.adaptive.maximum) == (0, 200)
-    assert dev.auth.type == "jupyterhub"
+    # dev: the same realm as prod, its own audience (no TLS: plain http on the NLB).
+    assert dev.auth.type == "custom"
+    assert dev.auth.oidc is not None
+    assert dev.auth.oidc.audience == "dask-gateway-dev"
+    assert dev.address.startswith("http://")
+    assert prod.address == "https://dask.earth.example.org"
     assert dev.proxy_address.startswith("gateway://")
+    assert dev.proxy_address.endswith(":8786")
 
 
 def test_registry_errors_name_the_site_or_file(tmp_path: Path) -> None:
@@ -303,7 +309,16 @@ def test_every_site_is_a_component_with_its_address(
     federation: LocalPlatform, site_outputs: dict[str, Any]
 ) -> None:
     components = {c.name: c for c in federation.status()}
-    assert list(components) == ["emulator", "issuer", "gateway", "gateway-hpc", "gateway-rogue"]
+    # The object stores' stand-ins (local/platform.yaml) are components of their own.
+    stand_ins = {f"object-store-{s.name}" for s in federation.config.stack.object_stores}
+    assert stand_ins <= set(components)
+    assert [c for c in components if c not in stand_ins] == [
+        "emulator",
+        "issuer",
+        "gateway",
+        "gateway-hpc",
+        "gateway-rogue",
+    ]
     assert components["gateway"].address == site_outputs["central"]["gateway_address"]
     assert components["gateway-hpc"].address == site_outputs["hpc"]["gateway_address"]
     assert all(c.alive for c in components.values())

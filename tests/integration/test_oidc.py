@@ -433,14 +433,11 @@ def test_the_gateway_is_configured_as_the_helm_values_say(federation: LocalPlatf
     log = gateway_log(federation)
     assert "Authenticator: 'dask_platform.oidc.gateway.OIDCAuthenticator'" in log
     assert f"OIDC authentication: issuer {overlay['oidc']['issuer']}, audience {AUDIENCE}" in log
-    generated = (federation.site_dir("rogue") / "dask_gateway_config.py").read_text()
+    generated = federation.config_file("rogue").read_text()
     last = generated.splitlines()[-1]
     assert last.startswith("exec(compile(open("), last
     assert "rogue_overlay.py" in last
-    assert (
-        "rogue_overlay.py"
-        not in (federation.site_dir("central") / "dask_gateway_config.py").read_text()
-    )
+    assert "rogue_overlay.py" not in federation.config_file("central").read_text()
 
 
 def test_the_helm_values_configure_this_authenticator() -> None:

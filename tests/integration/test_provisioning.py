@@ -34,7 +34,18 @@ def test_team_roles_carry_the_rendered_documents(
         version = iam.get_policy(PolicyArn=policy["PolicyArn"])["Policy"]["DefaultVersionId"]
         document = iam.get_policy_version(PolicyArn=policy["PolicyArn"], VersionId=version)
         documents.append(document["PolicyVersion"]["Document"])
-    assert documents == [team_scratch_policy(outputs["scratch_bucket"], team)]
+    scratch = team_scratch_policy(outputs["scratch_bucket"], team)
+    assert scratch in documents
+    # And the object-store key policy, for a team granted stores (local/platform.yaml).
+    others = [d for d in documents if d != scratch]
+    stores = outputs.get("object_stores") or {}
+    granted = sorted(s["secret_arn"] for s in stores.values() if team in s["teams"])
+    if granted:
+        assert len(others) == 1
+        assert others[0]["Statement"][0]["Action"] == "secretsmanager:GetSecretValue"
+        assert others[0]["Statement"][0]["Resource"] == granted
+    else:
+        assert others == []
 
 
 def test_the_oidc_provider_is_the_local_issuer(admin: Any, outputs: dict[str, Any]) -> None:

@@ -119,9 +119,22 @@ def _helm_env(props: dict[str, Any]) -> None:
     props["values"]["gateway"]["env"].append({"name": "AWS_SECRET_ACCESS_KEY", "value": "x"})
 
 
+def _scheduler_placement(props: dict[str, Any], pool_role: str) -> None:
+    """Schedulers placed on a Karpenter pool (tolerating its taint); the gateway config left
+    without the do-not-disrupt annotation."""
+    backend = props["values"]["gateway"].setdefault("backend", {})
+    backend.setdefault("scheduler", {})["extraPodConfig"] = {
+        "nodeSelector": {"dask-platform/node-role": pool_role},
+        "tolerations": [
+            {"key": f"dask-platform/{pool_role}", "operator": "Equal", "value": "true"}
+        ],
+    }
+    props["values"]["gateway"]["extraConfig"] = {"50-dask-platform": "c.Backend.x = 1\n"}
+
+
 PLANTS: dict[str, tuple[Callable[[GuardResource], bool], Callable[[dict[str, Any]], None], str]] = {
     "imdsv2-hop-limit-1": (
-        _is(rules.LAUNCH_TEMPLATE, "workers"),
+        _is(rules.LAUNCH_TEMPLATE, "core"),
         lambda p: p["metadataOptions"].update(httpPutResponseHopLimit=2),
         "httpPutResponseHopLimit is 2",
     ),
@@ -170,9 +183,29 @@ PLANTS: dict[str, tuple[Callable[[GuardResource], bool], Callable[[dict[str, Any
         'grants Resource "*"',
     ),
     "no-aws-keys-in-workloads": (
-        _is(rules.HELM_RELEASE_TYPES[0]),
+        _is(rules.HELM_RELEASE_TYPES[0], "gateway"),
         _helm_env,
         "sets AWS_SECRET_ACCESS_KEY",
+    ),
+    "karpenter-nodepool-limits": (
+        _is(rules.NODE_POOL_TYPES[0], "dask-workers"),
+        lambda p: p["spec"].pop("limits"),
+        "NodePool dask-workers has no spec.limits.cpu and spec.limits.memory",
+    ),
+    "karpenter-spot-interruption-queue": (
+        _is(rules.HELM_RELEASE_TYPES[0], "karpenter-controller"),
+        lambda p: p["values"]["settings"].update(interruptionQueue=""),
+        "NodePool(s) dask-workers allow spot capacity",
+    ),
+    "schedulers-on-demand-only": (
+        _is(rules.HELM_RELEASE_TYPES[0], "gateway"),
+        lambda p: _scheduler_placement(p, "workers"),
+        "can get a spot node from NodePool dask-workers",
+    ),
+    "scheduler-do-not-disrupt": (
+        _is(rules.HELM_RELEASE_TYPES[0], "gateway"),
+        lambda p: _scheduler_placement(p, "schedulers"),
+        "run on Karpenter NodePool(s) dask-schedulers but the gateway config",
     ),
 }
 
@@ -208,7 +241,7 @@ def test_planted_access_key_and_simple_auth(
     )
     simple = _mutate(
         resources,
-        _is(rules.HELM_RELEASE_TYPES[0]),
+        _is(rules.HELM_RELEASE_TYPES[0], "gateway"),
         lambda p: p["values"]["gateway"]["auth"].update(type="simple"),
     )
     result = gate(

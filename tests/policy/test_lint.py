@@ -185,3 +185,59 @@ def test_from_lines_get_the_global_arg_defaults() -> None:
 def test_documents_render_as_json() -> None:
     for document in TEMPLATE_DOCUMENTS:
         assert json.loads(document.text) == document.document
+
+
+def test_karpenter_acceptances_stay_narrow() -> None:
+    """The findings accepted for Karpenter's reference IAM are accepted only in its shape."""
+    profile = "arn:aws:iam::123456789012:instance-profile/*"
+    owned = {"StringEquals": {"aws:ResourceTag/kubernetes.io/cluster/dask-dev": "owned"}}
+    scoped = {
+        "Effect": "Allow",
+        "Action": ["iam:AddRoleToInstanceProfile", "iam:DeleteInstanceProfile"],
+        "Resource": profile,
+        "Condition": owned,
+    }
+    assert parliament_findings(_doc("identity", scoped)) == []
+    unscoped = {k: v for k, v in scoped.items() if k != "Condition"}
+    assert {f.issue for f in parliament_findings(_doc("identity", unscoped))} == {
+        "PERMISSIONS_MANAGEMENT_ACTIONS"
+    }
+    # RunInstances split over statements: accepted when together they name every resource type.
+    region = "arn:aws:ec2:us-west-2"
+    split = [
+        {
+            "Effect": "Allow",
+            "Action": "ec2:RunInstances",
+            "Resource": [
+                f"{region}::image/*",
+                f"{region}:*:subnet/*",
+                f"{region}:*:security-group/*",
+            ],
+        },
+        {
+            "Effect": "Allow",
+            "Action": "ec2:RunInstances",
+            "Resource": [f"{region}:*:instance/*", f"{region}:*:network-interface/*"],
+            "Condition": owned,
+        },
+    ]
+    assert parliament_findings(_doc("identity", *split)) == []
+    assert {f.issue for f in parliament_findings(_doc("identity", split[0]))} == {
+        "RESOURCE_MISMATCH"
+    }
+    # The zonal-shift read: "*" only with the resource-identifier condition.
+    zonal = {
+        "Effect": "Allow",
+        "Action": "arc-zonal-shift:GetManagedResource",
+        "Resource": "*",
+        "Condition": {
+            "StringEquals": {
+                "arc-zonal-shift:ResourceIdentifier": (
+                    "arn:aws:eks:us-west-2:123456789012:cluster/dask-dev"
+                )
+            }
+        },
+    }
+    assert parliament_findings(_doc("identity", zonal)) == []
+    bare = {k: v for k, v in zonal.items() if k != "Condition"}
+    assert {f.issue for f in parliament_findings(_doc("identity", bare))} == {"RESOURCE_STAR"}

@@ -56,12 +56,19 @@ def test_the_creator_gets_no_hidden_admin(evaluation):
 
 
 def test_every_listed_role_has_an_access_entry_with_its_policy(evaluation, config):
-    entries = {e.inputs["principalArn"]: e for e in evaluation.of_type(ACCESS_ENTRY)}
+    all_entries = evaluation.of_type(ACCESS_ENTRY)
+    entries = {e.inputs["principalArn"]: e for e in all_entries if e.inputs["type"] == "STANDARD"}
     expected = {arn: ADMIN for arn in config.eks.access.admin_role_arns} | {
         arn: VIEW for arn in config.eks.access.view_role_arns
     }
     assert set(entries) == set(expected)
-    assert all(e.inputs["type"] == "STANDARD" for e in entries.values())
+    # The only other entry lets Karpenter's nodes join (EC2_LINUX, no access policy).
+    (node_entry,) = [e for e in all_entries if e.inputs["type"] != "STANDARD"]
+    assert node_entry.name == "karpenter-node"
+    assert node_entry.inputs["type"] == "EC2_LINUX"
+    roles = evaluation.of_type("aws:iam/role:Role")
+    (node_role,) = [r for r in roles if r.name == "karpenter-node"]
+    assert node_entry.inputs["principalArn"] == node_role.outputs["arn"]
     associations = evaluation.of_type(ASSOCIATION)
     assert {a.inputs["principalArn"]: a.inputs["policyArn"] for a in associations} == expected
     for association in associations:
@@ -228,6 +235,18 @@ def _is_kubernetes(resource) -> bool:
     return resource.type.startswith("kubernetes:")
 
 
+# Karpenter's Kubernetes objects: its two Helm releases, the EC2NodeClass and the NodePools.
+KARPENTER_RELEASES = {"karpenter-crd", "karpenter"}
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def _karpenter_kubernetes(evaluation: Evaluation) -> list:
+    releases = [r for r in evaluation.of_type(RELEASE) if r.inputs["name"] in KARPENTER_RELEASES]
+    return [*releases, *evaluation.of_type(NODE_CLASS), *evaluation.of_type(NODE_POOL)]
+
+
 def test_kubernetes_resources_come_after_capacity_addons_and_access(evaluation, config):
     """From the recorded dependency graph (depends_on, input dependencies, and each resource's
     provider): before the engine creates any Kubernetes object it has created the nodes, every
@@ -241,9 +260,51 @@ def test_kubernetes_resources_come_after_capacity_addons_and_access(evaluation, 
         or (r.type == INGRESS_RULE and r.name.startswith("eks-api-from-"))
     }
     assert {evaluation.by_urn()[u].type for u in required} >= {NODE_GROUP, ADDON, ASSOCIATION}
+    # Only the core group is managed (Dask's nodes come from Karpenter); it is among them.
+    (core,) = evaluation.of_type(NODE_GROUP)
+    assert core.name == "eks-core"
+    assert core.urn in required
+    # Karpenter's releases and NodePools are among the Kubernetes resources checked.
+    karpenter = _karpenter_kubernetes(evaluation)
+    assert {r.inputs["name"] for r in karpenter if r.type == RELEASE} == KARPENTER_RELEASES
+    assert {r.inputs["metadata"]["name"] for r in karpenter if r.type == NODE_POOL} == {
+        "dask-workers",
+        "dask-schedulers",
+    }
+    assert len([r for r in karpenter if r.type == NODE_CLASS]) == 1
+    assert {r.urn for r in karpenter} <= {r.urn for r in kubernetes}
     for resource in kubernetes:
         missing = required - evaluation.prerequisites(resource)
         assert not missing, f"{resource.name} may start before {sorted(missing)}"
+
+
+def test_karpenter_goes_through_the_waiting_kubernetes_provider(evaluation):
+    """Karpenter's Kubernetes objects use the one Kubernetes provider (the one that waits on the
+    cluster's prerequisites); its IAM roles, policies, SQS queue and EventBridge rules are AWS
+    resources on the AWS provider, which wait for nothing of Kubernetes."""
+    (provider,) = [r for r in evaluation.resources if r.type == "pulumi:providers:kubernetes"]
+    karpenter = _karpenter_kubernetes(evaluation)
+    assert len(karpenter) == 5
+    for resource in karpenter:
+        assert resource.provider is not None
+        assert resource.provider.rsplit("::", 1)[0] == provider.urn, resource.name
+    aws_side = [
+        r
+        for r in evaluation.resources
+        if r.name.startswith("karpenter-") and r.type.startswith(("aws:iam/", "aws:sqs/"))
+    ]
+    assert {r.type for r in aws_side} >= {
+        "aws:iam/role:Role",
+        "aws:iam/policy:Policy",
+        "aws:sqs/queue:Queue",
+        "aws:sqs/queuePolicy:QueuePolicy",
+    }
+    index = evaluation.by_urn()
+    for resource in aws_side:
+        assert resource.provider is not None
+        assert index[resource.provider.rsplit("::", 1)[0]].type == "pulumi:providers:aws"
+        needed = {index[u].type for u in evaluation.prerequisites(resource) if u in index}
+        assert not any(t.startswith("kubernetes:") for t in needed), resource.name
 
 
 def test_no_kubernetes_resource_needs_what_only_the_bootstrap_stack_creates(evaluation):
@@ -274,10 +335,11 @@ def test_the_ordering_check_catches_a_provider_without_prerequisites(evaluation)
         stack=evaluation.stack,
         resources=[stripped if r is provider else r for r in evaluation.resources],
     )
-    (release,) = broken.of_type("kubernetes:helm.sh/v3:Release")
-    prerequisites = broken.prerequisites(release)
     addons = {a.urn for a in broken.of_type(ADDON)}
-    assert not addons <= prerequisites
+    (gateway,) = [r for r in broken.of_type(RELEASE) if r.inputs["name"] == "dask-gateway"]
+    # Karpenter's objects too: the NodePools would race the add-ons and the core nodes.
+    for resource in [gateway, *_karpenter_kubernetes(broken)]:
+        assert not addons <= broken.prerequisites(resource), resource.name
 
 
 # --------------------------------------------------------------------------- docs/deploy.md

@@ -196,3 +196,36 @@ def test_missing_settings_is_a_clear_error(repo, monkeypatch):
     loader = PyFileConfigLoader("gateway_config.py", path=str(repo / "helm/dask-gateway"))
     with pytest.raises(RuntimeError, match=f"{SETTINGS_ENV} is not set"):
         loader.load_config()
+
+
+def test_the_handler_merges_the_configured_pod_settings(module, settings):
+    """dask-gateway applies a returned key as KubeClusterConfig(**overrides): it REPLACES the
+    configured value, so the handler must return the chart's settings plus its own."""
+    configured = {
+        "worker_extra_pod_config": {
+            "nodeSelector": {"dask-platform/node-role": "workers"},
+            "tolerations": [{"key": "dask-platform/workers", "operator": "Exists"}],
+        },
+        "scheduler_extra_pod_config": {"nodeSelector": {"dask-platform/node-role": "schedulers"}},
+    }
+    options = module.make_cluster_options(settings, configured)(hydrologist)
+    result = options.get_configuration(options.parse_options({}), hydrologist)
+    assert result["worker_extra_pod_config"] == {
+        **configured["worker_extra_pod_config"],
+        "serviceAccountName": "dask-hydrology",
+    }
+    assert result["scheduler_extra_pod_config"] == {
+        "nodeSelector": {"dask-platform/node-role": "schedulers"},
+        "serviceAccountName": "dask-hydrology",
+    }
+    assert configured["worker_extra_pod_config"].get("serviceAccountName") is None, "not mutated"
+
+
+def test_configure_marks_schedulers_do_not_disrupt(module, settings):
+    c = Config()
+    c.KubeClusterConfig.scheduler_extra_pod_annotations = {"team.example/owner": "x"}
+    module.configure(c, settings)
+    assert c.KubeClusterConfig.scheduler_extra_pod_annotations == {
+        "team.example/owner": "x",
+        "karpenter.sh/do-not-disrupt": "true",
+    }

@@ -20,6 +20,15 @@ from .conftest import document
 S3 = "aws:s3"
 
 
+def gateway_release(evaluation):
+    (release,) = [
+        r
+        for r in evaluation.of_type("kubernetes:helm.sh/v3:Release")
+        if r.inputs["chart"] == "dask-gateway"
+    ]
+    return release
+
+
 def team_roles(evaluation):
     return {
         r.name.removeprefix("team-").removesuffix("-irsa"): r
@@ -113,21 +122,16 @@ def test_every_launch_template_requires_imdsv2_hop_limit_one(evaluation):
         assert metadata["httpEndpoint"] == "enabled"
 
 
-def test_node_groups_use_their_launch_templates(evaluation, config):
-    groups = {g.name: g for g in evaluation.of_type("aws:eks/nodeGroup:NodeGroup")}
-    assert sorted(groups) == ["eks-core", "eks-workers"]
-    assert groups["eks-core"].inputs["capacityType"] == "ON_DEMAND"
-    workers = groups["eks-workers"]
-    assert workers.inputs["capacityType"] == (
-        "SPOT" if config.eks.node_groups.workers.spot else "ON_DEMAND"
-    )
-    assert workers.inputs["taints"] == [
-        {"key": "dask-platform/workers", "value": "true", "effect": "NO_SCHEDULE"}
-    ]
-    for role, group in groups.items():
-        assert group.inputs["launchTemplate"]["id"] == f"{role}-id"
-        assert group.inputs["labels"] == {"dask-platform/node-role": role.removeprefix("eks-")}
-        assert "scalingConfig.desiredSize" in group.ignore_changes
+def test_only_the_core_node_group_is_managed(evaluation):
+    """Dask schedulers and workers get nodes from Karpenter; the one managed group is the
+    on-demand core group on its hardened launch template."""
+    (group,) = evaluation.of_type("aws:eks/nodeGroup:NodeGroup")
+    assert group.name == "eks-core"
+    assert group.inputs["capacityType"] == "ON_DEMAND"
+    assert "taints" not in group.inputs
+    assert group.inputs["launchTemplate"]["id"] == "eks-core-id"
+    assert group.inputs["labels"] == {"dask-platform/node-role": "core"}
+    assert "scalingConfig.desiredSize" in group.ignore_changes
 
 
 def test_scratch_lifecycle(evaluation, config):
@@ -213,7 +217,7 @@ def test_service_accounts_are_bound_to_their_team_role(evaluation, config):
 
 
 def test_chart_is_pinned(evaluation, config):
-    (release,) = evaluation.of_type("kubernetes:helm.sh/v3:Release")
+    release = gateway_release(evaluation)
     assert release.inputs["chart"] == "dask-gateway"
     assert release.inputs["version"] == "2026.3.0" == config.gateway.chart_version
     assert release.inputs["repositoryOpts"] == {"repo": "https://helm.dask.org"}
@@ -228,7 +232,7 @@ def _merged_with_chart_defaults(values):
 
 
 def test_release_values_validate_against_the_upstream_schema(evaluation):
-    (release,) = evaluation.of_type("kubernetes:helm.sh/v3:Release")
+    release = gateway_release(evaluation)
     problems = validate_values(
         _merged_with_chart_defaults(release.inputs["values"]), chart_schema()
     )
@@ -236,7 +240,7 @@ def test_release_values_validate_against_the_upstream_schema(evaluation):
 
 
 def test_schema_validation_catches_a_misspelled_key(evaluation):
-    (release,) = evaluation.of_type("kubernetes:helm.sh/v3:Release")
+    release = gateway_release(evaluation)
     values = _merged_with_chart_defaults(release.inputs["values"])
     values["gateway"]["extraconfig"] = {"oops": "pass"}
     problems = validate_values(values, chart_schema())
@@ -246,7 +250,7 @@ def test_schema_validation_catches_a_misspelled_key(evaluation):
 def test_release_values_carry_the_gateway_config_file_and_settings(evaluation, config, repo):
     import json
 
-    (release,) = evaluation.of_type("kubernetes:helm.sh/v3:Release")
+    release = gateway_release(evaluation)
     gateway = release.inputs["values"]["gateway"]
     assert gateway["extraConfig"] == {
         "50-dask-platform": (repo / "helm/dask-gateway/gateway_config.py").read_text()
@@ -267,7 +271,7 @@ def test_release_values_carry_the_gateway_config_file_and_settings(evaluation, c
 
 def test_no_secret_in_release_values(evaluation):
     """No key material and no password in the (plain, state-visible) values."""
-    (release,) = evaluation.of_type("kubernetes:helm.sh/v3:Release")
+    release = gateway_release(evaluation)
     text = str(release.inputs["values"])
     assert not re.search(r"AKIA[0-9A-Z]{16}", text)
     assert "password" not in text.lower().replace("passwordless", "")
@@ -344,7 +348,7 @@ def test_exports(evaluation, config):
         t: f"s3://{config.scratch.bucket_name}/{t}/" for t in config.team_names
     }
     assert outputs["service_accounts"] == {t: f"dask-{t}" for t in config.team_names}
-    assert outputs["gateway_address"].startswith("http://")
+    assert outputs["gateway_address"].startswith(("http://", "https://"))
     assert outputs["gateway_proxy_address"].startswith("gateway://")
     assert outputs["namespace"] == config.gateway.namespace
     assert "kubeconfig" in evaluation.secret_outputs

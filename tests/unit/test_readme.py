@@ -17,7 +17,8 @@ INLINE = {
     "DataBucket",
     "Oidc",
     "NodeGroup",
-    "WorkerNodeGroup",
+    "NodePoolCapacity",
+    "SchedulerNodePoolCapacity",
     "EcsGpu",
 }
 

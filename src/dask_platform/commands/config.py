@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from dask_platform.pulumi_eval import REPO_DIR
+from dask_platform.project import project_root
 from dask_platform.stack_config import StackConfigError, list_stacks, load_stack_file
 
 app = typer.Typer(help="Stack configuration (Pulumi.<stack>.yaml).", no_args_is_help=True)
@@ -22,11 +22,11 @@ def check(
 ) -> None:
     """Validate stack configs and print every problem with its key path."""
     console = Console()
-    stacks = stack or list_stacks(REPO_DIR)
+    stacks = stack or list_stacks(project_root())
     failed = False
     for name in stacks:
         try:
-            config = load_stack_file(REPO_DIR, name)
+            config = load_stack_file(project_root(), name)
         except StackConfigError as exc:
             failed = True
             console.print(f"[red]✗ {exc}[/red]")

@@ -4,7 +4,9 @@ Starts the local platform (unless one is already running, which is then left run
 alice (team hydrology): creates a cluster with options, scales to two workers, writes and reads
 a dataset under her team's scratch prefix FROM THE WORKERS, shows each worker's AWS identity
 and that no key variable exists on any of them, shows that team climate's prefix is denied,
-shuts the cluster down and stops the platform. Exits 0 only if every check held.
+writes and reads the stand-in OSN store by its profile name (team climate's role is denied the
+store's key by IAM), shows PANGEO_SCRATCH is her own prefix, shuts the cluster down and stops
+the platform. Exits 0 only if every check held.
 """
 
 from __future__ import annotations
@@ -167,6 +169,11 @@ def run_demo(console: Console, outputs: dict[str, Any], passwords: dict[str, str
                 denied.get("error") or "the write succeeded",
             )
         )
+
+        # Object stores by profile name and the personal scratch prefix.
+        from dask_platform.local.object_stores import demo_checks
+
+        checks += [Check(*c) for c in demo_checks(client, outputs, DEMO_USER, other_team)]
 
         name = cluster.name
         client.close()

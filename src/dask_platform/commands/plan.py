@@ -2,22 +2,35 @@
 
 Evaluates the Pulumi program for a committed stack under Pulumi's mocks (no cloud, no
 credentials), prints what it would declare and every IAM document it renders, runs every rule of
-the CrossGuard pack on the recorded resources and lints the IAM documents. Exit 0: clean;
-1: a mandatory violation or lint finding; 2: the stack name or its config is wrong.
+the CrossGuard pack on the recorded resources and lints the IAM documents; renders every Helm
+release it declares from the pinned chart and validates every Kubernetes object (rendered or
+declared) against the stack's Kubernetes schemas and CRDs, then runs checkov's kubernetes checks
+on them. Exit 0: clean; 1: a mandatory violation, lint finding or manifest problem; 2: the stack
+name, its config or the chart cache is wrong, or checkov cannot run.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 import yaml
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from dask_platform.pulumi_eval import REPO_DIR, evaluate_stack
+if TYPE_CHECKING:
+    from dask_platform.guard.lint import LintFinding
+    from dask_platform.guard.manifests import ManifestReport
+    from dask_platform.guard.runner import GateResult
+
+from dask_platform.charts import ChartError
+from dask_platform.commands.plan_capacity import print_capacity
+from dask_platform.project import project_root
+from dask_platform.pulumi_eval import evaluate_stack
 from dask_platform.stack_config import StackConfigError, load_stack_file
 
 
@@ -38,14 +51,31 @@ def plan(
     lint: bool = typer.Option(
         True,
         "--lint/--no-lint",
-        help="Lint the stack's IAM documents with parliament and cloudsplaining (dev tools).",
+        help="Lint the stack's IAM documents with parliament and cloudsplaining, and (with "
+        "--manifests) its Kubernetes objects with checkov (dev tools).",
     ),
-    project_dir: Path = typer.Option(
-        REPO_DIR,
+    manifests: bool = typer.Option(
+        True,
+        "--manifests/--no-manifests",
+        help="Render every Helm release from its pinned chart (chart cache: "
+        "DASK_PLATFORM_CHART_CACHE) and validate every Kubernetes object against the stack's "
+        "eks.kubernetes_version schemas and the CRDs; with --lint also run checkov on them.",
+    ),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Write every declared resource with its inputs, the stack outputs, the rendered "
+        "releases and every problem as one JSON document to stdout (secrets redacted); the "
+        "report goes to stderr.",
+    ),
+    project_dir: Path | None = typer.Option(
+        None,
         "--project-dir",
-        help="Directory holding Pulumi.yaml and the Pulumi.<stack>.yaml files.",
+        help="Directory holding Pulumi.yaml and the Pulumi.<stack>.yaml files "
+        "[default: this checkout].",
         file_okay=False,
         exists=True,
+        show_default=False,
     ),
     pack_config: Path | None = typer.Option(
         None,
@@ -57,10 +87,12 @@ def plan(
     ),
 ) -> None:
     """Evaluate a stack offline, print its resources and IAM documents, run the policy gate."""
-    console = Console()
+    console = Console(stderr=as_json)
     if not console.is_terminal:
         # Piped or in CI: rich would assume 80 columns and squeeze the property column away.
-        console = Console(width=160)
+        console = Console(width=160, stderr=as_json)
+    if project_dir is None:
+        project_dir = project_root()
     try:
         config = load_stack_file(project_dir, stack)
     except StackConfigError as exc:
@@ -70,6 +102,8 @@ def plan(
 
     from dask_platform.guard import documents as iam_documents
     from dask_platform.guard import report
+    from dask_platform.guard.lint import CheckovUnavailable
+    from dask_platform.guard.manifests import check_manifests, plan_document
     from dask_platform.guard.registry import pack_config as stack_pack_config
     from dask_platform.guard.runner import run_evaluation
 
@@ -103,23 +137,60 @@ def plan(
             from dask_platform.guard.lint import lint_documents
 
             findings = lint_documents(stack_documents)
+        kube = None
+        if manifests:
+            progress.update(task, description="Rendering Helm releases, validating manifests")
+            try:
+                kube = check_manifests(evaluation, config.eks.kubernetes_version, checkov=lint)
+            except (ChartError, CheckovUnavailable) as exc:
+                # A chart not pinned or not in the cache, or checkov that cannot start: the
+                # stack cannot be checked at all (the message says how to fix it).
+                console.print(f"[red]✗ {exc}[/red]")
+                raise typer.Exit(2) from None
         checked = time.perf_counter()
 
-    if resources:
-        console.print(report.resources_table(guard_resources))
-    if documents:
-        console.print(f"\n[bold]IAM documents[/bold] ({len(stack_documents)})")
-        console.print(report.documents_group(stack_documents))
+    if as_json:
+        sys.stdout.write(
+            json.dumps(
+                plan_document(evaluation, kube, _problems(result, findings, kube)),
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n"
+        )
+    else:
+        if resources:
+            console.print(report.resources_table(guard_resources))
+        print_capacity(console, config, evaluation)
+        if documents:
+            console.print(f"\n[bold]IAM documents[/bold] ({len(stack_documents)})")
+            console.print(report.documents_group(stack_documents))
     report.verdict(console, result, findings)
+    if kube is not None:
+        report.manifests_verdict(console, kube, checkov=lint)
 
-    failed = bool(result.mandatory) or bool(findings)
+    kube_problems = len(kube.problems) + len(kube.findings) if kube else 0
+    failed = bool(result.mandatory) or bool(findings) or bool(kube_problems)
     summary = (
         f"{stack}: {result.resources_checked} resources, {len(result.policies)} policies, "
-        f"{len(stack_documents)} IAM documents; evaluated in {evaluated - started:.1f}s, "
-        f"checked in {checked - evaluated:.1f}s"
+        f"{len(stack_documents)} IAM documents"
+        + (f", {len(kube.objects)} Kubernetes objects" if kube else "")
+        + f"; evaluated in {evaluated - started:.1f}s, checked in {checked - evaluated:.1f}s"
     )
     if failed:
-        problems = len(result.mandatory) + len(findings or [])
+        problems = len(result.mandatory) + len(findings or []) + kube_problems
         console.print(f"[bold red]✗ {summary}: {problems} mandatory problem(s)[/bold red]")
         raise typer.Exit(1)
     console.print(f"[bold green]✓ {summary}: no mandatory violations[/bold green]")
+
+
+def _problems(
+    result: GateResult, findings: list[LintFinding] | None, kube: ManifestReport | None
+) -> dict[str, list[str]]:
+    """Every problem of the plan by check, as ``plan --json`` reports them."""
+    return {
+        "policies": [f"[{v.policy}] {v.resource}: {v.message}" for v in result.mandatory],
+        "iam_lint": [str(f) for f in findings or []],
+        "kubernetes_schemas": [str(p) for p in kube.problems] if kube else [],
+        "checkov_kubernetes": [str(f) for f in kube.findings] if kube else [],
+    }

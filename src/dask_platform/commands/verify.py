@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -129,6 +130,7 @@ def verify_workers(
         "AWS keys",
         f"{report.team} prefix",
         f"{report.other_team or '-'} prefix",
+        "object stores",
         "versions",
         "",
     ):
@@ -166,6 +168,7 @@ def verify_workers(
             else "none ✓",
             own,
             other if report.other_team else "-",
+            _object_stores_cell(report.object_stores, r.get("object_stores") or {}),
             "[red]" + ", ".join(f"{p} {v}" for p, v in worker.drifted.items()) + "[/red]"
             if worker.drifted
             else "= client ✓",
@@ -185,3 +188,19 @@ def verify_workers(
         f"[green]✓ {len(report.workers)} worker(s) hold no key and act as "
         f"{report.role_arn.rsplit('/', 1)[-1]} only[/green] in {elapsed:.0f}s"
     )
+
+
+def _object_stores_cell(granted: dict[str, bool], access: dict[str, dict[str, Any]]) -> str:
+    """Per store: its key readable when granted, AccessDenied when not."""
+    cells = []
+    for store, allowed in granted.items():
+        outcome = access.get(store, {"ok": False, "error": "not checked"})
+        if allowed:
+            cells.append(
+                f"{store} ✓" if outcome["ok"] else f"[red]{store}: {outcome['error']}[/red]"
+            )
+        elif not outcome["ok"] and "AccessDenied" in str(outcome["error"]):
+            cells.append(f"{store} denied ✓")
+        else:
+            cells.append(f"[red]{store}: {'READABLE' if outcome['ok'] else outcome['error']}[/red]")
+    return "\n".join(cells) or "-"

@@ -41,6 +41,8 @@ SAMPLE_VALUES: dict[str, Any] = {
     "key_arn": f"arn:aws:kms:{SAMPLE_REGION}:{SAMPLE_ACCOUNT}:key/{SAMPLE_KEY_ID}",
     "vpc_id": "vpc-0123456789abcdef0",
     "log_group": "/dask-platform/example",
+    "service_account": "karpenter",
+    "queue_arn": f"arn:aws:sqs:{SAMPLE_REGION}:{SAMPLE_ACCOUNT}:dask-example",
     "launch_resource_arns": [
         f"arn:aws:ec2:{SAMPLE_REGION}:{SAMPLE_ACCOUNT}:subnet/subnet-0123456789abcdef0",
         f"arn:aws:ec2:{SAMPLE_REGION}:{SAMPLE_ACCOUNT}:security-group/sg-0123456789abcdef0",
@@ -63,6 +65,11 @@ _ARN_BY_SUFFIX = (
         f"arn:aws:ecs:{SAMPLE_REGION}:{SAMPLE_ACCOUNT}:task-definition/dask-example:1",
     ),
     ("bucket_arn", "arn:aws:s3:::dask-platform-example-scratch"),
+    (
+        "secret_arn",
+        f"arn:aws:secretsmanager:{SAMPLE_REGION}:{SAMPLE_ACCOUNT}:secret:"
+        "dask-example/object-stores/osn-renci-AbCdEf",
+    ),
 )
 
 

@@ -20,6 +20,11 @@ WILDCARD_RESOURCE_EXCEPTIONS: dict[str, str] = {
         "its only resource type is a container instance, which Fargate tasks do not have; "
         "scope it with the ecs:cluster condition key instead"
     ),
+    "arc-zonal-shift:getmanagedresource": (
+        "its resource types are load balancers only; Karpenter asks about its EKS cluster, which "
+        "has no ARN form here, so the reference scopes it with the "
+        "arc-zonal-shift:ResourceIdentifier condition key (naming the one cluster) instead"
+    ),
 }
 
 

@@ -189,6 +189,15 @@ def policies() -> list[Policy]:
             validate=rules.no_aws_keys_in_stack_outputs_validator,
             enforcement_level=mandatory,
         ),
+        StackValidationPolicy(
+            name="object-store-key-per-team",
+            description="The key pair of an outside object store (OSN, Ceph) is readable only "
+            "by the roles of the teams the stack config allows for it. A GetSecretValue grant on "
+            "another team's store secret - by a literal ARN or a wildcard - would hand that team "
+            "a long-lived key to data it was never given.",
+            validate=rules.object_store_key_per_team_validator,
+            enforcement_level=mandatory,
+        ),
         ResourceValidationPolicy(
             name="gateway-auth-not-simple-in-production",
             description="In a production stack the dask-gateway release never uses 'simple' "
@@ -197,6 +206,38 @@ def policies() -> list[Policy]:
             validate=rules.gateway_auth_not_simple_in_production_validator,
             enforcement_level=mandatory,
             config_schema=_PRODUCTION_SCHEMA,
+        ),
+        ResourceValidationPolicy(
+            name="karpenter-nodepool-limits",
+            description="Every Karpenter NodePool sets spec.limits.cpu and spec.limits.memory. "
+            "Karpenter launches whatever Pending pods ask for; the limits are the only cap on "
+            "what a runaway cluster.scale() or a bad adaptive policy can buy.",
+            validate=rules.karpenter_nodepool_limits_validator,
+            enforcement_level=mandatory,
+        ),
+        StackValidationPolicy(
+            name="karpenter-spot-interruption-queue",
+            description="A stack whose NodePools allow spot runs Karpenter with its interruption "
+            "queue (settings.interruptionQueue). Without it Karpenter does not see the two-minute "
+            "spot notice or rebalance events, and workers die instead of being drained.",
+            validate=rules.karpenter_spot_interruption_queue_validator,
+            enforcement_level=mandatory,
+        ),
+        StackValidationPolicy(
+            name="schedulers-on-demand-only",
+            description="No Dask scheduler can get a spot node: the scheduler pod's nodeSelector "
+            "and tolerations match no NodePool that may launch spot for it. The scheduler holds "
+            "the task graph; an interruption loses the whole cluster, not one worker.",
+            validate=rules.schedulers_on_demand_only_validator,
+            enforcement_level=mandatory,
+        ),
+        StackValidationPolicy(
+            name="scheduler-do-not-disrupt",
+            description="Schedulers that run on Karpenter nodes carry the pod annotation "
+            'karpenter.sh/do-not-disrupt: "true", set by the gateway config, so consolidation, '
+            "drift and expiry never remove a node under a running Dask cluster.",
+            validate=rules.scheduler_do_not_disrupt_validator,
+            enforcement_level=mandatory,
         ),
     ]
 

@@ -1,5 +1,5 @@
 """Rich output for ``dask-platform plan``: the resources a stack declares (type, name, the
-properties a reviewer looks at), its IAM documents, and the verdict."""
+properties a reviewer looks at), its IAM documents, its Kubernetes objects, and the verdict."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from rich.text import Text
 from dask_platform.guard import rules
 from dask_platform.guard.documents import IamDocument
 from dask_platform.guard.lint import LintFinding
+from dask_platform.guard.manifests import ManifestReport
 from dask_platform.guard.runner import GateResult, GuardResource
 from dask_platform.guard.values import as_list, get_path, policy_document
 
@@ -240,4 +241,41 @@ def verdict(
             )
         )
     for finding in lint_findings or []:
+        console.print(Text.assemble(("✗ ", "red"), str(finding)))
+
+
+def manifests_verdict(console: Console, report: ManifestReport, checkov: bool) -> None:
+    """The rendered releases (chart, release, objects) and every manifest problem / checkov
+    finding, one line per object."""
+    table = Table(title=f"Kubernetes objects (schemas of Kubernetes {report.kubernetes_version})")
+    table.add_column("source", no_wrap=True)
+    table.add_column("chart")
+    table.add_column("namespace")
+    table.add_column("objects", justify="right")
+    table.add_column("CRDs", justify="right")
+    for release in report.releases:
+        table.add_row(
+            f"release {release.release}",
+            f"{release.chart}@{release.version}",
+            release.namespace,
+            str(len(release.objects)),
+            str(len(release.crds)),
+        )
+    table.add_row("declared by the program", "", "", str(len(report.declared)), "")
+    console.print(table)
+    rows: list[tuple[str, list[Any]]] = [
+        ("kubernetes-schemas (built-in kinds, CRDs)", list(report.problems))
+    ]
+    if checkov:
+        rows.append(("checkov-kubernetes (less reviewed waivers)", list(report.findings)))
+    for label, found in rows:
+        outcome = (
+            Text("✓ pass", style="green")
+            if not found
+            else Text(f"✗ {len(found)} problem(s)", style="red")
+        )
+        console.print(Text.assemble(f"{label}: ", outcome))
+    for problem in report.problems:
+        console.print(Text.assemble(("✗ ", "red"), ("[kubernetes-schemas] ", "bold"), str(problem)))
+    for finding in report.findings:
         console.print(Text.assemble(("✗ ", "red"), str(finding)))

@@ -671,6 +671,318 @@ def gateway_auth_not_simple_in_production_validator(
         )
 
 
+# --------------------------------------------------------------------------- Karpenter
+
+NODE_POOL_TYPES = ("kubernetes:karpenter.sh/v1:NodePool",)
+KARPENTER_CHART = "karpenter"
+CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
+DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
+# Karpenter's default when a NodePool does not constrain karpenter.sh/capacity-type.
+# ref: https://karpenter.sh/docs/concepts/nodepools/ (spec.template.spec.requirements)
+DEFAULT_CAPACITY_TYPES = ("on-demand",)
+ALL_CAPACITY_TYPES = ("spot", "on-demand", "reserved")
+
+
+def _chart_name(props: Mapping[str, Any]) -> str:
+    chart = props.get("chart")
+    return chart.rstrip("/").rsplit("/", 1)[-1] if isinstance(chart, str) else ""
+
+
+def _pool_name(pool: PolicyResource) -> str:
+    return str(get_path(pool.props, "metadata", "name") or pool.name)
+
+
+def _pool_capacity_types(spec: Any) -> set[str]:
+    """The capacity types a NodePool's requirements allow (Karpenter's defaults when unset)."""
+    allowed = set(DEFAULT_CAPACITY_TYPES)
+    for requirement in as_list(get_path(spec, "template", "spec", "requirements")):
+        if not is_mapping(requirement) or requirement.get("key") != CAPACITY_TYPE_LABEL:
+            continue
+        values = {str(v) for v in as_list(requirement.get("values"))}
+        operator = requirement.get("operator")
+        if operator == "In":
+            allowed = values
+        elif operator == "NotIn":
+            allowed = set(ALL_CAPACITY_TYPES) - values
+        elif operator == "Exists":
+            allowed = set(ALL_CAPACITY_TYPES)
+    return allowed
+
+
+def _node_pools(args: StackValidationArgs) -> list[PolicyResource]:
+    return [r for r in args.resources if r.resource_type in NODE_POOL_TYPES]
+
+
+def karpenter_nodepool_limits_validator(
+    args: ResourceValidationArgs, report_violation: ReportViolation
+) -> None:
+    if args.resource_type not in NODE_POOL_TYPES:
+        return
+    limits = get_path(args.props, "spec", "limits")
+    missing = [k for k in ("cpu", "memory") if not is_mapping(limits) or not limits.get(k)]
+    if missing:
+        report_violation(
+            f"NodePool {get_path(args.props, 'metadata', 'name') or args.name} has no "
+            f"spec.limits.{' and spec.limits.'.join(missing)}: nothing caps how many nodes it "
+            "launches (a runaway cluster.scale() buys instances until the account quota)"
+        )
+
+
+def karpenter_spot_interruption_queue_validator(
+    args: StackValidationArgs, report_violation: ReportViolation
+) -> None:
+    spot_pools = [
+        p for p in _node_pools(args) if "spot" in _pool_capacity_types(p.props.get("spec"))
+    ]
+    if not spot_pools:
+        return
+    releases = [
+        r
+        for r in args.resources
+        if r.resource_type in HELM_RELEASE_TYPES and _chart_name(r.props) == KARPENTER_CHART
+    ]
+    queues = [get_path(_helm_values(r.props), "settings", "interruptionQueue") for r in releases]
+    if not any(queues):
+        names = ", ".join(sorted(_pool_name(p) for p in spot_pools))
+        report_violation(
+            f"NodePool(s) {names} allow spot capacity but no karpenter release sets "
+            "settings.interruptionQueue: without the SQS queue Karpenter never hears the "
+            "two-minute spot notice, so workers die mid-task instead of draining",
+            spot_pools[0].urn,
+        )
+
+
+def _scheduler_pod(props: Mapping[str, Any]) -> tuple[dict[str, str], list[Any]]:
+    """(nodeSelector, tolerations) the dask-gateway chart gives scheduler pods."""
+    pod = get_path(_helm_values(props), "gateway", "backend", "scheduler", "extraPodConfig")
+    selector = get_path(pod, "nodeSelector")
+    selector = {str(k): str(selector[k]) for k in selector} if is_mapping(selector) else {}
+    return selector, [t for t in as_list(get_path(pod, "tolerations")) if is_mapping(t)]
+
+
+def _tolerates(tolerations: list[Any], taint: Any) -> bool:
+    for toleration in tolerations:
+        if toleration.get("effect") not in (None, "", taint.get("effect")):
+            continue
+        operator = toleration.get("operator") or "Equal"
+        if operator == "Exists" and toleration.get("key") in (None, "", taint.get("key")):
+            return True
+        if (
+            operator == "Equal"
+            and toleration.get("key") == taint.get("key")
+            and str(toleration.get("value") or "") == str(taint.get("value") or "")
+        ):
+            return True
+    return False
+
+
+def _pools_for(
+    pools: list[PolicyResource], selector: dict[str, str], tolerations: list[Any]
+) -> list[tuple[PolicyResource, set[str]]]:
+    """The NodePools a pod with this nodeSelector and these tolerations can get a node from,
+    each with the capacity types it could get there."""
+    out = []
+    for pool in pools:
+        spec = pool.props.get("spec")
+        labels = get_path(spec, "template", "metadata", "labels")
+        labels = {str(k): str(labels[k]) for k in labels} if is_mapping(labels) else {}
+        taints = [t for t in as_list(get_path(spec, "template", "spec", "taints")) if is_mapping(t)]
+        if not all(_tolerates(tolerations, t) for t in taints):
+            continue
+        capacity = _pool_capacity_types(spec)
+        if CAPACITY_TYPE_LABEL in selector:
+            capacity &= {selector[CAPACITY_TYPE_LABEL]}
+        other = {k: v for k, v in selector.items() if k != CAPACITY_TYPE_LABEL}
+        if capacity and all(labels.get(k) == v for k, v in other.items()):
+            out.append((pool, capacity))
+    return out
+
+
+def _gateway_releases(args: StackValidationArgs) -> list[PolicyResource]:
+    return [
+        r
+        for r in args.resources
+        if r.resource_type in HELM_RELEASE_TYPES and _is_dask_gateway_chart(r.props)
+    ]
+
+
+def schedulers_on_demand_only_validator(
+    args: StackValidationArgs, report_violation: ReportViolation
+) -> None:
+    pools = _node_pools(args)
+    for release in _gateway_releases(args):
+        selector, tolerations = _scheduler_pod(release.props)
+        for pool, capacity in _pools_for(pools, selector, tolerations):
+            if "spot" in capacity:
+                report_violation(
+                    f"Dask schedulers (nodeSelector {selector or 'none'}) can get a spot node "
+                    f"from NodePool {_pool_name(pool)}: a spot interruption loses the scheduler "
+                    "and with it the whole Dask cluster; select karpenter.sh/capacity-type: "
+                    "on-demand or a pool that allows only on-demand",
+                    release.urn,
+                )
+
+
+def _sets_do_not_disrupt(source: str) -> bool:
+    """Whether gateway config source builds a mapping that carries karpenter.sh/do-not-disrupt:
+    "true" (the key as the literal or as the name DO_NOT_DISRUPT_ANNOTATION of
+    dask_platform.placement) and names ``scheduler_extra_pod_annotations``.
+
+    A static screen for the policy pack, which cannot run dask-gateway-server; `plan` proves the
+    annotation on the scheduler pods the upstream controller builds
+    (dask_platform.gateway_pods.placement_problems)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    if "scheduler_extra_pod_annotations" not in source:
+        return False
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Dict):
+            continue
+        for key, value in zip(node.keys, node.values, strict=True):
+            if key is None:  # a ``**mapping`` entry
+                continue
+            names_annotation = (isinstance(key, ast.Constant) and key.value == DO_NOT_DISRUPT) or (
+                isinstance(key, ast.Name | ast.Attribute)
+                and (getattr(key, "id", None) or getattr(key, "attr", None))
+                == "DO_NOT_DISRUPT_ANNOTATION"
+            )
+            if names_annotation and isinstance(value, ast.Constant) and value.value == "true":
+                return True
+    return False
+
+
+def scheduler_do_not_disrupt_validator(
+    args: StackValidationArgs, report_violation: ReportViolation
+) -> None:
+    pools = _node_pools(args)
+    for release in _gateway_releases(args):
+        selector, tolerations = _scheduler_pod(release.props)
+        reachable = _pools_for(pools, selector, tolerations)
+        if not reachable:
+            continue  # schedulers never run on nodes Karpenter manages
+        extra = get_path(_helm_values(release.props), "gateway", "extraConfig")
+        sources = [str(extra[k]) for k in extra] if is_mapping(extra) else [str(extra or "")]
+        if not any(_sets_do_not_disrupt(source) for source in sources):
+            names = ", ".join(sorted(_pool_name(p) for p, _ in reachable))
+            report_violation(
+                f"Dask schedulers run on Karpenter NodePool(s) {names} but the gateway config "
+                f'(gateway.extraConfig) does not annotate them {DO_NOT_DISRUPT}: "true"; '
+                "consolidation or expiry would remove the node and lose the whole Dask cluster",
+                release.urn,
+            )
+
+
+# --------------------------------------------------------------------------- object stores
+
+SECRET = "aws:secretsmanager/secret:Secret"  # noqa: S105 (a resource type)
+ROLE_POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+PRINCIPAL_POLICY_ATTACHMENTS = (
+    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment",
+    "aws:iam/userPolicyAttachment:UserPolicyAttachment",
+    "aws:iam/policyAttachment:PolicyAttachment",
+)
+TEAM_TAG = "dask-platform/team"
+READ_SECRET_ACTION = "secretsmanager:getsecretvalue"  # noqa: S105 (an IAM action)
+
+
+def _reads_secret(statement: Mapping[str, Any]) -> bool:
+    import fnmatch
+
+    return statement.get("Effect") == "Allow" and any(
+        fnmatch.fnmatchcase(READ_SECRET_ACTION, str(a).lower())
+        for a in as_list(statement.get("Action"))
+    )
+
+
+def _store_secrets(args: StackValidationArgs) -> dict[str, tuple[str, list[str]]]:
+    """Secret ARN -> (store, allowed teams), from the tags the ObjectStores component sets."""
+    from dask_platform.object_stores import OBJECT_STORE_TAG, TEAMS_TAG
+
+    out = {}
+    for secret in (r for r in args.resources if r.resource_type == SECRET):
+        store = get_path(secret.props, "tags", OBJECT_STORE_TAG)
+        if store and secret.props.get("arn"):
+            teams = str(get_path(secret.props, "tags", TEAMS_TAG) or "").split()
+            out[str(secret.props["arn"])] = (str(store), teams)
+    return out
+
+
+def _secrets_granted(document: Any, secrets: Mapping[str, Any]) -> list[str]:
+    import fnmatch
+
+    granted = []
+    for statement in statements(document):
+        if not _reads_secret(statement):
+            continue
+        for resource in as_list(statement.get("Resource")):
+            granted += [a for a in secrets if fnmatch.fnmatchcase(a, str(resource))]
+    return sorted(set(granted))
+
+
+def object_store_key_per_team_validator(
+    args: StackValidationArgs, report_violation: ReportViolation
+) -> None:
+    secrets = _store_secrets(args)
+    if not secrets:
+        return
+    roles: dict[str, PolicyResource] = {}
+    for each in (r for r in args.resources if r.resource_type == ROLE):
+        for key in ("name", "id", "arn"):
+            if each.props.get(key):
+                roles[str(each.props[key])] = each
+    # (where, document, holder): holder is the role, a team name (unattached policy) or None.
+    grants: list[tuple[str, Any, Any]] = []
+    policies = {}
+    for resource in args.resources:
+        if resource.resource_type == "aws:iam/policy:Policy" and resource.props.get("arn"):
+            policies[str(resource.props["arn"])] = resource
+        elif resource.resource_type == "aws:iam/rolePolicy:RolePolicy":
+            holder = roles.get(str(resource.props.get("role")))
+            grants.append((resource.name, policy_document(resource.props.get("policy")), holder))
+        elif resource.resource_type == ROLE:
+            for index, inline in enumerate(as_list(resource.props.get("inlinePolicies"))):
+                document = policy_document(inline.get("policy") if is_mapping(inline) else None)
+                grants.append((f"{resource.name}.inlinePolicies[{index}]", document, resource))
+    attached: set[str] = set()
+    for resource in args.resources:
+        policy = policies.get(str(resource.props.get("policyArn")))
+        if policy is None:
+            continue
+        document = policy_document(policy.props.get("policy"))
+        if resource.resource_type == ROLE_POLICY_ATTACHMENT:
+            attached.add(policy.name)
+            holder = roles.get(str(resource.props.get("role")))
+            grants.append((f"{policy.name} (attached by {resource.name})", document, holder))
+        elif resource.resource_type in PRINCIPAL_POLICY_ATTACHMENTS:
+            attached.add(policy.name)
+            grants.append((f"{policy.name} (attached by {resource.name})", document, None))
+    for policy in policies.values():
+        if policy.name not in attached:
+            # Not attached (yet): judged by the team it is tagged for.
+            team = get_path(policy.props, "tags", TEAM_TAG)
+            grants.append((policy.name, policy_document(policy.props.get("policy")), team))
+    for where, document, holder in grants:
+        if document is None:
+            continue
+        if isinstance(holder, str) or holder is None:
+            team, who = holder, f"policy {where}"
+        else:
+            team = get_path(holder.props, "tags", TEAM_TAG)
+            who = f"role {holder.props.get('name') or holder.name} via {where}"
+        for arn in _secrets_granted(document, secrets):
+            store, allowed = secrets[arn]
+            if team is None or team not in allowed:
+                report_violation(
+                    f"{who} ({f'team {team}' if team else 'no team'}) can read the key of object "
+                    f"store {store!r} ({arn}), which is granted to: {', '.join(allowed) or 'none'};"
+                    " a store's key is readable by the roles of its own teams only"
+                )
+
+
 __all__ = [
     "data_buckets_protected_versioned_validator",
     "ecr_scan_immutable_validator",
@@ -680,11 +992,16 @@ __all__ = [
     "gateway_auth_not_simple_in_production_validator",
     "iam_no_wildcards_validator",
     "imdsv2_hop_limit_validator",
+    "karpenter_nodepool_limits_validator",
+    "karpenter_spot_interruption_queue_validator",
     "no_aws_keys_in_stack_outputs_validator",
     "no_aws_keys_in_workloads_validator",
     "no_long_lived_credentials_validator",
     "no_open_ingress_validator",
+    "object_store_key_per_team_validator",
     "oidc_trust_exact_subject_validator",
     "s3_bucket_companions_validator",
+    "scheduler_do_not_disrupt_validator",
+    "schedulers_on_demand_only_validator",
     "scratch_bucket_lifecycle_validator",
 ]

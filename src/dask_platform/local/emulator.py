@@ -4,6 +4,8 @@
         s3 = aws.client("s3")                 # admin (AdministratorAccess) credentials
         aws.set_enforcement(False)            # moto's /moto-api/reset-auth, if a test needs it
         aws.stats()["counters"]["sts:AssumeRoleWithWebIdentity"]
+        aws.advance_clock(901)                # the emulator's clock (sessions expire by it)
+        aws.sts_log()                         # every AssumeRoleWithWebIdentity, with outcome
 
 The server side is :mod:`dask_platform.local.emulator_server`; its docstring says what the gate
 adds to moto. Nothing starts until :meth:`Emulator.start`.
@@ -49,7 +51,13 @@ class AdminCredentials:
 
 
 class Emulator:
-    """One emulator process. ``state_dir`` holds its ready file and log."""
+    """One emulator process. ``state_dir`` holds its ready file and log.
+
+    ``web_identity_duration``: session seconds when AssumeRoleWithWebIdentity names none
+    (None: STS's 3600). ``minimum_session_seconds``: the least DurationSeconds accepted (None:
+    STS's 900; down to 10 so a test can outlive sessions). Both can change at run time
+    (:meth:`sts_settings`).
+    """
 
     def __init__(
         self,
@@ -58,10 +66,12 @@ class Emulator:
         web_identity_duration: int | None = None,
         port: int = 0,
         marker: Path | None = None,
+        minimum_session_seconds: int | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.region = region
         self.web_identity_duration = web_identity_duration
+        self.minimum_session_seconds = minimum_session_seconds
         self.requested_port = port
         self.marker = marker or self.state_dir
         self._info: dict[str, Any] | None = None
@@ -90,6 +100,8 @@ class Emulator:
         ]
         if self.web_identity_duration is not None:
             argv += ["--web-identity-duration", str(self.web_identity_duration)]
+        if self.minimum_session_seconds is not None:
+            argv += ["--minimum-session-seconds", str(self.minimum_session_seconds)]
         spawned = spawn(
             "emulator",
             argv,
@@ -186,14 +198,19 @@ class Emulator:
             service, endpoint_url=self.endpoint, region_name=self.region, **kwargs
         )
 
-    def _admin_request(self, method: str, path: str, data: bytes | None = None) -> Any:
+    def _admin_request(
+        self, method: str, path: str, data: bytes | None = None, json: Any = None
+    ) -> Any:
         response = requests.request(
             method,
             self.endpoint + path,
             data=data,
+            json=json,
             headers={ADMIN_TOKEN_HEADER: str(self.info["admin_token"])},
             timeout=10,
         )
+        if response.status_code == 400:
+            raise ValueError(response.text.strip())
         response.raise_for_status()
         return response.json()
 
@@ -213,4 +230,37 @@ class Emulator:
         """Counters kept by the gate: ``counters`` (``sts:<Action>``, denials) and
         ``web_identity_by_role`` (role ARN -> AssumeRoleWithWebIdentity calls)."""
         result: dict[str, Any] = self._admin_request("GET", "/dask-platform/stats")
+        return result
+
+    def clock(self) -> dict[str, float]:
+        """The emulator's clock: ``now`` (epoch seconds) and ``offset_seconds`` from this
+        machine's clock."""
+        result: dict[str, float] = self._admin_request("GET", "/dask-platform/clock")
+        return result
+
+    def advance_clock(self, seconds: float) -> dict[str, float]:
+        """Move the emulator's clock forward by ``seconds`` (> 0; it never goes back):
+        sessions expire by this clock, and sessions minted later are stamped with it."""
+        result: dict[str, float] = self._admin_request(
+            "POST", "/dask-platform/clock", json={"advance_seconds": seconds}
+        )
+        return result
+
+    def sts_log(self) -> list[dict[str, Any]]:
+        """Every AssumeRoleWithWebIdentity the emulator answered, oldest first: ``time``
+        (emulator clock), ``role_arn``, ``session_name`` and either ``access_key_id`` +
+        ``expiration`` + ``duration_seconds`` or ``error`` + ``message``."""
+        result: list[dict[str, Any]] = self._admin_request("GET", "/dask-platform/sts-log")
+        return result
+
+    def sts_settings(self, **values: int | None) -> dict[str, Any]:
+        """Read, or with ``values`` change, ``minimum_session_seconds`` (10..900) and
+        ``web_identity_session_seconds`` (the lifetime when a caller names none). Raises
+        ValueError naming the field and its allowed values."""
+        if values:
+            result: dict[str, Any] = self._admin_request(
+                "POST", "/dask-platform/sts-settings", json=values
+            )
+        else:
+            result = self._admin_request("GET", "/dask-platform/sts-settings")
         return result

@@ -9,12 +9,22 @@ writes ``emulator.json`` (endpoint, admin credentials, admin token; mode 0600).
 With enforcement on, moto authorizes every signed call by the caller's IAM policies (Action
 and Resource). The gate in front of it adds exactly what moto lacks and real AWS does:
 
+* Expired STS sessions are refused. moto compares a session's token but never its
+  ``Expiration``; the gate refuses a request signed with a session whose expiration has passed
+  (on the emulator's clock) with AWS's answer for the request's protocol: S3 ``400
+  ExpiredToken`` "The provided token has expired."; query APIs (STS, IAM) ``403 ExpiredToken``;
+  JSON APIs (ECS, ECR, Secrets Manager, ...) ``400 ExpiredTokenException``; REST-JSON APIs
+  ``403 ExpiredTokenException``; EC2 ``400 RequestExpired``. botocore neither retries these
+  nor refreshes on them (it refreshes ahead of ``Expiration`` on its own clock), so a client
+  meets them exactly as on AWS.
 * ``sts:AssumeRoleWithWebIdentity`` is an unsigned call in AWS (the token is the credential),
   but moto crashes on it under enforcement. The gate verifies the token as STS does - the
   issuer must be a registered OIDC provider, the signature must verify against the issuer's
   JWKS, ``aud`` must be one of the provider's client IDs, ``exp`` must lie ahead - evaluates the
-  role's trust policy (Federated principal, ``<issuer>:sub``/``:aud`` conditions), and only then
-  lets moto mint the session, with enforcement suspended for that one request.
+  role's trust policy (Federated principal, ``<issuer>:sub``/``:aud`` conditions), checks
+  ``DurationSeconds``, and only then lets moto mint the session, with authentication skipped
+  for that one request (:func:`dask_platform.local.emulator_moto.unauthenticated`). Every
+  exchange, accepted or refused, goes into the STS call log (``/dask-platform/sts-log``).
 * moto skips ``Condition`` blocks. The list operations (``s3:ListBucket`` and its variants) are
   where the team policies rely on one (``s3:prefix``), so the gate evaluates the caller's
   policies for them with the request's condition keys and refuses with ``AccessDenied``.
@@ -22,13 +32,20 @@ and Resource). The gate in front of it adds exactly what moto lacks and real AWS
   (``/moto-api/``) plus the gate's own (``/dask-platform/``) need the admin token, so a worker
   cannot switch enforcement off.
 
-Requests are served one at a time through the gate's lock, because suspending enforcement is a
-process-wide setting in moto.
+Requests are served concurrently (werkzeug's threaded server); no process-wide moto setting is
+changed per request. The gate's admin API: ``GET stats`` (counters, requests in flight and
+their peak), ``GET sts-log``, ``GET|POST clock`` (the emulator's clock; POST
+``{"advance_seconds": n}`` moves it forward - it never goes back), ``GET|POST sts-settings``
+(``minimum_session_seconds``, ``web_identity_session_seconds``).
+
+ref: https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html#ErrorCodeList
+ref: https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoleWithWebIdentity.html
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -39,16 +56,34 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from dask_platform.local import emulator_moto
 
 ADMIN_USER = "emulator-admin"
 ADMIN_POLICY_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
 ADMIN_TOKEN_HEADER = "X-Dask-Platform-Admin-Token"  # noqa: S105 (a header name)
 READY_FILE = "emulator.json"
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+# STS refuses DurationSeconds under 900. ref: API_AssumeRoleWithWebIdentity.html
+STS_MINIMUM_SESSION_SECONDS = 900
+# The lowest floor the emulator can be set to: tests lower the floor so a job runs across
+# several credential lifetimes in real time (a deviation from AWS, declared in the README).
+LOWEST_SESSION_SECONDS = 10
+# How long the gate keeps a fetched JWKS, and the least time between two refetches for an
+# unknown key id (PyJWKClient's cooldown): a verifier that caches keys as STS does (AWS does
+# not publish its cache time; these are short so tests need not wait). An issuer must publish
+# a key at least JWKS_CACHE_SECONDS before it signs with it (the local issuer does).
+JWKS_CACHE_SECONDS = 10
+JWKS_REFETCH_COOLDOWN_SECONDS = 10
+STS_LOG_LIMIT = 10000
+S3_EXPIRED_MESSAGE = "The provided token has expired."
+EXPIRED_MESSAGE = "The security token included in the request is expired"
 LIST_QUERY_KEYS = frozenset(
     {
         "list-type",
@@ -72,6 +107,7 @@ LIST_QUERY_KEYS = frozenset(
 )
 
 StartResponse = Callable[..., Any]
+Response = tuple[int, str, bytes] | tuple[int, str, bytes, list[tuple[str, str]]]
 
 
 def _xml_escape(text: str) -> str:
@@ -96,11 +132,121 @@ def s3_access_denied(message: str) -> tuple[int, str, bytes]:
     return 403, "application/xml", body.encode()
 
 
+def request_protocol(service: str, environ: dict[str, Any], form: dict[str, str]) -> str:
+    """The AWS protocol of a signed request, from the request itself (what its client used):
+    ``rest-xml`` (S3), ``json``, ``query``, ``ec2`` or ``rest-json``.
+
+    ref: https://smithy.io/2.0/aws/protocols/index.html
+    """
+    if service == "s3":
+        return "rest-xml"
+    content_type = environ.get("CONTENT_TYPE", "")
+    if environ.get("HTTP_X_AMZ_TARGET") or content_type.startswith("application/x-amz-json"):
+        return "json"
+    if "Action" in form:
+        return "ec2" if service == "ec2" else "query"
+    return "rest-json"
+
+
+def expired_token_error(protocol: str, session_token: str) -> Response:
+    """AWS's answer to a request signed with expired session credentials, per protocol.
+
+    ref: https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html#ErrorCodeList
+    ref: https://docs.aws.amazon.com/STS/latest/APIReference/CommonErrors.html
+    ref: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
+    """
+    request_id = secrets.token_hex(8)
+    if protocol == "rest-xml":
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?><Error><Code>ExpiredToken</Code>'
+            f"<Message>{S3_EXPIRED_MESSAGE}</Message>"
+            f"<Token-0>{_xml_escape(session_token)}</Token-0>"
+            f"<RequestId>{request_id}</RequestId><HostId>{request_id}</HostId></Error>"
+        )
+        return 400, "application/xml", body.encode()
+    if protocol == "json":
+        document = {"__type": "ExpiredTokenException", "message": EXPIRED_MESSAGE}
+        return 400, "application/x-amz-json-1.1", json.dumps(document).encode()
+    if protocol == "ec2":
+        body = (
+            "<Response><Errors><Error><Code>RequestExpired</Code>"
+            f"<Message>{EXPIRED_MESSAGE}</Message></Error></Errors>"
+            f"<RequestID>{request_id}</RequestID></Response>"
+        )
+        return 400, "text/xml", body.encode()
+    if protocol == "rest-json":
+        document = {"message": EXPIRED_MESSAGE}
+        headers = [("x-amzn-ErrorType", "ExpiredTokenException")]
+        return 403, "application/json", json.dumps(document).encode(), headers
+    return sts_error("ExpiredToken", EXPIRED_MESSAGE)
+
+
 class WebIdentityRejected(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class BadSetting(ValueError):
+    pass
+
+
+class EmulatorClock:
+    """The emulator's clock: the machine's, plus an offset that only grows.
+
+    ``POST /dask-platform/clock {"advance_seconds": n}`` moves it (a test makes 901 s pass in
+    no time); sessions minted afterwards are stamped with the moved clock, and expiry is
+    checked against it. Clients keep their own clocks: a client refreshing credentials by its
+    clock sees the emulator's clock as running ahead, as with any clock skew.
+    """
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return time.time() + self._offset
+
+    @property
+    def offset(self) -> float:
+        return self._offset
+
+    def advance(self, seconds: float) -> None:
+        if not seconds > 0:
+            raise BadSetting(f"advance_seconds: must be a number > 0, got {seconds!r}")
+        with self._lock:
+            self._offset += float(seconds)
+
+
+@dataclass
+class StsSettings:
+    """STS's session lifetimes as the emulator applies them."""
+
+    minimum_session_seconds: int = STS_MINIMUM_SESSION_SECONDS
+    web_identity_session_seconds: int | None = None  # None: STS's default, 3600
+
+    def update(self, values: dict[str, Any]) -> None:
+        unknown = sorted(set(values) - {"minimum_session_seconds", "web_identity_session_seconds"})
+        if unknown:
+            raise BadSetting(
+                f"{', '.join(unknown)}: unknown; allowed: minimum_session_seconds, "
+                "web_identity_session_seconds"
+            )
+        minimum = int(values.get("minimum_session_seconds", self.minimum_session_seconds))
+        if not LOWEST_SESSION_SECONDS <= minimum <= STS_MINIMUM_SESSION_SECONDS:
+            raise BadSetting(
+                f"minimum_session_seconds: must lie between {LOWEST_SESSION_SECONDS} and "
+                f"{STS_MINIMUM_SESSION_SECONDS} (STS's minimum), got {minimum}"
+            )
+        default = values.get("web_identity_session_seconds", self.web_identity_session_seconds)
+        if default is not None and not minimum <= int(default) <= 43200:
+            raise BadSetting(
+                f"web_identity_session_seconds: must lie between minimum_session_seconds "
+                f"({minimum}) and 43200, got {default}"
+            )
+        self.minimum_session_seconds = minimum
+        self.web_identity_session_seconds = None if default is None else int(default)
 
 
 class Gate:
@@ -112,14 +258,27 @@ class Gate:
         admin_token: str,
         account_id: str,
         web_identity_duration: int | None,
+        minimum_session_seconds: int = STS_MINIMUM_SESSION_SECONDS,
+        clock: EmulatorClock | None = None,
     ) -> None:
         self.app = app
         self.admin_token = admin_token
         self.account_id = account_id
-        self.web_identity_duration = web_identity_duration
+        self.clock = clock or EmulatorClock()
+        self.sts_settings = StsSettings()
+        self.sts_settings.update(
+            {
+                "minimum_session_seconds": minimum_session_seconds,
+                "web_identity_session_seconds": web_identity_duration,
+            }
+        )
+        # Guards the counters and the log only; moto is never called under it.
         self.lock = threading.Lock()
         self.stats: Counter[str] = Counter()
         self.web_identity_by_role: Counter[str] = Counter()
+        self.sts_log: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._jwks_clients: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ WSGI entry
@@ -131,11 +290,9 @@ class Gate:
                 environ.get("HTTP_X_DASK_PLATFORM_ADMIN_TOKEN", ""), self.admin_token
             ):
                 return self._respond(start_response, 403, "text/plain", b"admin token required\n")
-            if path == "/dask-platform/stats":
-                return self._respond(
-                    start_response, 200, "application/json", json.dumps(self.snapshot()).encode()
-                )
-            return self._forward(environ, start_response, suspend_enforcement=False)
+            if path.startswith("/dask-platform/"):
+                return self._admin(environ, start_response, path.removeprefix("/dask-platform/"))
+            return self._forward(environ, start_response, authenticate=True)
 
         query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         authorization = environ.get("HTTP_AUTHORIZATION", "")
@@ -144,16 +301,26 @@ class Gate:
             return self._unsigned(environ, start_response, query)
 
         access_key_id, service = credential
+        session = emulator_moto.session(self.account_id, access_key_id)
+        form = _form(_read_body(environ), query) if service != "s3" else {}
+        if session is not None and self.clock.now() >= session.expiration:
+            self._count(f"{service}:expired-token")
+            token = (
+                environ.get("HTTP_X_AMZ_SECURITY_TOKEN")
+                or query.get("X-Amz-Security-Token", [""])[0]
+            )
+            return self._respond(
+                start_response,
+                *expired_token_error(request_protocol(service, environ, form), token),
+            )
         if service == "sts":
-            body = _read_body(environ)
-            action = _param(body, query, "Action") or "unknown"
-            self._count(f"sts:{action}")
+            self._count(f"sts:{form.get('Action') or 'unknown'}")
         elif service == "s3":
-            denied = self._list_denied(environ, query, access_key_id)
+            denied = self._list_denied(environ, query, session)
             if denied is not None:
                 self._count("s3:denied-by-condition")
                 return self._respond(start_response, *s3_access_denied(denied))
-        return self._forward(environ, start_response, suspend_enforcement=False)
+        return self._forward(environ, start_response, authenticate=True)
 
     def _count(self, key: str) -> None:
         with self.lock:
@@ -164,7 +331,42 @@ class Gate:
             return {
                 "counters": dict(self.stats),
                 "web_identity_by_role": dict(self.web_identity_by_role),
+                "in_flight": self.in_flight,
+                "peak_in_flight": self.peak_in_flight,
             }
+
+    # ------------------------------------------------------------------ the gate's admin API
+
+    def _admin(
+        self, environ: dict[str, Any], start_response: StartResponse, name: str
+    ) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            body = json.loads(_read_body(environ) or b"{}") if method == "POST" else {}
+            if name == "stats" and method == "GET":
+                result: Any = self.snapshot()
+            elif name == "sts-log" and method == "GET":
+                with self.lock:
+                    result = list(self.sts_log)
+            elif name == "clock":
+                if method == "POST":
+                    self.clock.advance(float(body.get("advance_seconds", 0)))
+                result = {"now": self.clock.now(), "offset_seconds": self.clock.offset}
+            elif name == "sts-settings":
+                if method == "POST":
+                    self.sts_settings.update(body)
+                result = asdict(self.sts_settings)
+            else:
+                return self._respond(
+                    start_response,
+                    404,
+                    "text/plain",
+                    f"no such admin endpoint: {method} /dask-platform/{name}; known: GET stats, "
+                    "GET sts-log, GET|POST clock, GET|POST sts-settings\n".encode(),
+                )
+        except (BadSetting, ValueError, TypeError, AttributeError) as exc:
+            return self._respond(start_response, 400, "text/plain", f"{exc}\n".encode())
+        return self._respond(start_response, 200, "application/json", json.dumps(result).encode())
 
     # ------------------------------------------------------------------ unsigned requests
 
@@ -172,21 +374,27 @@ class Gate:
         self, environ: dict[str, Any], start_response: StartResponse, query: dict[str, list[str]]
     ) -> Iterable[bytes]:
         body = _read_body(environ) if environ.get("REQUEST_METHOD") == "POST" else b""
-        action = _param(body, query, "Action")
-        if action != "AssumeRoleWithWebIdentity":
+        params = _form(body, query)
+        if params.get("Action") != "AssumeRoleWithWebIdentity":
             self._count("anonymous:denied")
             return self._respond(
                 start_response,
                 *s3_access_denied("Anonymous requests are refused; sign the request."),
             )
         self._count("sts:AssumeRoleWithWebIdentity")
-        params = _form(body, query)
+        entry: dict[str, Any] = {
+            "time": self.clock.now(),
+            "action": "AssumeRoleWithWebIdentity",
+            "role_arn": params.get("RoleArn", ""),
+            "session_name": params.get("RoleSessionName", ""),
+        }
         try:
             role_arn, duration = self._verify_web_identity(params)
         except WebIdentityRejected as exc:
             self._count("sts:AssumeRoleWithWebIdentity:rejected")
+            self._log({**entry, "error": exc.code, "message": exc.message})
             return self._respond(start_response, *sts_error(exc.code, exc.message))
-        if "DurationSeconds" not in params and duration is not None:
+        if "DurationSeconds" not in params:
             params["DurationSeconds"] = str(duration)
             encoded = urllib.parse.urlencode(params).encode()
             environ["wsgi.input"] = io.BytesIO(encoded)
@@ -196,11 +404,17 @@ class Gate:
             environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded; charset=utf-8"
         with self.lock:
             self.web_identity_by_role[role_arn] += 1
-        return self._forward(environ, start_response, suspend_enforcement=True)
+        chunks = self._forward(environ, start_response, authenticate=False)
+        self._log({**entry, **_issued_credentials(b"".join(chunks)), "duration_seconds": duration})
+        return chunks
 
-    def _verify_web_identity(self, params: dict[str, str]) -> tuple[str, int | None]:
+    def _log(self, entry: dict[str, Any]) -> None:
+        with self.lock:
+            self.sts_log.append(entry)
+            del self.sts_log[:-STS_LOG_LIMIT]
+
+    def _verify_web_identity(self, params: dict[str, str]) -> tuple[str, int]:
         import jwt
-        from moto.iam.models import iam_backends
 
         from dask_platform.iam import issuer_host
         from dask_platform.local.iam_eval import (
@@ -219,9 +433,8 @@ class Gate:
         issuer = str(unverified.get("iss", ""))
         host = issuer_host(issuer)
         provider_arn = f"arn:aws:iam::{self.account_id}:oidc-provider/{host}"
-        backend = iam_backends[self.account_id]["aws"]
-        provider = backend.open_id_providers.get(provider_arn)
-        if provider is None:
+        audiences = emulator_moto.oidc_provider_audiences(self.account_id, provider_arn)
+        if audiences is None:
             raise WebIdentityRejected(
                 "InvalidIdentityToken",
                 f"No OpenIDConnect provider found in your account for {issuer}",
@@ -232,7 +445,7 @@ class Gate:
                 token,
                 signing_key.key,
                 algorithms=["RS256"],
-                audience=list(provider.client_id_list),
+                audience=audiences,
                 issuer=issuer,
                 options={"require": ["exp", "iat", "iss", "sub", "aud"]},
             )
@@ -240,17 +453,16 @@ class Gate:
             raise WebIdentityRejected("ExpiredTokenException", "Token is expired") from None
         except jwt.PyJWTError as exc:
             raise WebIdentityRejected("InvalidIdentityToken", f"token rejected: {exc}") from None
-        try:
-            role = backend.get_role_by_arn(role_arn)
-        except Exception:
+        role = emulator_moto.role(self.account_id, role_arn)
+        if role is None:
             raise WebIdentityRejected(
                 "AccessDenied",
                 f"Not authorized to perform sts:AssumeRoleWithWebIdentity on {role_arn}",
-            ) from None
+            )
         aud = claims["aud"]
         try:
             decision = evaluate(
-                [_policy_document(role.assume_role_policy_document)],
+                [role.trust_policy],
                 Request(
                     action="sts:AssumeRoleWithWebIdentity",
                     principal=("Federated", provider_arn),
@@ -265,14 +477,15 @@ class Gate:
                 f"Not authorized to perform sts:AssumeRoleWithWebIdentity: the trust policy of "
                 f"{role_arn} does not allow sub={claims['sub']!r}",
             )
+        settings = self.sts_settings
         requested = params.get("DurationSeconds")
-        duration = int(requested) if requested else self.web_identity_duration
-        max_duration = int(role.max_session_duration or 3600)
-        if duration is not None and not 900 <= duration <= max_duration:
+        duration = int(requested) if requested else settings.web_identity_session_seconds or 3600
+        minimum = settings.minimum_session_seconds
+        if not minimum <= duration <= role.max_session_duration:
             raise WebIdentityRejected(
                 "ValidationError",
-                f"DurationSeconds {duration} must lie between 900 and the role's "
-                f"MaxSessionDuration {max_duration}",
+                f"DurationSeconds {duration} must lie between {minimum} and the role's "
+                f"MaxSessionDuration {role.max_session_duration}",
             )
         return role_arn, duration
 
@@ -284,16 +497,25 @@ class Gate:
             discovery = issuer.rstrip("/") + "/.well-known/openid-configuration"
             with urllib.request.urlopen(discovery, timeout=5) as response:  # noqa: S310
                 jwks_uri = json.load(response)["jwks_uri"]
-            # PyJWKClient refetches the JWKS when it meets an unknown key id, which is how a
-            # rotated signing key becomes valid here.
-            client = jwt.PyJWKClient(jwks_uri, cache_keys=False, lifespan=60)
+            # A verifier that caches the JWKS (as STS does) and refetches it for an unknown key
+            # id at most every cooldown: a key becomes valid here once it is published long
+            # enough, which is what the issuer guarantees (it publishes the next key early).
+            client = jwt.PyJWKClient(
+                jwks_uri,
+                cache_keys=False,
+                lifespan=JWKS_CACHE_SECONDS,
+                cooldown_duration=JWKS_REFETCH_COOLDOWN_SECONDS,
+            )
             self._jwks_clients[issuer] = client
         return client
 
     # ------------------------------------------------------------------ S3 list conditions
 
     def _list_denied(
-        self, environ: dict[str, Any], query: dict[str, list[str]], access_key_id: str
+        self,
+        environ: dict[str, Any],
+        query: dict[str, list[str]],
+        session: emulator_moto.Session | None,
     ) -> str | None:
         if environ.get("REQUEST_METHOD") not in {"GET", "HEAD"}:
             return None
@@ -301,9 +523,12 @@ class Gate:
         bucket = parts[0]
         if not bucket or (len(parts) > 1 and parts[1]) or not set(query) <= LIST_QUERY_KEYS:
             return None
-        role_arn, documents = self._assumed_role_policies(access_key_id)
-        if role_arn is None:
+        if session is None:
             return None  # not a session of a role: moto alone authorizes it
+        role_arn = session.role_arn
+        documents = emulator_moto.role_policies(self.account_id, role_arn)
+        if session.policy:
+            documents.append(emulator_moto.policy_document(session.policy))
         from dask_platform.local.iam_eval import (
             Decision,
             Request,
@@ -340,82 +565,80 @@ class Gate:
             f"with prefix {prefix!r}"
         )
 
-    def _assumed_role_policies(self, access_key_id: str) -> tuple[str | None, list[Any]]:
-        from moto.iam.models import iam_backends
-        from moto.sts.models import sts_backends
-
-        with self.lock:
-            sessions = list(sts_backends[self.account_id]["aws"].assumed_roles)
-            match = next((s for s in sessions if s.access_key_id == access_key_id), None)
-            if match is None:
-                return None, []
-            backend = iam_backends[self.account_id]["aws"]
-            role_name = match.role_arn.split("/")[-1]
-            documents: list[Any] = [
-                _policy_document(backend.get_role_policy(role_name, name)[1])
-                for name in backend.list_role_policies(role_name)
-            ]
-            attached, _ = backend.list_attached_role_policies(role_name, max_items=1000)
-            for policy in attached:
-                version = next(v for v in policy.versions if v.is_default)
-                documents.append(_policy_document(version.document))
-            if match.policy:
-                documents.append(_policy_document(match.policy))
-        return match.role_arn, documents
-
     # ------------------------------------------------------------------ plumbing
 
     def _forward(
-        self, environ: dict[str, Any], start_response: StartResponse, suspend_enforcement: bool
-    ) -> Iterable[bytes]:
-        from moto import settings
-        from moto.core.responses import ActionAuthenticatorMixin
-
+        self, environ: dict[str, Any], start_response: StartResponse, authenticate: bool
+    ) -> list[bytes]:
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             captured["status"], captured["headers"] = status, headers
             return lambda data: None
 
-        with self.lock:
-            saved = (settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count)
-            if suspend_enforcement:
-                settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
+        bypass = contextlib.nullcontext() if authenticate else emulator_moto.unauthenticated()
+        with bypass, self._in_moto():
+            result = self.app(environ, capture)
             try:
-                result = self.app(environ, capture)
-                try:
-                    chunks = list(result)
-                finally:
-                    close = getattr(result, "close", None)
-                    if close is not None:
-                        close()
+                chunks = list(result)
             finally:
-                if suspend_enforcement:
-                    settings.INITIAL_NO_AUTH_ACTION_COUNT = saved[0]
-                    ActionAuthenticatorMixin.request_count = saved[1]
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
         start_response(captured["status"], captured["headers"])
         return chunks
 
+    @contextlib.contextmanager
+    def _in_moto(self) -> Iterator[None]:
+        """Counts the requests inside moto's app at this moment (and the peak), as close to
+        the app call as possible, so any serialization in front of it would show as 1."""
+        with self.lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
     @staticmethod
     def _respond(
-        start_response: StartResponse, status: int, content_type: str, body: bytes
-    ) -> Iterable[bytes]:
-        reason = {200: "OK", 400: "Bad Request", 403: "Forbidden"}.get(status, "Error")
+        start_response: StartResponse,
+        status: int,
+        content_type: str,
+        body: bytes,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> list[bytes]:
+        reason = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found"}.get(
+            status, "Error"
+        )
         start_response(
             f"{status} {reason}",
-            [("Content-Type", content_type), ("Content-Length", str(len(body)))],
+            [
+                ("Content-Type", content_type),
+                ("Content-Length", str(len(body))),
+                *(headers or []),
+            ],
         )
         return [body]
 
 
-def _policy_document(document: Any) -> Any:
-    if isinstance(document, dict):
-        return document
-    text = str(document)
+def _issued_credentials(body: bytes) -> dict[str, Any]:
+    """AccessKeyId and Expiration of an AssumeRoleWithWebIdentity response (no secret)."""
     try:
-        return json.loads(text)
-    except ValueError:
-        return json.loads(urllib.parse.unquote(text))
+        root = ET.fromstring(body)  # noqa: S314 (moto's own response)
+    except ET.ParseError:
+        return {"error": "unparsable response"}
+    found: dict[str, Any] = {}
+    for element in root.iter():
+        tag = element.tag.rsplit("}", 1)[-1]
+        if tag == "AccessKeyId":
+            found["access_key_id"] = element.text
+        elif tag == "Expiration":
+            found["expiration"] = element.text
+        elif tag == "Code":
+            found["error"] = element.text
+    return found
 
 
 def _credential_scope(authorization: str, query: dict[str, list[str]]) -> tuple[str, str] | None:
@@ -440,30 +663,23 @@ def _read_body(environ: dict[str, Any]) -> bytes:
 
 def _form(body: bytes, query: dict[str, list[str]]) -> dict[str, str]:
     values = {k: v[0] for k, v in query.items()}
-    values.update(
-        {k: v[0] for k, v in urllib.parse.parse_qs(body.decode(errors="replace")).items()}
-    )
+    if body[:1] not in (b"{", b""):  # form-encoded (query protocol), never a JSON document
+        values.update(
+            {k: v[0] for k, v in urllib.parse.parse_qs(body.decode(errors="replace")).items()}
+        )
     return values
-
-
-def _param(body: bytes, query: dict[str, list[str]], name: str) -> str | None:
-    return _form(body, query).get(name)
 
 
 # ---------------------------------------------------------------------- process entry point
 
 
-def _bootstrap_admin(account_id: str) -> dict[str, str]:
-    from moto.iam.models import iam_backends
-
-    backend = iam_backends[account_id]["aws"]
-    backend.create_user("us-east-1", ADMIN_USER)
-    backend.attach_user_policy(ADMIN_POLICY_ARN, ADMIN_USER)
-    key = backend.create_access_key(ADMIN_USER)
-    return {"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key}
-
-
-def serve(state_dir: Path, host: str, port: int, web_identity_duration: int | None) -> None:
+def serve(
+    state_dir: Path,
+    host: str,
+    port: int,
+    web_identity_duration: int | None,
+    minimum_session_seconds: int = STS_MINIMUM_SESSION_SECONDS,
+) -> None:
     # AWS-managed policies (AdministratorAccess for the operator user) load only when asked.
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     from moto import settings
@@ -477,7 +693,13 @@ def serve(state_dir: Path, host: str, port: int, web_identity_duration: int | No
 
     from dask_platform.local.processes import write_json_atomic
 
-    admin = _bootstrap_admin(DEFAULT_ACCOUNT_ID)
+    clock = EmulatorClock()
+    emulator_moto.install(clock.now)
+    admin = emulator_moto.bootstrap_admin(DEFAULT_ACCOUNT_ID, ADMIN_USER, ADMIN_POLICY_ARN)
+    # Object store keys: GetSecretValue authorized against the secret's ARN, as in IAM.
+    from dask_platform.local.moto_secrets import enforce_secret_resources
+
+    enforce_secret_resources()
     # Enforcement on from the first request: moto's "number of unauthenticated requests
     # before enforcement" is 0. ref: https://docs.getmoto.org/en/latest/docs/iam.html
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
@@ -487,6 +709,8 @@ def serve(state_dir: Path, host: str, port: int, web_identity_duration: int | No
         admin_token=admin_token,
         account_id=DEFAULT_ACCOUNT_ID,
         web_identity_duration=web_identity_duration,
+        minimum_session_seconds=minimum_session_seconds,
+        clock=clock,
     )
     server = make_server(host, port, gate, threaded=True, request_handler=MotoRequestHandler)
     bound_port = server.socket.getsockname()[1]
@@ -522,9 +746,31 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="Session seconds when AssumeRoleWithWebIdentity names none (STS's default: 3600).",
     )
+    parser.add_argument(
+        "--minimum-session-seconds",
+        type=int,
+        default=STS_MINIMUM_SESSION_SECONDS,
+        help=f"The least DurationSeconds STS accepts ({STS_MINIMUM_SESSION_SECONDS}, STS's "
+        f"minimum; down to {LOWEST_SESSION_SECONDS} so tests can outlive several sessions).",
+    )
     args = parser.parse_args(argv)
     try:
-        serve(args.state_dir, args.host, args.port, args.web_identity_duration)
+        StsSettings().update(
+            {
+                "minimum_session_seconds": args.minimum_session_seconds,
+                "web_identity_session_seconds": args.web_identity_duration,
+            }
+        )
+    except BadSetting as exc:
+        parser.error(str(exc))
+    try:
+        serve(
+            args.state_dir,
+            args.host,
+            args.port,
+            args.web_identity_duration,
+            args.minimum_session_seconds,
+        )
     except OSError as exc:
         print(f"emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

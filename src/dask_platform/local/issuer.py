@@ -1,7 +1,8 @@
 """The local OIDC issuer: it plays the EKS cluster's issuer and the kubelet's token projection.
 
-* :class:`SigningKeys` - RSA keys with key ids; :meth:`SigningKeys.rotate` makes a new key
-  current and keeps the old public key in the JWKS until every token it signed has expired.
+* :class:`SigningKeys` - RSA keys with key ids; the JWKS holds the next key ahead of its use
+  (``next_key_lead_seconds``); :meth:`SigningKeys.rotate` makes it current and keeps the old
+  public key in the JWKS until every token it signed has expired.
 * :class:`Issuer` - :meth:`Issuer.mint` turns claims into a signed JWT (``iss``/``iat``/``exp``
   added); :meth:`Issuer.service_account_token` builds the claims EKS puts in a projected
   ServiceAccount token. User tokens with a ``groups`` claim are just other claims: the identity
@@ -11,8 +12,9 @@
 * ``python -m dask_platform.local.issuer`` serves ``/.well-known/openid-configuration`` and the
   JWKS over HTTP on a free loopback port and runs the projector; with an ``identity_provider``
   in its spec also ``/token``, ``/device/code`` and ``/device`` (password, refresh-token and
-  device-code grants); ``/admin/*`` (bearer admin token) mints tokens, rotates the signing key,
-  forces a token rotation or reports how often the JWKS was fetched.
+  device-code grants); ``/admin/*`` (bearer admin token) mints tokens, rotates the signing key
+  (waiting, if need be, until the next key has been published for the lead time), forces a
+  token rotation or reports how often the JWKS was fetched.
 
 ref: https://kubernetes.io/docs/concepts/storage/projected-volumes/#serviceaccounttoken
 ref: https://openid.net/specs/openid-connect-discovery-1_0.html
@@ -40,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from dask_platform.iam import service_account_name
+from dask_platform.local.emulator_server import JWKS_CACHE_SECONDS
 from dask_platform.local.processes import write_json_atomic
 
 READY_FILE = "issuer.json"
@@ -47,56 +50,108 @@ ALGORITHM = "RS256"
 STS_AUDIENCE = "sts.amazonaws.com"
 # The kubelet refreshes a projected token once it is older than 80% of its lifetime.
 REFRESH_FRACTION = 0.8
+# A next key signs only after it has been in the JWKS this long: at least the longest time a
+# verifier here keeps a fetched JWKS (the STS stand-in's cache).
+NEXT_KEY_LEAD_SECONDS = JWKS_CACHE_SECONDS
 
 
 @dataclass
 class SigningKey:
     kid: str
     private_key: rsa.RSAPrivateKey
-    created: float
-    retired: float | None = None
+    published: float  # in the JWKS from then on
+    activated: float | None = None  # signing from then on
+    retired: float | None = None  # signing no more (still in the JWKS for a while)
 
     def public_jwk(self) -> dict[str, Any]:
         jwk: dict[str, Any] = RSAAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
         return {**jwk, "kid": self.kid, "use": "sig", "alg": ALGORITHM}
 
 
-class SigningKeys:
-    """The issuer's keys, persisted (mode 0600) so an issuer restart keeps validating tokens."""
+class NextKeyNotReady(Exception):
+    """The next key has not been in the JWKS for ``next_key_lead_seconds`` yet."""
 
-    def __init__(self, path: Path, max_token_lifetime: int) -> None:
+    def __init__(self, seconds_left: float) -> None:
+        super().__init__(f"the next key is usable in {seconds_left:.1f} s")
+        self.seconds_left = seconds_left
+
+
+class SigningKeys:
+    """The issuer's keys, persisted (mode 0600) so an issuer restart keeps validating tokens.
+
+    Rotation as real issuers do it: the JWKS always holds the NEXT key besides the current
+    one, and :meth:`rotate` only promotes a next key that has been published for
+    ``next_key_lead_seconds`` - at least as long as any verifier here caches the JWKS - so no
+    verifier ever meets a token whose key it could not have fetched. The retired key stays in
+    the JWKS until every token it signed has expired (``max_token_lifetime``).
+
+    ref: https://openid.net/specs/openid-connect-core-1_0.html#RotateSigKeys
+    """
+
+    def __init__(
+        self, path: Path, max_token_lifetime: int, next_key_lead_seconds: float | None = None
+    ) -> None:
         self.path = path
         self.max_token_lifetime = max_token_lifetime
+        self.next_key_lead_seconds = (
+            NEXT_KEY_LEAD_SECONDS if next_key_lead_seconds is None else next_key_lead_seconds
+        )
         self.keys: list[SigningKey] = []
         if path.is_file():
             for entry in json.loads(path.read_text()):
                 key = serialization.load_pem_private_key(entry["pem"].encode(), password=None)
                 assert isinstance(key, rsa.RSAPrivateKey)
-                self.keys.append(SigningKey(entry["kid"], key, entry["created"], entry["retired"]))
+                self.keys.append(
+                    SigningKey(
+                        entry["kid"], key, entry["published"], entry["activated"], entry["retired"]
+                    )
+                )
         if not self.keys:
-            self.rotate()
+            now = time.time()
+            # The first key signs at once: no verifier has fetched this issuer's JWKS before.
+            self.keys = [self._new_key(now, activated=now), self._new_key(now)]
+            self._save()
+
+    @staticmethod
+    def _new_key(now: float, activated: float | None = None) -> SigningKey:
+        # 2048-bit RSA: what EKS's issuer uses for service-account tokens (RS256).
+        return SigningKey(
+            kid=uuid.uuid4().hex,
+            private_key=rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            published=now,
+            activated=activated,
+        )
 
     @property
     def current(self) -> SigningKey:
-        return self.keys[-1]
+        return next(k for k in self.keys if k.activated is not None and k.retired is None)
+
+    @property
+    def next(self) -> SigningKey:
+        return next(k for k in self.keys if k.activated is None)
+
+    def seconds_until_rotation(self, now: float | None = None) -> float:
+        """How long until :meth:`rotate` may promote the next key (0: now)."""
+        now = time.time() if now is None else now
+        return max(0.0, self.next.published + self.next_key_lead_seconds - now)
 
     def rotate(self) -> SigningKey:
+        """Promote the next key, publish a new next key, retire the current one; return the
+        new current key. Raises :class:`NextKeyNotReady` if the next key is too fresh."""
         now = time.time()
-        if self.keys:
-            self.current.retired = now
-        # 2048-bit RSA: what EKS's issuer uses for service-account tokens (RS256).
-        key = SigningKey(
-            kid=uuid.uuid4().hex,
-            private_key=rsa.generate_private_key(public_exponent=65537, key_size=2048),
-            created=now,
-        )
-        self.keys.append(key)
+        wait = self.seconds_until_rotation(now)
+        if wait > 0:
+            raise NextKeyNotReady(wait)
+        self.current.retired = now
+        promoted = self.next
+        promoted.activated = now
+        self.keys.append(self._new_key(now))
         # Drop keys whose last token has expired; they can no longer verify anything valid.
         self.keys = [
             k for k in self.keys if k.retired is None or k.retired + self.max_token_lifetime > now
         ]
         self._save()
-        return key
+        return promoted
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [k.public_jwk() for k in self.keys]}
@@ -105,7 +160,8 @@ class SigningKeys:
         entries = [
             {
                 "kid": k.kid,
-                "created": k.created,
+                "published": k.published,
+                "activated": k.activated,
                 "retired": k.retired,
                 "pem": k.private_key.private_bytes(
                     serialization.Encoding.PEM,
@@ -253,13 +309,30 @@ async def _serve(state_dir: Path, host: str, port: int, spec: dict[str, Any]) ->
     async def stats(request: web.Request) -> web.Response:
         if not authorized(request):
             return web.json_response({"error": "admin token required"}, status=403)
-        return web.json_response({"jwks_requests": context.get("jwks_requests", 0)})
+        return web.json_response(
+            {
+                "jwks_requests": context.get("jwks_requests", 0),
+                # 0: a rotation now promotes the next key at once.
+                "seconds_until_rotation": context["issuer"].keys.seconds_until_rotation(),
+            }
+        )
 
     async def rotate_key(request: web.Request) -> web.Response:
         if not authorized(request):
             return web.json_response({"error": "admin token required"}, status=403)
-        key = context["issuer"].keys.rotate()
-        return web.json_response({"kid": key.kid})
+        keys: SigningKeys = context["issuer"].keys
+        waited = keys.seconds_until_rotation()
+        # A scheduled rotation: the next key signs once every verifier can have fetched it.
+        await asyncio.sleep(waited)
+        while True:
+            try:
+                key = keys.rotate()
+                break
+            except NextKeyNotReady as exc:
+                await asyncio.sleep(exc.seconds_left)
+        return web.json_response(
+            {"kid": key.kid, "next_kid": keys.next.kid, "waited_seconds": waited}
+        )
 
     async def rotate_tokens(request: web.Request) -> web.Response:
         if not authorized(request):
@@ -305,7 +378,12 @@ async def _serve(state_dir: Path, host: str, port: int, spec: dict[str, Any]) ->
     lifetime = int(spec["token_seconds"])
     # A retired key stays in the JWKS until the longest-lived token it signed has expired.
     longest = max(lifetime, int(idp_spec["access_token_seconds"]) if idp_spec else 0)
-    issuer = Issuer(url, SigningKeys(state_dir / "signing-keys.json", max_token_lifetime=longest))
+    signing_keys = SigningKeys(
+        state_dir / "signing-keys.json",
+        max_token_lifetime=longest,
+        next_key_lead_seconds=spec.get("next_key_lead_seconds"),
+    )
+    issuer = Issuer(url, signing_keys)
     if idp_spec:
         settings = idp.IdpSettings.from_spec(idp_spec)
         context["idp"] = idp.make_server(settings, url, issuer.mint)
@@ -348,7 +426,8 @@ def main(argv: list[str] | None = None) -> None:
         "--spec",
         type=Path,
         required=True,
-        help="JSON: {tokens_dir, namespace, teams, token_seconds}.",
+        help="JSON: {tokens_dir, namespace, teams, token_seconds, identity_provider?, "
+        f"next_key_lead_seconds? (default {NEXT_KEY_LEAD_SECONDS})}}.",
     )
     args = parser.parse_args(argv)
     spec = json.loads(args.spec.read_text())

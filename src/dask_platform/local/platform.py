@@ -9,7 +9,10 @@ Layout of the state directory (``.local/``, gitignored)::
     sites/<site>.json   one outputs file per site (a site's `pulumi stack output --json`)
     users.json          users: groups + scrypt hashes; passwords.json (0600) the passwords
     tokens/<team>/token the projected ServiceAccount tokens (rotated by the issuer)
-    gateway/<site>/     per site: generated gateway config, overlay, SQLite state, cluster dirs
+    gateway/<site>/     per site: overlay, SQLite state, cluster dirs, and etc-dask-gateway/:
+                        the chart's rendered gateway ConfigMap files (as the API pod mounts
+                        them at /etc/dask-gateway/), its dask_gateway_config.py with the local
+                        overlay appended
     logs/               one log per component
 
 Order of `up`: emulator -> users -> issuer (also the users' identity provider) -> provisioning
@@ -35,12 +38,8 @@ from typing import Any
 
 import requests
 
-from dask_platform.gateway_settings import (
-    GATEWAY_CONFIG_FILE,
-    SETTINGS_ENV,
-    gateway_settings,
-    stack_images,
-)
+from dask_platform.gateway_pods import CONFIG_FILE, render_gateway, write_config_files
+from dask_platform.gateway_settings import stack_images
 from dask_platform.iam import service_account_name
 from dask_platform.local.config import (
     DEFAULT_STATE_DIR,
@@ -50,6 +49,13 @@ from dask_platform.local.config import (
 )
 from dask_platform.local.emulator import Emulator
 from dask_platform.local.issuer import READY_FILE as ISSUER_READY
+from dask_platform.local.object_stores import (
+    aws_config_path,
+    local_object_store_outputs,
+    setup_object_stores,
+    start_stand_ins,
+)
+from dask_platform.local.object_stores import spawned as stand_in_components
 from dask_platform.local.passwords import write_users_file
 from dask_platform.local.processes import (
     MARKER_ENV,
@@ -155,6 +161,15 @@ class LocalPlatform:
     def site_dir(self, site: str) -> Path:
         return self.gateway_dir / site
 
+    def config_dir(self, site: str) -> Path:
+        """A site's /etc/dask-gateway/: the rendered gateway ConfigMap's files."""
+        return self.site_dir(site) / "etc-dask-gateway"
+
+    def config_file(self, site: str) -> Path:
+        """The file a site's gateway runs: the chart's rendered dask_gateway_config.py (as the
+        API pod runs it) with the local overlay appended."""
+        return self.config_dir(site) / CONFIG_FILE
+
     def site_outputs_file(self, site: str) -> Path:
         return self.state_dir / "sites" / f"{site}.json"
 
@@ -236,6 +251,10 @@ class LocalPlatform:
             ).start()
             started["emulator"] = emulator.spawned
             self._save_state(started)
+            # Object stores: one stand-in emulator per store (dask_platform.local.object_stores).
+            stand_ins = start_stand_ins(self.state_dir, config.stack.object_stores, self.state_dir)
+            started.update(stand_in_components(stand_ins))
+            self._save_state(started)
 
             # Users first: the issuer is also their identity provider.
             passwords = write_users_file(
@@ -251,6 +270,7 @@ class LocalPlatform:
 
             progress("provisioning the emulator from the stack config")
             provisioned = provision(config.stack, emulator, issuer["url"])
+            setup_object_stores(config.stack, emulator, stand_ins, self.state_dir)
 
             site_outputs: dict[str, dict[str, Any]] = {}
             for index, site in enumerate(config.local.sites):
@@ -346,6 +366,9 @@ class LocalPlatform:
             "proxy_port": proxy_port,
             "users_file": str(self.state_dir / "users.json"),
             "aws_endpoint_url": emulator.endpoint,
+            # The platform AWS config (default endpoint, object store profiles): what the
+            # scheduler and worker pods get mounted on EKS.
+            "aws_config_file": str(aws_config_path(self.state_dir)),
             "region": config.stack.region,
             "idle_timeout_seconds": config.local.idle_timeout_seconds,
             "namespace": namespace,
@@ -357,7 +380,6 @@ class LocalPlatform:
                 }
                 for team, arn in provisioned.team_role_arns.items()
             },
-            "settings": gateway_settings(config.stack),
             "auth": config.local.gateway_auth,
             "oidc": {
                 "issuer": issuer["url"],
@@ -366,7 +388,7 @@ class LocalPlatform:
                 "jwks_refetch_seconds": oidc.jwks_refetch_seconds,
             },
         }
-        write_json_atomic(site_dir / "overlay.json", overlay)
+        site_dir.mkdir(parents=True, exist_ok=True)
         key_file = site_dir / "encrypt-key"
         if not key_file.is_file():
             # Fernet key for the gateway's SQLite state (cluster TLS keys are stored in it).
@@ -374,20 +396,27 @@ class LocalPlatform:
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(key)
+        # The file the API pod runs on EKS: the pinned chart rendered with the stack's values
+        # (the ConfigMap's files, mounted as the chart mounts them), then a short overlay.
+        rendered = render_gateway(config.stack)
+        config_file = write_config_files(rendered.gateway_files, self.config_dir(site.name))
+        overlay["gateway_env"] = rendered.gateway_env
+        write_json_atomic(site_dir / "overlay.json", overlay)
         # Further config files come last and run in this file's namespace (they see `c` as the
         # platform left it), as the chart exec()s further gateway.extraConfig entries on EKS.
         extra = "".join(
             f"exec(compile(open({str(path)!r}).read(), {str(path)!r}, 'exec'))  # noqa: S102\n"
             for path in site.extra_config
         )
-        (site_dir / "dask_gateway_config.py").write_text(
-            "# Generated by `dask-platform local up`: the shared gateway config, then the local\n"
-            "# overlay (dask_platform.local.webhook), then the site's extra_config files. Edit\n"
-            "# those, not this file.\n"
-            "c = get_config()  # noqa: F821\n"
-            f"load_subconfig({str(GATEWAY_CONFIG_FILE)!r})  # noqa: F821\n"
+        config_file.write_text(
+            rendered.gateway_files[CONFIG_FILE].rstrip("\n") + "\n\n"
+            "# Appended by `dask-platform local up`. Everything above is the chart's rendered\n"
+            "# file, as the API pod runs it. The local overlay (dask_platform.local.webhook):\n"
+            "# the local backend and the EKS pod-identity webhook's part; then the site's\n"
+            "# extra_config files.\n"
             "from dask_platform.local.webhook import configure_local_gateway\n\n"
-            f"configure_local_gateway(c, {str(site_dir / 'overlay.json')!r})\n" + extra
+            f"configure_local_gateway(c, {str(site_dir / 'overlay.json')!r})  # noqa: F821\n"
+            + extra
         )
 
     def _gateway_overlay(self, site: str) -> dict[str, Any]:
@@ -395,8 +424,6 @@ class LocalPlatform:
         return data
 
     def _start_gateway(self, site: str) -> Spawned:
-        import json
-
         overlay = self._gateway_overlay(site)
         site_dir = self.site_dir(site)
         component = self.component_of(site)
@@ -408,7 +435,8 @@ class LocalPlatform:
         env = clean_environment(
             os.environ,
             {
-                SETTINGS_ENV: json.dumps(overlay["settings"], sort_keys=True),
+                # The API container's env from the rendered Deployment (gateway.env).
+                **overlay["gateway_env"],
                 "DASK_GATEWAY_ENCRYPT_KEYS": (site_dir / "encrypt-key").read_text(),
                 MARKER_ENV: str(self.state_dir),
                 # `dask scheduler` / `dask worker` come from this virtualenv.
@@ -422,7 +450,7 @@ class LocalPlatform:
                 "-m",
                 "dask_gateway_server",
                 "-f",
-                str(site_dir / "dask_gateway_config.py"),
+                str(self.config_file(site)),
             ],
             env,
             self.log(component),
@@ -512,6 +540,7 @@ class LocalPlatform:
             "data_buckets": [b.name for b in stack.data_buckets],
             "worker_image": stack_images(stack).worker,
             "site": site_output(site, stack, auth=auth),
+            **local_object_store_outputs(stack, self.state_dir),
             # Local-only.
             "aws_endpoint_url": emulator.endpoint,
             "service_account_token_files": {
@@ -578,6 +607,8 @@ class LocalPlatform:
         shutil.rmtree(self.state_dir / "sites", ignore_errors=True)
         shutil.rmtree(self.state_dir / "tokens", ignore_errors=True)
         shutil.rmtree(self.state_dir / "issuer", ignore_errors=True)
+        shutil.rmtree(self.state_dir / "object-stores", ignore_errors=True)
+        shutil.rmtree(self.state_dir / "aws", ignore_errors=True)
         return DownReport(stopped=stopped, leftovers=leftovers)
 
 

@@ -138,3 +138,60 @@ def assume_role_with_own_token(role_arn: str) -> dict[str, Any]:
     except ClientError as exc:
         return {"ok": False, "error": exc.response["Error"]["Code"]}
     return {"ok": True, "arn": response["AssumedRoleUser"]["Arn"]}
+
+
+def s3_round_trips_recorded(
+    url: str, seconds: float, pause: float, fixed_session: bool = False
+) -> dict[str, Any]:
+    """put+get round trips for ``seconds``, ``pause`` apart, recording which session (access
+    key id) signed each one and when it was first used - to match against the emulator's STS
+    call log. ``fixed_session``: take the worker's credentials once and never refresh them (a
+    worker handed a fixed session); the first refusal ends the loop and is reported."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    session = boto3.session.Session()
+    if fixed_session:
+        frozen = session.get_credentials().get_frozen_credentials()
+        s3 = boto3.session.Session(
+            aws_access_key_id=frozen.access_key,
+            aws_secret_access_key=frozen.secret_key,
+            aws_session_token=frozen.token,
+        ).client("s3")
+    else:
+        s3 = session.client("s3")
+    bucket, key = _split(url)
+    first_use: dict[str, float] = {}
+
+    def note_key(request: Any, **kwargs: Any) -> None:
+        # The key id that signed this request (never the secret).
+        authorization = str(request.headers.get("Authorization", ""))
+        key_id = authorization.split("Credential=", 1)[-1].split("/", 1)[0]
+        first_use.setdefault(key_id, time.time())
+
+    s3.meta.events.register("request-created.s3", note_key)
+    started = time.time()
+    round_trips = 0
+    while time.time() - started < seconds:
+        try:
+            s3.put_object(Bucket=bucket, Key=f"{key}{round_trips}", Body=b"x")
+            s3.get_object(Bucket=bucket, Key=f"{key}{round_trips}")["Body"].read()
+        except ClientError as exc:
+            return {
+                "ok": False,
+                "pid": os.getpid(),
+                "error": exc.response["Error"]["Code"],
+                "status": exc.response["ResponseMetadata"]["HTTPStatusCode"],
+                "after_seconds": time.time() - started,
+                "round_trips": round_trips,
+                "access_keys": first_use,
+            }
+        round_trips += 1
+        time.sleep(pause)
+    return {
+        "ok": True,
+        "pid": os.getpid(),
+        "round_trips": round_trips,
+        "started": started,
+        "access_keys": first_use,
+    }

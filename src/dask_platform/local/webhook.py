@@ -1,7 +1,9 @@
 """The local gateway's overlay: what the EKS pod-identity webhook and the chart do on EKS.
 
-The generated gateway config file loads ``helm/dask-gateway/gateway_config.py`` (the ONE
-options handler, unchanged) and then calls :func:`configure_local_gateway`, which
+The local gateway runs the chart's rendered ``dask_gateway_config.py`` (the API pod's file:
+the chart's lines, then ``helm/dask-gateway/gateway_config.py`` as ``gateway.extraConfig``, the
+ONE options handler, unchanged) with a short overlay appended that calls
+:func:`configure_local_gateway`, which
 
 * plays the EKS pod-identity webhook: the handler names a ServiceAccount
   (``scheduler_extra_pod_config.serviceAccountName``); on EKS the webhook reads that account's
@@ -55,7 +57,7 @@ def pod_identity_environment(service_account: str, overlay: Mapping[str, Any]) -
             f"{', '.join(sorted(accounts))}"
         )
     account = accounts[service_account]
-    return {
+    environment = {
         "AWS_ROLE_ARN": account["role_arn"],
         "AWS_WEB_IDENTITY_TOKEN_FILE": account["token_file"],
         # On EKS these point at the regional AWS endpoints; here at the emulator.
@@ -64,6 +66,13 @@ def pod_identity_environment(service_account: str, overlay: Mapping[str, Any]) -
         "AWS_DEFAULT_REGION": overlay["region"],
         MARKER_ENV: overlay["state_dir"],
     }
+    if overlay.get("aws_config_file"):
+        # The platform AWS config (what EKS mounts) carries the emulator as the default
+        # profile's endpoint_url instead: an AWS_ENDPOINT_URL variable would override every
+        # object store profile's endpoint_url (environment beats config file in the SDKs).
+        del environment["AWS_ENDPOINT_URL"]
+        environment["AWS_CONFIG_FILE"] = overlay["aws_config_file"]
+    return environment
 
 
 def apply_pod_identity(config: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,6 +88,9 @@ def apply_pod_identity(config: Mapping[str, Any], overlay: Mapping[str, Any]) ->
             f"(got {sorted(str(a) for a in accounts)})"
         )
     environment = dict(out.get("environment") or {})
+    # The platform's own AWS config path (the options handler sets it; users cannot): on EKS
+    # the file is mounted there, here it is the state directory's copy (set below).
+    environment.pop("AWS_CONFIG_FILE", None)
     # The handler already refused these; checked again because the webhook's variables must
     # be the only AWS identity a worker gets.
     check_environment(environment, field="environment")

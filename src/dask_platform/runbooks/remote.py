@@ -17,7 +17,11 @@ from dask_platform.credentials import FORBIDDEN_ENV_VARS, KEY_ENV_VARS
 PROBE_PREFIX = "verify-workers"
 # What the EKS pod-identity webhook (and the local overlay playing it) sets: expected, not a
 # finding. Every other identity variable redirects the worker away from its team role.
-WEBHOOK_IDENTITY = frozenset({"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"})
+WEBHOOK_IDENTITY = frozenset(
+    # AWS_CONFIG_FILE: the platform's AWS config (object store profiles), set by the options
+    # handler, which refuses it from users.
+    {"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONFIG_FILE"}
+)
 OVERRIDES = FORBIDDEN_ENV_VARS - KEY_ENV_VARS - WEBHOOK_IDENTITY
 
 
@@ -95,6 +99,22 @@ def verify_worker(
         _s3("delete", other)
     report["other_team_write"] = foreign
     return report
+
+
+def object_store_access(stores: list[str]) -> dict[str, dict[str, Any]]:
+    """Per object store profile: can this worker get the store's key (its credential_process
+    reads the store's secret with the worker's team role)? ``{"ok", "error"}``; never the key."""
+    import boto3
+
+    out: dict[str, dict[str, Any]] = {}
+    for store in stores:
+        try:
+            credentials = boto3.Session(profile_name=store).get_credentials()
+            frozen = credentials.get_frozen_credentials() if credentials else None
+            out[store] = {"ok": bool(frozen and frozen.access_key), "error": None}
+        except Exception as exc:  # reported as a finding or as the expected denial
+            out[store] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return out
 
 
 def scheduler_activity(dask_scheduler: Any = None) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 For every worker: its AWS identity (``sts get-caller-identity``) must be the team's role; no AWS
 key variable and no identity override may be in its environment; it must write and read back
 an object under its team's scratch prefix; its write under another team's prefix must be
-refused with ``AccessDenied``; its package versions must equal the client's. Anything else is a
+refused with ``AccessDenied``; every object store granted to its team must hand it the store's
+key through the store's profile, and every other store must be refused with ``AccessDenied``;
+its package versions must equal the client's. Anything else is a
 finding. The probe objects are deleted again.
 """
 
@@ -36,6 +38,8 @@ class VerifyReport:
     role_arn: str
     workers: list[WorkerResult]
     cluster_findings: list[str] = field(default_factory=list)
+    # Object store profile -> whether the team is granted it (each checked on every worker).
+    object_stores: dict[str, bool] = field(default_factory=dict)
 
     @property
     def findings(self) -> list[str]:
@@ -61,6 +65,28 @@ def cluster_team(client: Any, outputs: Mapping[str, Any], team: str | None) -> s
     if found not in teams:
         raise VerifyError(f"the workers say team {found!r}, which this site does not have")
     return found
+
+
+def _object_store_findings(
+    team: str, stores: Mapping[str, Any], access: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    findings = []
+    for store, spec in sorted(stores.items()):
+        outcome = access.get(store, {"ok": False, "error": "not checked"})
+        granted = team in spec["teams"]
+        if granted and not outcome["ok"]:
+            findings.append(f"cannot use object store {store} ({outcome['error']})")
+        elif not granted and outcome["ok"]:
+            findings.append(
+                f"READ the key of object store {store}, which team {team} is not granted: "
+                "isolation is broken"
+            )
+        elif not granted and "AccessDenied" not in str(outcome["error"]):
+            findings.append(
+                f"object store {store} (not granted) failed with {outcome['error']}, not "
+                "AccessDenied"
+            )
+    return findings
 
 
 def verify(
@@ -89,7 +115,13 @@ def verify(
         scratch[other] if other else scratch[chosen],
         probe_id,
     )
+    # Object stores: every granted store's key is readable, every other one AccessDenied.
+    stores: Mapping[str, Any] = outputs.get("object_stores") or {}
+    store_access: dict[str, dict[str, Any]] = (
+        client.run(remote.object_store_access, sorted(stores)) if stores else {}
+    )
     result = VerifyReport(team=chosen, other_team=other, role_arn=role_arn, workers=[])
+    result.object_stores = {s: chosen in spec["teams"] for s, spec in sorted(stores.items())}
     if not reports:
         result.cluster_findings.append("the cluster has no worker to verify")
 
@@ -106,7 +138,7 @@ def verify(
             )
 
     for address, report in sorted(reports.items()):
-        worker = WorkerResult(address, report)
+        worker = WorkerResult(address, {**report, "object_stores": store_access.get(address, {})})
         caller = report.get("caller_arn")
         if caller is None:
             worker.findings.append(f"no AWS identity ({report.get('caller_error')})")
@@ -135,6 +167,7 @@ def verify(
                     f"write under team {other}'s prefix failed with {foreign['error']}, not "
                     "AccessDenied"
                 )
+        worker.findings += _object_store_findings(chosen, stores, store_access.get(address, {}))
         source = f"worker {address}"
         for row in comparison.drifted:
             if source in row.versions and row.versions[source] != row.versions[drift.CLIENT]:

@@ -1,0 +1,443 @@
+"""Other S3-compatible object stores (OSN, Ceph, Wasabi), reached by profile name with no key in
+any environment, option or cluster spec; and the personal scratch prefix.
+
+The path, end to end::
+
+    Pulumi secret object_store_keys ──> one Secrets Manager secret per store (KMS encrypted)
+        IAM: secretsmanager:GetSecretValue on that literal ARN, for the allowed teams' roles only
+    platform AWS config file (AWS_CONFIG_FILE, set by the platform on scheduler and workers)
+        [profile osn-renci]
+        endpoint_url = https://renc.osn.xsede.org
+        credential_process = dask-platform-credential-process osn-renci
+    botocore runs the credential process in the pod; it reads the secret with the pod's own team
+    role (the default chain: web identity on EKS, the task role on ECS) and prints the key pair
+    with an Expiration, so a rotated key is picked up without a restart.
+
+So ``fsspec.filesystem("s3", profile="osn-renci")`` and ``boto3.Session(profile_name=
+"osn-renci")`` work on a worker unchanged.
+
+Importing this module imports the standard library only: the credential process runs on
+workers whose image has boto3 but need not have the rest of this package's dependencies.
+
+ref: https://docs.aws.amazon.com/sdkref/latest/guide/feature-process-credentials.html
+ref: https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+CREDENTIAL_PROCESS = "dask-platform-credential-process"
+"""The console script (pyproject ``[project.scripts]``) a profile's credential_process runs."""
+
+AWS_CONFIG_PATH = "/etc/dask-platform/aws/config"
+"""Where the platform's AWS config file is mounted in scheduler, worker and notebook pods."""
+
+AWS_CONFIG_FILE_ENV = "AWS_CONFIG_FILE"
+TEAM_ENV = "DASK_PLATFORM_TEAM"
+SCRATCH_URL_ENV = "SCRATCH_URL"
+PANGEO_SCRATCH_ENV = "PANGEO_SCRATCH"
+PLATFORM_ENV_VARS = (AWS_CONFIG_FILE_ENV, SCRATCH_URL_ENV, PANGEO_SCRATCH_ENV)
+"""Variables only the platform sets on schedulers and workers; a cluster option naming one is
+refused (the values come from the authenticated user and the stack)."""
+
+CREDENTIAL_LIFETIME_SECONDS = 3600
+"""The Expiration the credential process reports. botocore refreshes process credentials 15
+minutes before they expire (its advisory refresh), so a rotated key reaches running workers
+within 45 minutes; shorter than 15 minutes would make every call re-run the process."""
+
+SECRET_FIELDS = ("access_key_id", "secret_access_key")
+"""The keys of one store's secret (and of each entry of ``object_store_keys``);
+``session_token`` is optional."""
+
+SECRET_ID_KEY = "dask_platform_secret_id"  # noqa: S105 (a profile key name)
+TEAMS_KEY = "dask_platform_teams"
+"""Profile keys of the platform's own (botocore ignores keys it does not know)."""
+
+OBJECT_STORE_TAG = "dask-platform/object-store"
+TEAMS_TAG = "dask-platform/teams"
+"""Tags on each store's secret: the store, and its allowed teams separated by spaces (what the
+object-store-key-per-team policy rule checks grants against)."""
+
+OFFLINE_SECRET_TEXT = "[secret: not decrypted by the offline plan]"  # noqa: S105 (a placeholder)
+
+
+class ObjectStoreError(RuntimeError):
+    """A store cannot be used: unknown profile, not granted, or a malformed secret."""
+
+
+# --------------------------------------------------------------------------- names
+
+
+def secret_name(prefix: str, store: str) -> str:
+    """The Secrets Manager name of a store's key pair: ``<prefix>/object-stores/<store>``."""
+    return f"{prefix}/object-stores/{store}"
+
+
+def secret_tags(store: str, teams: Sequence[str]) -> dict[str, str]:
+    return {OBJECT_STORE_TAG: store, TEAMS_TAG: " ".join(sorted(teams))}
+
+
+def stores_of_team(stores: Sequence[Any], team: str) -> list[str]:
+    """Names of the stores (anything with ``name`` and ``teams``) a team may use, sorted."""
+    return sorted(s.name for s in stores if team in s.teams)
+
+
+# --------------------------------------------------------------------------- the key pair
+
+
+def parse_store_key(text: str, store: str) -> dict[str, str]:
+    """One store's key pair from its secret text (JSON object with ``access_key_id`` and
+    ``secret_access_key``, optionally ``session_token``). Raises ObjectStoreError naming the
+    store and the expected fields; never echoes the value."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(
+        isinstance(value.get(f), str) and value.get(f) for f in SECRET_FIELDS
+    ):
+        raise ObjectStoreError(
+            f"the key pair of object store {store!r} is not a JSON object with "
+            f"{', '.join(SECRET_FIELDS)} (strings); set it with `pulumi config set --secret "
+            "object_store_keys`"
+        )
+    return {k: str(value[k]) for k in (*SECRET_FIELDS, "session_token") if value.get(k)}
+
+
+def store_secret_string(object_store_keys: str, store: str) -> str:
+    """The secret text for ONE store, picked from the ``object_store_keys`` Pulumi secret (a
+    JSON object: store name -> key pair). Each store's secret holds its own pair only."""
+    try:
+        keys = json.loads(object_store_keys)
+    except ValueError:
+        keys = None
+    if not isinstance(keys, dict):
+        raise ObjectStoreError(
+            "object_store_keys: must be a JSON object mapping each store name to "
+            f"{{{', '.join(SECRET_FIELDS)}}}"
+        )
+    if store not in keys:
+        raise ObjectStoreError(
+            f"object_store_keys: no key pair for object store {store!r} "
+            f"(it has: {', '.join(sorted(keys)) or 'none'})"
+        )
+    return json.dumps(parse_store_key(json.dumps(keys[store]), store), sort_keys=True)
+
+
+def offline_object_store_keys(raw_config: Mapping[str, Any], namespace: str) -> str:
+    """What the offline plan passes for the encrypted ``object_store_keys``: the stack's store
+    names, each with placeholder text instead of a key (nothing is decrypted offline)."""
+    stores = raw_config.get(f"{namespace}:object_stores")
+    if isinstance(stores, str):
+        try:
+            stores = json.loads(stores)
+        except ValueError:
+            stores = []
+    names = [s.get("name") for s in stores or [] if isinstance(s, dict)]
+    return json.dumps(
+        {str(n): dict.fromkeys(SECRET_FIELDS, OFFLINE_SECRET_TEXT) for n in names if n}
+    )
+
+
+# --------------------------------------------------------------------------- the AWS config
+
+
+@dataclass(frozen=True)
+class StoreProfile:
+    """One ``[profile <name>]`` of the platform's AWS config file."""
+
+    name: str
+    endpoint_url: str
+    teams: tuple[str, ...]
+    secret_id: str
+    region: str | None = None
+    addressing_style: str | None = None
+
+
+def render_aws_config(
+    profiles: Sequence[StoreProfile], default_endpoint_url: str | None = None
+) -> str:
+    """The AWS config file (INI) the platform mounts: one profile per store, no secret in it.
+
+    ``default_endpoint_url`` is for the local platform only (its emulator stands in for the
+    regional AWS endpoints, and an AWS_ENDPOINT_URL variable would override every profile's
+    endpoint_url: environment beats config file in the SDKs' endpoint precedence).
+    """
+    lines = [
+        "# Written by dask-platform: object stores by profile name. The key pairs are not here;",
+        "# each profile's credential_process reads its store's secret with the pod's own role.",
+        "",
+    ]
+    if default_endpoint_url:
+        lines += ["[default]", f"endpoint_url = {default_endpoint_url}", ""]
+    for profile in sorted(profiles, key=lambda p: p.name):
+        lines += [f"[profile {profile.name}]", f"endpoint_url = {profile.endpoint_url}"]
+        if profile.region:
+            lines.append(f"region = {profile.region}")
+        if profile.addressing_style:
+            lines += ["s3 =", f"    addressing_style = {profile.addressing_style}"]
+        lines += [
+            f"credential_process = {CREDENTIAL_PROCESS} {profile.name}",
+            f"{SECRET_ID_KEY} = {profile.secret_id}",
+            f"{TEAMS_KEY} = {' '.join(sorted(profile.teams))}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- gateway side
+
+
+def gateway_object_store_settings(
+    scratch_bucket: str, stores: Sequence[Any], aws_config_file: str = AWS_CONFIG_PATH
+) -> dict[str, Any]:
+    """The keys this module adds to the gateway settings (``gateway_settings``)."""
+    return {
+        "scratch_bucket": scratch_bucket,
+        "object_stores": {s.name: sorted(s.teams) for s in stores},
+        "aws_config_file": aws_config_file if stores else None,
+    }
+
+
+def platform_environment(
+    settings: Mapping[str, Any], team: str, user: str, requested: Mapping[str, str]
+) -> dict[str, str]:
+    """What the options handler adds to a cluster's environment for ``user`` of ``team``:
+    ``SCRATCH_URL`` = ``PANGEO_SCRATCH`` = ``s3://<scratch>/<team>/<user>/`` and, when the stack
+    has object stores, ``AWS_CONFIG_FILE``. Raises ValueError if ``requested`` (the user's
+    ``environment`` option) names one of them: the platform sets these, never users.
+
+    The team prefix is the IAM boundary; the user prefix inside it is a convention.
+    """
+    clash = sorted(k for k in requested if k.upper() in PLATFORM_ENV_VARS)
+    if clash:
+        raise ValueError(
+            f"environment: {', '.join(clash)} is set by the platform (from your team and user "
+            f"name) and cannot be chosen; platform-set variables: {', '.join(PLATFORM_ENV_VARS)}"
+        )
+    scratch = f"s3://{settings['scratch_bucket']}/{team}/{user}/"
+    out = {SCRATCH_URL_ENV: scratch, PANGEO_SCRATCH_ENV: scratch}
+    if settings.get("aws_config_file"):
+        out[AWS_CONFIG_FILE_ENV] = str(settings["aws_config_file"])
+    return out
+
+
+# --------------------------------------------------------------------------- credential process
+
+
+def _profiles(config_file: str) -> dict[str, dict[str, Any]]:
+    from botocore.configloader import load_config
+
+    profiles: dict[str, dict[str, Any]] = load_config(config_file).get("profiles", {})
+    return {n: p for n, p in profiles.items() if SECRET_ID_KEY in p}
+
+
+def _team_stores(profiles: Mapping[str, Mapping[str, Any]], team: str | None) -> list[str]:
+    if team is None:
+        return sorted(profiles)
+    return sorted(n for n, p in profiles.items() if team in str(p.get(TEAMS_KEY, "")).split())
+
+
+def unknown_profile_message(name: str, environ: Mapping[str, str] = os.environ) -> str:
+    """The error for a profile that is not an object store of this platform, naming the
+    profiles the caller's team can use."""
+    team = environ.get(TEAM_ENV)
+    config_file = environ.get(AWS_CONFIG_FILE_ENV)
+    usable = _team_stores(_profiles(config_file), team) if config_file else []
+    who = f"team {team!r}" if team else "this role"
+    return (
+        f"{name!r} is not an object store of this platform; profiles {who} can use: "
+        f"{', '.join(usable) or 'none'}"
+    )
+
+
+def fetch_credentials(
+    store: str, environ: Mapping[str, str] = os.environ, now: datetime.datetime | None = None
+) -> dict[str, Any]:
+    """The credential_process document for ``store``, read with the caller's own role (boto3's
+    default chain from the process environment; ``environ`` gives the platform variables).
+
+    Raises ObjectStoreError: the profile is unknown (naming the team's profiles), the team's
+    role is denied the secret (AccessDenied naming store and team), or the secret is malformed.
+    """
+    import boto3
+    from botocore.exceptions import ClientError
+
+    config_file = environ.get(AWS_CONFIG_FILE_ENV)
+    if not config_file:
+        raise ObjectStoreError(
+            f"{AWS_CONFIG_FILE_ENV} is not set: the platform sets it on schedulers, workers and "
+            "notebooks of stacks that have object stores"
+        )
+    profiles = _profiles(config_file)
+    team = environ.get(TEAM_ENV)
+    if store not in profiles:
+        raise ObjectStoreError(unknown_profile_message(store, environ))
+    secret_id = str(profiles[store][SECRET_ID_KEY])
+    # The default chain (web identity on EKS, the task role on ECS), never a store's profile.
+    client = boto3.session.Session().client("secretsmanager")
+    try:
+        text = client.get_secret_value(SecretId=secret_id)["SecretString"]
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if not (code.startswith("AccessDenied") or status == 403):
+            raise ObjectStoreError(
+                f"object store {store!r}: reading its key failed: {exc}"
+            ) from None
+        who = f"team {team!r}" if team else "this role"
+        raise ObjectStoreError(
+            f"AccessDenied: object store {store!r} is not granted to {who} (its role may not "
+            f"read {secret_id}); object stores {who} can use: "
+            f"{', '.join(_team_stores(profiles, team)) or 'none'}"
+        ) from None
+    pair = parse_store_key(text, store)
+    expires = (now or datetime.datetime.now(datetime.UTC)) + datetime.timedelta(
+        seconds=CREDENTIAL_LIFETIME_SECONDS
+    )
+    document: dict[str, Any] = {
+        "Version": 1,
+        "AccessKeyId": pair["access_key_id"],
+        "SecretAccessKey": pair["secret_access_key"],
+        "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if "session_token" in pair:
+        document["SessionToken"] = pair["session_token"]
+    return document
+
+
+def credential_process_main(argv: Sequence[str] | None = None) -> None:
+    """``dask-platform-credential-process <store>``: print the store's credentials as the
+    credential_process JSON on stdout; errors go to stderr (botocore shows them) with exit 1."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1 or args[0].startswith("-"):
+        print(f"usage: {CREDENTIAL_PROCESS} <object store profile name>", file=sys.stderr)
+        raise SystemExit(2)
+    # A user's AWS_PROFILE naming a store would make the secret read run this process again.
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        os.environ.pop(name, None)
+    try:
+        document = fetch_credentials(args[0])
+    except ObjectStoreError as exc:
+        print(f"{CREDENTIAL_PROCESS}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    sys.stdout.write(json.dumps(document) + "\n")
+
+
+if __name__ == "__main__":
+    credential_process_main()
+
+
+def object_store_outputs(config: Any, secret_arns: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``object_stores`` stack output: per store its endpoint, region, addressing style,
+    teams and secret ARN (``secret_arns`` values may be Pulumi Outputs). Never a key."""
+    return {
+        store.name: {
+            "endpoint_url": store.endpoint_url,
+            "region": store.region,
+            "addressing_style": store.addressing_style,
+            "teams": sorted(store.teams),
+            "secret_arn": secret_arns[store.name],
+            "profile": store.name,
+        }
+        for store in config.object_stores
+    }
+
+
+# --------------------------------------------------------------------------- probes
+
+
+def store_round_trip(profile: str, url: str) -> dict[str, Any]:
+    """Run ON a worker: write ``url`` (``s3://bucket/key``) through the store's profile with
+    fsspec, read it back with boto3, both by profile name alone. Returns ``{"ok": bool,
+    "error": str | None, "team": ...}``; never raises (the demo and verify-workers report it)."""
+    import boto3
+    import fsspec
+
+    team = os.environ.get(TEAM_ENV)
+    payload = f"written by team {team} through profile {profile}".encode()
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    try:
+        fs = fsspec.filesystem("s3", profile=profile, skip_instance_cache=True)
+        with fs.open(url, "wb") as handle:
+            handle.write(payload)
+        body = boto3.Session(profile_name=profile).client("s3").get_object(Bucket=bucket, Key=key)
+        read = body["Body"].read()
+    except Exception as exc:  # reported, not raised: the caller shows what a user would see
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "team": team}
+    return {"ok": read == payload, "error": None, "team": team}
+
+
+def credential_process_report(store: str) -> dict[str, Any]:
+    """Run ON a worker: run the credential process for ``store`` as botocore would and report
+    its exit code, stderr, and the fields and Expiration of what it printed (never the key)."""
+    import subprocess
+
+    done = subprocess.run(
+        [CREDENTIAL_PROCESS, store], capture_output=True, text=True, timeout=60, check=False
+    )
+    report: dict[str, Any] = {"returncode": done.returncode, "stderr": done.stderr}
+    if done.returncode == 0:
+        document = json.loads(done.stdout)
+        report["fields"] = sorted(document)
+        report["version"] = document.get("Version")
+        report["expiration"] = document.get("Expiration")
+    return report
+
+
+# --------------------------------------------------------------------------- on EKS
+
+AWS_CONFIG_MAP = "dask-platform-aws-config"
+"""The ConfigMap holding the platform AWS config (key ``config``) in the gateway namespace."""
+AWS_CONFIG_VOLUME = "dask-platform-aws-config"
+
+
+def object_store_helm_values(stores: Sequence[Any]) -> dict[str, Any]:
+    """Chart values that mount the platform AWS config into scheduler and worker pods
+    (``gateway.backend.{scheduler,worker}.extraPodConfig`` volumes and
+    ``extraContainerConfig`` mounts), or ``{}`` for a stack without object stores.
+
+    ref: https://gateway.dask.org/install-kube.html (extraPodConfig, extraContainerConfig)
+    """
+    if not stores:
+        return {}
+    directory = os.path.dirname(AWS_CONFIG_PATH)
+    pod = {
+        "extraPodConfig": {
+            "volumes": [
+                {
+                    "name": AWS_CONFIG_VOLUME,
+                    "configMap": {
+                        "name": AWS_CONFIG_MAP,
+                        "items": [{"key": "config", "path": os.path.basename(AWS_CONFIG_PATH)}],
+                    },
+                }
+            ]
+        },
+        "extraContainerConfig": {
+            "volumeMounts": [{"name": AWS_CONFIG_VOLUME, "mountPath": directory, "readOnly": True}]
+        },
+    }
+    return {"gateway": {"backend": {"scheduler": pod, "worker": pod}}}
+
+
+def store_profiles(stores: Sequence[Any], secret_arns: Mapping[str, str]) -> list[StoreProfile]:
+    """The AWS config profiles of a stack's stores (``stores``: ObjectStore models)."""
+    return [
+        StoreProfile(
+            name=s.name,
+            endpoint_url=s.endpoint_url,
+            teams=tuple(s.teams),
+            secret_id=secret_arns[s.name],
+            region=s.region,
+            addressing_style=s.addressing_style,
+        )
+        for s in stores
+    ]
