@@ -78,7 +78,7 @@ from dask_platform.local.provision import Provisioned, provision
 COMPONENTS = ("emulator", "issuer", "gateway")
 """The fixed components; a second site's gateway is ``gateway-<site>`` (after these)."""
 # Stack outputs of the Pulumi program for resources the local platform does not have (EKS
-# access, ECS/EC2 for dask-cloudprovider): present with null values, so
+# access, Karpenter, ECS/EC2 for dask-cloudprovider): present with null values, so
 # outputs.json has the same keys as `pulumi stack output --json`.
 PULUMI_ONLY_OUTPUTS = (
     "kubeconfig",
@@ -95,6 +95,8 @@ PULUMI_ONLY_OUTPUTS = (
     "ecs_log_group",
     "ecs_security_group_id",
     "ecs_task_role_arns",
+    "karpenter_interruption_queue",
+    "karpenter_node_pools",
 )
 Progress = Callable[[str], None]
 
