@@ -362,6 +362,14 @@ class LocalPlatform:
                 "jwks_refetch_seconds": oidc.jwks_refetch_seconds,
             },
         }
+        # The gateway's state (SQLite: cluster options, TLS keys) is the operator's alone: 0600
+        # files in 0700 directories. SQLite gives its journal the database file's mode.
+        for directory in (self.gateway_dir, site_dir):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            directory.chmod(0o700)
+        database = site_dir / "gateway.sqlite"
+        database.touch(mode=0o600)
+        database.chmod(0o600)
         write_json_atomic(site_dir / "overlay.json", overlay)
         key_file = site_dir / "encrypt-key"
         if not key_file.is_file():
