@@ -262,11 +262,23 @@ class LocalPlatform:
                 write_json_atomic(self.site_outputs_file(name), site_output, mode=0o644)
             outputs = site_outputs[self.sites[0]]
             write_json_atomic(self.outputs_file, outputs, mode=0o644)
+            self._write_dask_configs(outputs, passwords)
             return outputs
         except BaseException:
             terminate([s.pid for s in started.values()])
             self.state_file.unlink(missing_ok=True)
             raise
+
+    def dask_config_dir(self, user: str) -> Path:
+        """The directory to point ``DASK_CONFIG`` at to be ``user`` on the first site."""
+        return self.state_dir / "dask" / user
+
+    def _write_dask_configs(self, outputs: dict[str, Any], passwords: dict[str, str]) -> None:
+        from dask_platform.dask_config import dask_config_from_outputs, write_dask_config
+
+        for user, password in passwords.items():
+            config = dask_config_from_outputs(outputs, username=user, password=password)
+            write_dask_config(self.dask_config_dir(user), config)
 
     def _save_state(self, started: dict[str, Spawned]) -> None:
         write_json_atomic(
@@ -582,6 +594,7 @@ class LocalPlatform:
         shutil.rmtree(self.state_dir / "sites", ignore_errors=True)
         shutil.rmtree(self.state_dir / "tokens", ignore_errors=True)
         shutil.rmtree(self.state_dir / "issuer", ignore_errors=True)
+        shutil.rmtree(self.state_dir / "dask", ignore_errors=True)
         return DownReport(stopped=stopped, leftovers=leftovers)
 
 
