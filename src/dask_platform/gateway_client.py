@@ -16,13 +16,16 @@ The defect (dask-gateway 2026.3.0 with distributed >= 2024, measured with 2026.8
    10 s with a bare ``AssertionError`` (``assert loop is not None``) or, when the collector
    runs while the lock is held in the same thread, waits forever.
 
-The fix (both halves, each enough for the refused-request case):
+The fix (the first two halves each enough for the refused-request case):
 
 * a cluster whose start fails closes its own ``Gateway`` (stops its IO-loop thread) before
   the error reaches the user - nothing is left for the collector;
 * ``Gateway.__del__`` never blocks: it hands ``close()`` to a short-lived daemon thread, so a
   collection in any thread, at any point, cannot wait on a lock or a loop that thread owns.
   (distributed made the same change for ``Future.__del__``, dask/distributed#1229.)
+* and, while it is patched: a wrong gateway or proxy address fails within seconds naming the
+  address and what answered there (:mod:`dask_platform.gateway_probe`), checked once per
+  client before its first request and once per cluster before connecting through the proxy.
 
 No upstream dask-gateway issue describes this; the upstream ``__del__`` fixes (#162) predate
 distributed's class-wide lock.
@@ -38,6 +41,7 @@ distributed/utils.py (``LoopRunner``) in the pinned versions.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.abc
 import importlib.machinery
@@ -92,8 +96,34 @@ def install(module: ModuleType | None = None) -> bool:
                 gateway.close()
             raise
 
+    upstream_request = gateway_class._request
+
+    async def request(self: Any, method: str, url: str, json: Any = None) -> Any:
+        # Once per client, before its first request: a wrong address fails in seconds, naming
+        # the address and what answered (upstream waits up to aiohttp's 5 minutes, or says
+        # "404: Not Found").
+        if not getattr(self, "_dask_platform_checked", False):
+            from dask_platform.gateway_probe import check_gateway
+
+            await asyncio.get_running_loop().run_in_executor(None, check_gateway, self.address)
+            self._dask_platform_checked = True
+        return await upstream_request(self, method, url, json=json)
+
+    upstream_init_internals = cluster_class._init_internals
+
+    async def init_internals(self: Any) -> None:
+        # Before connecting through the proxy: a wrong proxy address fails in seconds (upstream:
+        # "Timed out trying to connect to gateway://..." after 61 s).
+        from dask_platform.gateway_probe import check_proxy
+
+        proxy = self.scheduler_address.rsplit("/", 1)[0]
+        await asyncio.get_running_loop().run_in_executor(None, check_proxy, proxy)
+        await upstream_init_internals(self)
+
     gateway_class.__del__ = gateway_del
+    gateway_class._request = request
     cluster_class._init_internal = init_internal
+    cluster_class._init_internals = init_internals
     setattr(gateway_class, _MARK, True)
     return True
 
