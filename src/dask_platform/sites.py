@@ -529,6 +529,8 @@ def _describe(error: BaseException, site: Site) -> str:
         return f"cannot connect to {site.address} ({error.os_error.strerror or error})"
     if isinstance(error, aiohttp.ClientResponseError):
         return f"{site.address} answered {error.status} {error.message}"
+    if isinstance(error, SiteError):
+        return str(error)  # already names the outputs file, the address and what answered
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else 'no detail'}"
 

@@ -205,7 +205,7 @@ def test_the_multisite_client_checks_its_outputs_file_before_use(
     site = outputs["site"]["name"]
     assert caught.value.failures == {
         site: (
-            f"SiteError: {outputs_file}: proxy address {proxy}: an HTTP server answered "
+            f"{outputs_file}: proxy address {proxy}: an HTTP server answered "
             "('HTTP/1.0 400 Bad Request'), not the proxy"
         )
     }
