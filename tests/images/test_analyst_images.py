@@ -19,6 +19,27 @@ from .conftest import REPO
 RUNTIME_PACKAGES = "/opt/runtime-packages"
 
 
+@pytest.fixture(scope="module")
+def own_worker(engine, built):
+    """A worker container of this module's own: run-time installs must not reach the shared
+    containers the lock inventory is taken from. Yields (container, testinfra host)."""
+    import testinfra
+
+    container = engine.client.containers.run(
+        built["worker"].build_reference,
+        ["sleep", "infinity"],
+        name=f"dask-platform-test-runtime-installs-{uuid.uuid4().hex[:8]}",
+        detach=True,
+        network_disabled=True,
+        healthcheck={"test": ["NONE"]},
+    )
+    try:
+        backend = "podman" if engine.kind == "podman" else "docker"
+        yield container, testinfra.get_host(f"{backend}://{container.name}")
+    finally:
+        container.remove(force=True)
+
+
 def pure_wheel(name: str, value: str) -> tuple[str, bytes]:
     """A minimal valid pure-Python wheel: ``import <name>; <name>.VALUE == value``.
     ref: https://packaging.python.org/en/latest/specifications/binary-distribution-format/"""
@@ -57,11 +78,11 @@ def put_file(container, directory: str, name: str, data: bytes) -> str:
     return f"{directory}/{name}"
 
 
-def test_pip_install_as_the_worker_user_lands_on_sys_path(hosts, containers):
+def test_pip_install_as_the_worker_user_lands_on_sys_path(own_worker):
     """Pangeo's `python -m pip install ...` from a worker plugin, as uid 1000."""
-    host = hosts["worker"]
+    container, host = own_worker
     filename, data = pure_wheel("analyst_extra_pip", "from-pip")
-    path = put_file(containers["worker"], "/tmp", filename, data)
+    path = put_file(container, "/tmp", filename, data)
     installed = host.run("python -m pip install --no-index %s", path)
     assert installed.rc == 0, installed.stderr
     imported = host.run(
@@ -98,10 +119,10 @@ print(json.dumps(result))
 """
 
 
-def test_distributed_pip_install_works_and_a_failure_reaches_the_client(hosts, containers):
-    host = hosts["worker"]
+def test_distributed_pip_install_works_and_a_failure_reaches_the_client(own_worker):
+    container, host = own_worker
     filename, data = pure_wheel("analyst_extra_plugin", "from-plugin")
-    path = put_file(containers["worker"], "/tmp", filename, data)
+    path = put_file(container, "/tmp", filename, data)
     missing = f"no-such-package-{uuid.uuid4().hex[:8]}"
     done = host.run("python -c %s %s %s", PIP_INSTALL_ON_A_CLUSTER, path, missing)
     assert done.rc == 0, done.stderr[-3000:]
