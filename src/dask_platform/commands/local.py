@@ -41,6 +41,13 @@ def up(
         help="How the gateways authenticate users, one of {password, oidc}; default: the "
         "config's local.gateway_auth.",
     ),
+    worker_image: str = typer.Option(
+        None,
+        "--worker-image",
+        help="Run schedulers and workers as podman containers of this image (e.g. "
+        "localhost/dask-platform/worker:lock-<hash> from `make images`): uid 1000, only the "
+        "team's token mounted; default: processes of this virtualenv.",
+    ),
     sites: list[str] = typer.Option(
         None,
         "--site",
@@ -62,7 +69,7 @@ def up(
         overrides["sites"] = [{"name": name} for name in sites]
     try:
         local_config = load_local_config(config, overrides={"local": overrides})
-        platform = LocalPlatform(state_dir, local_config, gateway_port)
+        platform = LocalPlatform(state_dir, local_config, gateway_port, worker_image)
         started = time.monotonic()
         with console.status("starting the local platform") as status:
             outputs = platform.up(progress=lambda m: status.update(m))

@@ -123,10 +123,14 @@ class LocalPlatform:
         state_dir: Path = DEFAULT_STATE_DIR,
         config: LocalConfig | None = None,
         gateway_port: int | None = None,
+        container_image: str | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self._config = config
         self.gateway_port = gateway_port
+        # Run schedulers and workers as containers of this image (podman) instead of processes
+        # of this virtualenv (dask_platform.local.containers).
+        self.container_image = container_image
 
     # ------------------------------------------------------------------ paths and state
 
@@ -367,6 +371,7 @@ class LocalPlatform:
             },
             "settings": gateway_settings(config.stack),
             "auth": config.local.gateway_auth,
+            "container_image": self.container_image,
             "oidc": {
                 "issuer": issuer["url"],
                 "audience": oidc.audience,
@@ -588,6 +593,9 @@ class LocalPlatform:
                 leftovers = []
                 break
             leftovers = terminate([p.pid for p in procs])
+        from dask_platform.local.containers import remove_containers
+
+        remove_containers(str(self.state_dir))
         for path in ("state.json", "outputs.json", "emulator.json", ISSUER_READY, "passwords.json"):
             (self.state_dir / path).unlink(missing_ok=True)
         shutil.rmtree(self.gateway_dir, ignore_errors=True)
