@@ -103,9 +103,13 @@ def install(module: ModuleType | None = None) -> bool:
         # the address and what answered (upstream waits up to aiohttp's 5 minutes, or says
         # "404: Not Found").
         if not getattr(self, "_dask_platform_checked", False):
+            from dask_platform.gateway_probe import PROBE_TIMEOUT_SECONDS as PROBE_TIMEOUT
             from dask_platform.gateway_probe import check_gateway
 
-            await asyncio.get_running_loop().run_in_executor(None, check_gateway, self.address)
+            proxy = (getattr(self, "_request_kwargs", None) or {}).get("proxy")
+            await asyncio.get_running_loop().run_in_executor(
+                None, check_gateway, self.address, PROBE_TIMEOUT, str(proxy) if proxy else None
+            )
             self._dask_platform_checked = True
         return await upstream_request(self, method, url, json=json)
 

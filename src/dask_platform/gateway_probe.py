@@ -97,11 +97,22 @@ def probe_proxy(proxy_address: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> P
     return ProxyAnswer(False, f"an unknown service answered ({data[:32]!r})")
 
 
-def check_gateway(address: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> None:
-    """Raise :class:`GatewayAddressError` unless ``address`` answers dask-gateway's health."""
+def check_gateway(
+    address: str, timeout: float = PROBE_TIMEOUT_SECONDS, http_proxy: str | None = None
+) -> None:
+    """Raise :class:`GatewayAddressError` unless ``address`` answers dask-gateway's health.
+
+    ``http_proxy``: the HTTP proxy the dask-gateway client itself uses for ``address`` (its
+    ``gateway.http-client.proxy`` setting, resolved), so the check takes the client's path.
+    """
     url = f"{address.rstrip('/')}/api/health"
+    session = requests.Session()
+    session.trust_env = False
+    if http_proxy:
+        session.proxies = {"http": http_proxy, "https": http_proxy}
     try:
-        response = requests.get(url, timeout=timeout)
+        with session:
+            response = session.get(url, timeout=timeout)
     except requests.Timeout:
         raise GatewayAddressError(
             f"gateway address {address}: no answer within {timeout:g}s"
