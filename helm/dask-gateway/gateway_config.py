@@ -26,10 +26,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dask_gateway_server.backends.kubernetes.utils import merge_json_objects
-from dask_gateway_server.options import Float, Integer, Options, Select
 from dask_gateway_server.options import Mapping as MappingOption
+from dask_gateway_server.options import Options
 
-from dask_platform.credentials import check_environment
+from dask_platform.credentials import checked_environment
+from dask_platform.gateway_options import Float, Integer, Select, range_error
 from dask_platform.object_stores import platform_environment
 from dask_platform.placement import DO_NOT_DISRUPT_ANNOTATION
 
@@ -108,12 +109,8 @@ def make_options_handler(
             ("worker_memory", memory, options.worker_memory),
         ):
             if not spec["min"] <= value <= spec["max"]:
-                raise ValueError(
-                    f"{field}: {value:g} is outside the allowed range {spec['min']:g} to "
-                    f"{spec['max']:g}"
-                )
-        environment = dict(options.environment or {})
-        check_environment(environment, field="environment")
+                raise ValueError(range_error(field, value, spec["min"], spec["max"]))
+        environment = checked_environment(options.environment, field="environment")
         service_account = settings["teams"][team]["service_account"]
         memory_bytes = int(options.worker_memory * GIB)
         configured = configured_now()

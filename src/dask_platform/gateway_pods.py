@@ -198,6 +198,13 @@ def _option_cases(config: StackConfig) -> list[tuple[str, dict[str, Any]]]:
     ):
         for bound in ("min", "max"):
             cases.append((f"{option}={bound}", {option: getattr(spec, bound)}))
+    # The largest worker a user can ask for: every range at its max at once.
+    cases.append(
+        (
+            "all=max",
+            {"worker_cores": gw.worker_cores.max, "worker_memory": gw.worker_memory_gib.max},
+        )
+    )
     return cases
 
 

@@ -376,8 +376,16 @@ class MultiSiteCluster:
     ) -> None:
         from dask_gateway import Gateway
 
+        from dask_platform.gateway_probe import GatewayAddressError, check_addresses
+
         site = start.site
         try:
+            # The outputs file's addresses, checked before use: a wrong one fails in seconds
+            # naming the file, the address and what answered there.
+            try:
+                check_addresses(site.address, site.proxy_address)
+            except GatewayAddressError as exc:
+                raise SiteError(f"{site.source}: {exc}") from None
             gateway = Gateway(
                 site.address, proxy_address=site.proxy_address, auth=self.auth_for(site)
             )
@@ -521,6 +529,8 @@ def _describe(error: BaseException, site: Site) -> str:
         return f"cannot connect to {site.address} ({error.os_error.strerror or error})"
     if isinstance(error, aiohttp.ClientResponseError):
         return f"{site.address} answered {error.status} {error.message}"
+    if isinstance(error, SiteError):
+        return str(error)  # already names the outputs file, the address and what answered
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else 'no detail'}"
 

@@ -57,7 +57,7 @@ def test_locked_package_is_installed_at_its_version_and_imports(image, package, 
 
 @pytest.mark.parametrize("image", IMAGES)
 def test_nothing_is_installed_beyond_the_lock(image, inventory, locked):
-    own_wheel = {"dask-platform"} if image == "gateway" else set()
+    own_wheel = {"dask-platform"} if image in ("gateway", "notebook") else set()
     extra = set(inventory[image]["distributions"]) - set(locked[image]) - own_wheel
     assert extra == set()
 

@@ -293,7 +293,11 @@ def test_clusters_list_reports_an_unreachable_site(state: str, federation: Local
     finally:
         federation.restart_gateway("rogue")
     assert result.exit_code == 1
-    assert "site unreachable: rogue: ClientConnectorError" in result.output
+    # The client environment's dask-gateway fix names the address and what answered there.
+    assert "site unreachable: rogue: GatewayAddressError: gateway address http://127.0.0.1:" in (
+        result.output
+    )
+    assert "the connection failed ([Errno 111] Connection refused)" in result.output
 
 
 # --------------------------------------------------------------------------- images drift

@@ -478,6 +478,7 @@ def test_plan_json_has_every_resource_its_inputs_and_the_rendered_release(
         "iam_lint": [],
         "kubernetes_schemas": [],
         "checkov_kubernetes": [],
+        "gateway_pods": [],
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 
 import pytest
 from dask_gateway_server.models import User
@@ -91,21 +92,73 @@ def test_within_range(cluster_options, request_, expected):
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
-        ({"worker_cores": 0}, "worker_cores must be >= 1"),
-        ({"worker_cores": 11}, "worker_cores must be <= 10"),
-        ({"worker_memory": 0.5}, "worker_memory must be >= 1"),
-        ({"worker_memory": 33}, "worker_memory must be <= 32"),
+        ({"worker_cores": 0}, "worker_cores: 0 is outside 1 to 10"),
+        ({"worker_cores": 11}, "worker_cores: 11 is outside 1 to 10"),
+        ({"worker_memory": 0.5}, "worker_memory: 0.5 is outside 1 to 32"),
+        ({"worker_memory": 33}, "worker_memory: 33 is outside 1 to 32"),
         ({"worker_gpus": 1}, "Unknown fields ['worker_gpus']"),
     ],
 )
-def test_out_of_range_is_refused_naming_the_field(cluster_options, request_, message):
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+def test_out_of_range_is_refused_naming_the_whole_range(cluster_options, request_, message):
+    with pytest.raises(ValueError, match=re.escape(message)) as caught:
         configure(cluster_options, hydrologist, request_)
+    assert str(caught.value) == message
+
+
+def test_the_handler_names_the_whole_range_too(module, settings, cluster_options):
+    """Options forged past the fields meet the same message in the handler."""
+    from dask_gateway_server.utils import FrozenAttrDict
+
+    handler = module.make_options_handler(settings)
+    options = cluster_options(hydrologist)
+    forged = dict(options.transform_options(options.parse_options({})), worker_cores=11)
+    with pytest.raises(ValueError, match="worker_cores: ") as caught:
+        handler(FrozenAttrDict(forged), hydrologist)
+    assert str(caught.value) == "worker_cores: 11 is outside 1 to 10"
 
 
 def test_a_user_cannot_choose_another_teams_service_account(cluster_options):
-    with pytest.raises(ValueError, match=r"'climate' is not a valid option for team"):
+    with pytest.raises(ValueError, match=r"^team: ") as caught:
         configure(cluster_options, hydrologist, {"team": "climate"})
+    assert (
+        str(caught.value) == "team: 'climate' is not one you may choose; choose one of: hydrology"
+    )
+
+
+def test_a_refused_team_lists_every_team_of_the_user(cluster_options):
+    with pytest.raises(ValueError, match=r"^team: ") as caught:
+        configure(cluster_options, both, {"team": "finance"})
+    assert str(caught.value) == (
+        "team: 'finance' is not one you may choose; choose one of: climate, hydrology"
+    )
+
+
+def test_pangeo_scalar_environment_values_become_strings(cluster_options):
+    config = configure(
+        cluster_options,
+        hydrologist,
+        {
+            "environment": {
+                "DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING": False,
+                "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": 5,
+                "RATIO": 0.5,
+            }
+        },
+    )
+    environment = config["environment"]
+    assert environment["DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING"] == "False"
+    assert environment["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] == "5"
+    assert environment["RATIO"] == "0.5"
+
+
+def test_notebook_tokens_are_refused_in_the_handler(cluster_options):
+    with pytest.raises(ForbiddenEnvironmentError) as caught:
+        configure(
+            cluster_options,
+            hydrologist,
+            {"environment": {"JUPYTERHUB_API_TOKEN": "x", "GITHUB_TOKEN": "y", "HOME": "/h"}},
+        )
+    assert caught.value.names == ["GITHUB_TOKEN", "JUPYTERHUB_API_TOKEN"]
 
 
 def test_the_handler_itself_refuses_another_team(module, settings, cluster_options):

@@ -82,8 +82,9 @@ def test_every_committed_stack_passes_every_check(stack_config, stack_values):
 def test_pods_for_every_team_component_and_option_bound(stack_config, stack_values):
     pods = build_pods(stack_config, stack_values)
     teams = stack_config.team_names
-    # default + min and max of the two option ranges = 5 clusters per team, 2 pods each.
-    assert len(pods) == len(teams) * 5 * 2
+    # default, min and max of the two option ranges, and every range at its max at once =
+    # 6 clusters per team, 2 pods each.
+    assert len(pods) == len(teams) * 6 * 2
     assert {(p.team, p.component) for p in pods} == {
         (t, c) for t in teams for c in ("scheduler", "worker")
     }
@@ -93,6 +94,11 @@ def test_pods_for_every_team_component_and_option_bound(stack_config, stack_valu
     assert float(limits["cpu"]) == gw.worker_cores.max
     memory = workers["worker_memory=min"].pod["spec"]["containers"][0]["resources"]["requests"]
     assert int(memory["memory"]) == int(gw.worker_memory_gib.min * 2**30)
+    largest = workers["all=max"].pod["spec"]["containers"][0]["resources"]["limits"]
+    assert (float(largest["cpu"]), int(largest["memory"])) == (
+        gw.worker_cores.max,
+        int(gw.worker_memory_gib.max * 2**30),
+    )
 
 
 def test_worker_keeps_the_chart_placement_and_gets_the_team_account(prod):

@@ -1,6 +1,9 @@
-"""`dask-platform config check`: validate committed stack configs without any cloud access."""
+"""`dask-platform config check | dask`: validate committed stack configs without any cloud access;
+write the dask configuration of a stack's outputs."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -37,3 +40,37 @@ def check(
         )
     if failed:
         raise typer.Exit(2)
+
+
+@app.command("dask")
+def dask(
+    outputs: Path = typer.Option(
+        ...,
+        "--outputs",
+        help="A stack's outputs: `pulumi stack output --json` saved to a file, or the local "
+        "platform's outputs.json.",
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Directory to write gateway.yaml into (e.g. ~/.config/dask, /etc/dask, or one "
+        "DASK_CONFIG points at).",
+    ),
+) -> None:
+    """Write the dask config that makes `Gateway()` and `GatewayCluster()` need no arguments."""
+    import json
+
+    from dask_platform.dask_config import (
+        DaskConfigError,
+        dask_config_from_outputs,
+        write_dask_config,
+    )
+
+    console = Console()
+    try:
+        config = dask_config_from_outputs(json.loads(outputs.read_text()))
+    except (OSError, DaskConfigError, json.JSONDecodeError) as exc:
+        console.print(f"[red]✗ {outputs}: {exc}[/red]")
+        raise typer.Exit(2) from None
+    path = write_dask_config(out, config)
+    console.print(f"[green]✓ wrote {path}[/green] (gateway {config['gateway']['address']})")

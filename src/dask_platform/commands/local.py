@@ -41,6 +41,13 @@ def up(
         help="How the gateways authenticate users, one of {password, oidc}; default: the "
         "config's local.gateway_auth.",
     ),
+    worker_image: str = typer.Option(
+        None,
+        "--worker-image",
+        help="Run schedulers and workers as podman containers of this image (e.g. "
+        "localhost/dask-platform/worker:lock-<hash> from `make images`): uid 1000, only the "
+        "team's token mounted; default: processes of this virtualenv.",
+    ),
     sites: list[str] = typer.Option(
         None,
         "--site",
@@ -62,7 +69,7 @@ def up(
         overrides["sites"] = [{"name": name} for name in sites]
     try:
         local_config = load_local_config(config, overrides={"local": overrides})
-        platform = LocalPlatform(state_dir, local_config, gateway_port)
+        platform = LocalPlatform(state_dir, local_config, gateway_port, worker_image)
         started = time.monotonic()
         with console.status("starting the local platform") as status:
             outputs = platform.up(progress=lambda m: status.update(m))
@@ -75,6 +82,35 @@ def up(
         f"Outputs: {platform.outputs_file}  ·  user passwords: {state_dir / 'passwords.json'}"
         "  ·  stop with `dask-platform local down`"
     )
+    first_user = next(iter(local_config.local.users))
+    console.print(
+        f"Dask config per user (Gateway() with no arguments): "
+        f'eval "$(dask-platform local env --user {first_user})"  ·  or '
+        f"DASK_CONFIG={platform.dask_config_dir(first_user)}"
+    )
+
+
+@app.command("env")
+def env(
+    user: str = typer.Option(..., "--user", help="A user of the local platform (local.users)."),
+    state_dir: Path = STATE_DIR_OPTION,
+) -> None:
+    """Print the shell line that makes `Gateway()` and `GatewayCluster()` connect as USER."""
+    import shlex
+
+    from dask_platform.local.platform import LocalPlatform
+
+    platform = LocalPlatform(state_dir)
+    directory = platform.dask_config_dir(user)
+    if not (directory / "gateway.yaml").is_file():
+        users = sorted(p.name for p in directory.parent.glob("*") if p.is_dir())
+        Console(stderr=True).print(
+            f"[red]✗ user: no dask config for {user!r} in {directory.parent}"
+            + (f"; users: {', '.join(users)}" if users else "; is the platform up?")
+            + "[/red]"
+        )
+        raise typer.Exit(1)
+    typer.echo(f"export DASK_CONFIG={shlex.quote(str(directory))}")
 
 
 def outputs_table(outputs: dict[str, object]) -> Table:

@@ -25,6 +25,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 if TYPE_CHECKING:
     from dask_platform.guard.lint import LintFinding
     from dask_platform.guard.manifests import ManifestReport
+    from dask_platform.guard.pods import PodReport
     from dask_platform.guard.runner import GateResult
 
 from dask_platform.charts import ChartError
@@ -138,6 +139,7 @@ def plan(
 
             findings = lint_documents(stack_documents)
         kube = None
+        pods = None
         if manifests:
             progress.update(task, description="Rendering Helm releases, validating manifests")
             try:
@@ -147,12 +149,16 @@ def plan(
                 # stack cannot be checked at all (the message says how to fix it).
                 console.print(f"[red]✗ {exc}[/red]")
                 raise typer.Exit(2) from None
+            progress.update(task, description="Building the gateway's pods with its controller")
+            from dask_platform.guard.pods import check_release_pods
+
+            pods = check_release_pods(config, evaluation)
         checked = time.perf_counter()
 
     if as_json:
         sys.stdout.write(
             json.dumps(
-                plan_document(evaluation, kube, _problems(result, findings, kube)),
+                plan_document(evaluation, kube, _problems(result, findings, kube, pods)),
                 indent=2,
                 sort_keys=True,
             )
@@ -168,8 +174,11 @@ def plan(
     report.verdict(console, result, findings)
     if kube is not None:
         report.manifests_verdict(console, kube, checkov=lint)
+    if pods is not None:
+        report.pods_verdict(console, pods)
 
     kube_problems = len(kube.problems) + len(kube.findings) if kube else 0
+    kube_problems += len(pods.problems) if pods else 0
     failed = bool(result.mandatory) or bool(findings) or bool(kube_problems)
     summary = (
         f"{stack}: {result.resources_checked} resources, {len(result.policies)} policies, "
@@ -185,7 +194,10 @@ def plan(
 
 
 def _problems(
-    result: GateResult, findings: list[LintFinding] | None, kube: ManifestReport | None
+    result: GateResult,
+    findings: list[LintFinding] | None,
+    kube: ManifestReport | None,
+    pods: PodReport | None = None,
 ) -> dict[str, list[str]]:
     """Every problem of the plan by check, as ``plan --json`` reports them."""
     return {
@@ -193,4 +205,5 @@ def _problems(
         "iam_lint": [str(f) for f in findings or []],
         "kubernetes_schemas": [str(p) for p in kube.problems] if kube else [],
         "checkov_kubernetes": [str(f) for f in kube.findings] if kube else [],
+        "gateway_pods": list(pods.problems) if pods else [],
     }

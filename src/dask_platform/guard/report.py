@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -19,6 +19,9 @@ from dask_platform.guard.lint import LintFinding
 from dask_platform.guard.manifests import ManifestReport
 from dask_platform.guard.runner import GateResult, GuardResource
 from dask_platform.guard.values import as_list, get_path, policy_document
+
+if TYPE_CHECKING:  # imported on use: building pods loads dask-gateway-server
+    from dask_platform.guard.pods import PodReport
 
 
 def short_type(type_: str) -> str:
@@ -279,3 +282,28 @@ def manifests_verdict(console: Console, report: ManifestReport, checkov: bool) -
         console.print(Text.assemble(("✗ ", "red"), ("[kubernetes-schemas] ", "bold"), str(problem)))
     for finding in report.findings:
         console.print(Text.assemble(("✗ ", "red"), str(finding)))
+
+
+def pods_verdict(console: Console, report: PodReport) -> None:
+    """Where the gateway's controller-built pods can run (NodePool: instance types that fit),
+    and every pod problem, one line each."""
+    table = Table(title=f"Dask pods built by dask-gateway's controller ({report.pods_built})")
+    table.add_column("pod", no_wrap=True)
+    table.add_column("requests")
+    table.add_column("NodePool: instance types that fit")
+    for placement in report.placements:
+        pools = "; ".join(
+            f"{pool}: {len(types)} ({', '.join(types[:3])}{', ...' if len(types) > 3 else ''})"
+            for pool, types in placement.pools.items()
+        )
+        table.add_row(placement.label, str(placement.requests), pools or Text("none", style="red"))
+    if report.placements:
+        console.print(table)
+    outcome = (
+        Text("✓ pass", style="green")
+        if not report.problems
+        else Text(f"✗ {len(report.problems)} problem(s)", style="red")
+    )
+    console.print(Text.assemble("gateway-pods (controller-built, on the NodePools): ", outcome))
+    for problem in report.problems:
+        console.print(Text.assemble(("✗ ", "red"), ("[gateway-pods] ", "bold"), problem))

@@ -64,7 +64,7 @@ CACHE_ENV = "DASK_PLATFORM_IMAGES_CACHE"
 BUILD_KEY_VERSION = "1"  # bump when the way images are assembled changes
 # Debian bookworm's glibc; wheels needing a newer one would not load in the base.
 GLIBC = (2, 36)
-PROJECT_WHEEL_IMAGES = frozenset({"gateway"})
+PROJECT_WHEEL_IMAGES = frozenset({"gateway", "notebook"})
 
 
 class ImageBuildError(RuntimeError):

@@ -135,10 +135,14 @@ class LocalPlatform:
         state_dir: Path = DEFAULT_STATE_DIR,
         config: LocalConfig | None = None,
         gateway_port: int | None = None,
+        container_image: str | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self._config = config
         self.gateway_port = gateway_port
+        # Run schedulers and workers as containers of this image (podman) instead of processes
+        # of this virtualenv (dask_platform.local.containers).
+        self.container_image = container_image
 
     # ------------------------------------------------------------------ paths and state
 
@@ -288,11 +292,23 @@ class LocalPlatform:
                 write_json_atomic(self.site_outputs_file(name), site_output, mode=0o644)
             outputs = site_outputs[self.sites[0]]
             write_json_atomic(self.outputs_file, outputs, mode=0o644)
+            self._write_dask_configs(outputs, passwords)
             return outputs
         except BaseException:
             terminate([s.pid for s in started.values()])
             self.state_file.unlink(missing_ok=True)
             raise
+
+    def dask_config_dir(self, user: str) -> Path:
+        """The directory to point ``DASK_CONFIG`` at to be ``user`` on the first site."""
+        return self.state_dir / "dask" / user
+
+    def _write_dask_configs(self, outputs: dict[str, Any], passwords: dict[str, str]) -> None:
+        from dask_platform.dask_config import dask_config_from_outputs, write_dask_config
+
+        for user, password in passwords.items():
+            config = dask_config_from_outputs(outputs, username=user, password=password)
+            write_dask_config(self.dask_config_dir(user), config)
 
     def _save_state(self, started: dict[str, Spawned]) -> None:
         write_json_atomic(
@@ -383,6 +399,7 @@ class LocalPlatform:
                 for team, arn in provisioned.team_role_arns.items()
             },
             "auth": config.local.gateway_auth,
+            "container_image": self.container_image,
             "oidc": {
                 "issuer": issuer["url"],
                 "audience": oidc.audience,
@@ -390,7 +407,14 @@ class LocalPlatform:
                 "jwks_refetch_seconds": oidc.jwks_refetch_seconds,
             },
         }
-        site_dir.mkdir(parents=True, exist_ok=True)
+        # The gateway's state (SQLite: cluster options, TLS keys) is the operator's alone: 0600
+        # files in 0700 directories. SQLite gives its journal the database file's mode.
+        for directory in (self.gateway_dir, site_dir):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            directory.chmod(0o700)
+        database = site_dir / "gateway.sqlite"
+        database.touch(mode=0o600)
+        database.chmod(0o600)
         key_file = site_dir / "encrypt-key"
         if not key_file.is_file():
             # Fernet key for the gateway's SQLite state (cluster TLS keys are stored in it).
@@ -603,6 +627,9 @@ class LocalPlatform:
                 leftovers = []
                 break
             leftovers = terminate([p.pid for p in procs])
+        from dask_platform.local.containers import remove_containers
+
+        remove_containers(str(self.state_dir))
         for path in ("state.json", "outputs.json", "emulator.json", ISSUER_READY, "passwords.json"):
             (self.state_dir / path).unlink(missing_ok=True)
         shutil.rmtree(self.gateway_dir, ignore_errors=True)
@@ -611,6 +638,7 @@ class LocalPlatform:
         shutil.rmtree(self.state_dir / "issuer", ignore_errors=True)
         shutil.rmtree(self.state_dir / "object-stores", ignore_errors=True)
         shutil.rmtree(self.state_dir / "aws", ignore_errors=True)
+        shutil.rmtree(self.state_dir / "dask", ignore_errors=True)
         return DownReport(stopped=stopped, leftovers=leftovers)
 
 

@@ -121,6 +121,12 @@ def configure_local_gateway(c: Any, overlay_path: str) -> None:
     overlay = json.loads(Path(overlay_path).read_text())
     gateway_dir = Path(overlay["gateway_dir"])
     c.DaskGateway.backend_class = "dask_gateway_server.backends.local.UnsafeLocalBackend"
+    if overlay.get("container_image"):
+        # Schedulers and workers as containers of the worker image (dask_platform.local.
+        # containers); the UnsafeLocalBackend settings below apply to it as its base class.
+        c.DaskGateway.backend_class = "dask_platform.local.containers.ContainerBackend"
+        c.ContainerBackend.image = overlay["container_image"]
+        c.ContainerBackend.state_dir = overlay["state_dir"]
     c.DaskGateway.address = f"127.0.0.1:{overlay['api_port']}"
     c.Proxy.address = f"127.0.0.1:{overlay['proxy_port']}"
     c.Proxy.tcp_address = f"127.0.0.1:{overlay['proxy_port']}"
