@@ -82,6 +82,8 @@ COMPONENTS = ("emulator", "issuer", "gateway")
 # outputs.json has the same keys as `pulumi stack output --json`.
 PULUMI_ONLY_OUTPUTS = (
     "kubeconfig",
+    "karpenter_interruption_queue",
+    "karpenter_node_pools",
     "vpc_id",
     "ec2_ami_id",
     "ec2_imdsv2_required",
