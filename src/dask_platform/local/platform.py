@@ -97,8 +97,6 @@ PULUMI_ONLY_OUTPUTS = (
     "ecs_log_group",
     "ecs_security_group_id",
     "ecs_task_role_arns",
-    "karpenter_interruption_queue",
-    "karpenter_node_pools",
 )
 Progress = Callable[[str], None]
 
