@@ -194,9 +194,11 @@ class Karpenter(pulumi.ComponentResource):
         crds = k8s.helm.v3.Release(
             f"{name}-crd",
             name=spec.CRD_RELEASE,
-            chart=crd_pin.name,
+            # An OCI chart is named by its full reference; Helm's repository lookup (repo=...)
+            # fetches <repo>/index.yaml, which OCI registries do not serve.
+            # ref: https://helm.sh/docs/topics/registries/
+            chart=crd_pin.reference,
             version=crd_pin.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=crd_pin.repository),
             namespace=spec.NAMESPACE,
             atomic=True,
             opts=child,
@@ -205,9 +207,8 @@ class Karpenter(pulumi.ComponentResource):
         self.release = k8s.helm.v3.Release(
             f"{name}-controller",
             name=spec.RELEASE,
-            chart=pin.name,
+            chart=pin.reference,
             version=pin.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=pin.repository),
             namespace=spec.NAMESPACE,
             # The CRDs are the karpenter-crd release's, so chart upgrades update them too.
             skip_crds=True,

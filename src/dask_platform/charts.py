@@ -42,6 +42,14 @@ class ChartPin:
     def archive_name(self) -> str:
         return f"{self.name}-{self.version}.tgz"
 
+    @property
+    def reference(self) -> str:
+        """How Helm names the chart: ``oci://<registry>/<name>`` for an OCI chart (Helm has no
+        repository index for those), else the plain name used with ``repo``."""
+        if self.repository.startswith("oci://"):
+            return f"{self.repository}/{self.name}"
+        return self.name
+
     def pull_command(self, cache: str) -> str:
         """The command that puts the pinned archive into ``cache``."""
         if self.repository.startswith("oci://"):

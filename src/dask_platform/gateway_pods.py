@@ -297,6 +297,9 @@ def build_pods(
             raise GatewayConfigError(
                 f"the rendered gateway config selects backend {backend_class!r}, not KubeBackend"
             )
+        authenticator_problem = _authenticator_problem(gateway_config)
+        if authenticator_problem:
+            raise GatewayConfigError(authenticator_problem)
         # A private loop: asyncio.run() would leave the thread without a current event loop,
         # which the Pulumi runtime (run later in the same process by plan) still asks for.
         loop = asyncio.new_event_loop()
@@ -304,6 +307,34 @@ def build_pods(
             return loop.run_until_complete(_build(config, gateway_config, controller_config))
         finally:
             loop.close()
+
+
+def _authenticator_problem(gateway_config: Any) -> str | None:
+    """Why the API pod could not create its authenticator, or None: the configured class must
+    import (the gateway image has it when it imports here) and be an Authenticator, and every
+    key configured for it must be one of its configurable traits (traitlets only warns about
+    an unknown key, so a typo would silently leave the default in force)."""
+    from dask_gateway_server.auth import Authenticator
+    from traitlets.utils.importstring import import_item
+
+    name = gateway_config.DaskGateway.get("authenticator_class")
+    if name is None:
+        return None  # dask-gateway's default (simple)
+    try:
+        cls = import_item(str(name))
+    except (ImportError, AttributeError) as exc:
+        return f"gateway.auth: authenticator class {name} does not import ({exc})"
+    if not (isinstance(cls, type) and issubclass(cls, Authenticator)):
+        return f"gateway.auth: {name} is not a dask_gateway_server.auth.Authenticator"
+    known = set(cls.class_trait_names(config=True))
+    configured = set(gateway_config.get(cls.__name__, {}))
+    unknown = sorted(configured - known)
+    if unknown:
+        return (
+            f"gateway.auth: {', '.join(unknown)} configured for {name} but not among its "
+            f"settings ({', '.join(sorted(known))})"
+        )
+    return None
 
 
 # --------------------------------------------------------------------------- checks

@@ -203,8 +203,15 @@ def proxy_service_values(config: StackConfig) -> dict[str, Any]:
             )
             service["ports"] = {"web": {"port": HTTPS_PORT}}
         service["annotations"] = annotations
+        # Only nodes running a proxy pod are NLB targets (health-checked on the Service's
+        # healthCheckNodePort). With the default "Cluster" policy every node is a target,
+        # Karpenter's spot and short-lived worker nodes included, and client-to-scheduler
+        # connections routed through one die when it is consolidated or interrupted.
+        # ref: https://kubernetes.io/docs/tasks/access-application-cluster/create-external-load-balancer/#preserving-the-client-source-ip
+        spec: dict[str, Any] = {"externalTrafficPolicy": "Local"}
         if config.network.ingress_cidrs:
-            service["spec"] = {"loadBalancerSourceRanges": list(config.network.ingress_cidrs)}
+            spec["loadBalancerSourceRanges"] = list(config.network.ingress_cidrs)
+        service["spec"] = spec
     return service
 
 

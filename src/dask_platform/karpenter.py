@@ -165,6 +165,11 @@ def node_pool(name: str, pool: NodePoolCapacity) -> dict[str, Any]:
             "disruption": {
                 "consolidationPolicy": "WhenEmpty",
                 "consolidateAfter": pool.consolidate_after,
+                # A new AMI (al2023@latest) drifts every node; replacing a busy Dask node would
+                # evict running workers and lose their in-memory results. Drifted nodes are
+                # replaced once empty (consolidation), never while they hold Dask pods.
+                # ref: https://karpenter.sh/docs/concepts/disruption/#disruption-budgets
+                "budgets": [{"nodes": "0", "reasons": ["Drifted"]}],
             },
         },
     }

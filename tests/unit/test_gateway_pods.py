@@ -284,3 +284,28 @@ def test_pod_settings_configured_after_the_platform_file_are_kept(prod):
     }
     assert placement_problems(pods) == []
     assert capacity_problems(pods) == []
+
+
+@pytest.mark.parametrize(
+    ("auth", "expected"),
+    [
+        (
+            {"class": "dask_platform.oidc.gateway.NoSuchAuthenticator"},
+            "authenticator class dask_platform.oidc.gateway.NoSuchAuthenticator does not import",
+        ),
+        (
+            {"class": "dask_platform.oidc.gateway.OIDCAuthenticator", "issuer_typo": "x"},
+            "issuer_typo configured for dask_platform.oidc.gateway.OIDCAuthenticator but not "
+            "among its settings",
+        ),
+    ],
+)
+def test_an_authenticator_the_api_pod_could_not_create_is_caught(prod, auth, expected):
+    values = prod_values(prod)
+    custom = values["gateway"]["auth"]["custom"]
+    custom["class"] = auth["class"]
+    if "issuer_typo" in auth:
+        custom["config"] = {**custom["config"], "issuer_typo": auth["issuer_typo"]}
+    problems = check_pods(prod, values)
+    assert len(problems) == 1
+    assert expected in problems[0]

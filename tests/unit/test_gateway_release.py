@@ -52,6 +52,8 @@ def test_the_proxy_load_balancer_is_internal(stack):
     assert annotations["service.beta.kubernetes.io/aws-load-balancer-type"] == "nlb"
     assert "service.beta.kubernetes.io/aws-load-balancer-scheme" not in annotations
     assert service["spec"]["loadBalancerSourceRanges"] == ["10.0.0.0/8"]
+    # Only nodes running a proxy pod are NLB targets, never Karpenter's spot worker nodes.
+    assert service["spec"]["externalTrafficPolicy"] == "Local"
 
 
 def test_production_gateway_api_is_tls_and_the_scheduler_port_passes_tls_through():

@@ -118,6 +118,8 @@ def test_node_pools_follow_the_stack_config(evaluation, config):
         assert spec["disruption"] == {
             "consolidationPolicy": "WhenEmpty",
             "consolidateAfter": cfg.consolidate_after,
+            # No busy Dask node is replaced for drift (a new AMI): only once empty.
+            "budgets": [{"nodes": "0", "reasons": ["Drifted"]}],
         }
         assert template["spec"]["expireAfter"] == cfg.expire_after
     assert pools["dask-schedulers"]["spec"]["template"]["spec"]["requirements"][0] == {
@@ -143,8 +145,11 @@ def test_node_class_is_hardened(evaluation):
 
 
 def _release(evaluation, chart):
+    reference = charts.chart_pin(chart).reference
     (release,) = [
-        r for r in evaluation.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == chart
+        r
+        for r in evaluation.of_type("kubernetes:helm.sh/v3:Release")
+        if r.inputs["chart"] == reference
     ]
     return release
 
@@ -153,7 +158,9 @@ def test_controller_chart_renders_with_the_program_values(evaluation, config):
     release = _release(evaluation, "karpenter")
     pin = charts.chart_pin("karpenter")
     assert release.inputs["version"] == pin.version
-    assert release.inputs["repositoryOpts"] == {"repo": pin.repository}
+    # An OCI chart by its full reference and no repository (Helm would look for an index.yaml).
+    assert release.inputs["chart"] == "oci://public.ecr.aws/karpenter/karpenter"
+    assert "repositoryOpts" not in release.inputs
     assert release.inputs["skipCrds"] is True
     values = release.inputs["values"]
     assert values["settings"]["clusterName"] == evaluation.outputs["cluster_name"]

@@ -115,3 +115,17 @@ def test_a_stack_that_declares_no_node_pool_is_caught() -> None:
     evaluation.resources = [r for r in evaluation.resources if r.type != NODE_POOL_TYPE]
     report = check_release_pods(load_stack_file(REPO, "prod"), evaluation)
     assert report.problems == ["no Karpenter NodePool is declared: nothing would add nodes"]
+
+
+def test_a_stack_without_the_gateway_release_is_caught() -> None:
+    evaluation = copy.copy(evaluated("prod"))
+    evaluation.resources = [
+        r
+        for r in evaluation.resources
+        if not (r.type == "kubernetes:helm.sh/v3:Release" and r.inputs["name"] == "dask-gateway")
+    ]
+    report = check_release_pods(load_stack_file(REPO, "prod"), evaluation)
+    assert report.problems == [
+        "no Helm release named 'dask-gateway' is declared: the gateway's pods cannot be built "
+        "and checked"
+    ]

@@ -40,14 +40,19 @@ class PodReport:
 def check_release_pods(config: StackConfig, evaluation: Evaluation) -> PodReport:
     """Build and check the pods of the declared dask-gateway release (see the module doc).
 
-    A stack without that release has nothing to check (empty report). Raises ChartError when
-    the chart cache lacks the pinned chart (plan reports it as it does for rendering).
+    A stack without that release is a problem (nothing would serve `Gateway()`). Raises
+    ChartError when the chart cache lacks the pinned chart (plan reports it as for rendering).
     """
     releases = [
         r for r in evaluation.of_type(RELEASE_TYPE) if r.inputs.get("name") == GATEWAY_RELEASE
     ]
     if not releases:
-        return PodReport()
+        return PodReport(
+            problems=[
+                f"no Helm release named {GATEWAY_RELEASE!r} is declared: the gateway's pods "
+                "cannot be built and checked"
+            ]
+        )
     values = release_values(releases[0])
     rendered = render_gateway(config, values)
     report = PodReport(problems=config_file_problems(rendered))
