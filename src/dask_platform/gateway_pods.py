@@ -326,7 +326,7 @@ def _authenticator_problem(gateway_config: Any) -> str | None:
         return f"gateway.auth: authenticator class {name} does not import ({exc})"
     if not (isinstance(cls, type) and issubclass(cls, Authenticator)):
         return f"gateway.auth: {name} is not a dask_gateway_server.auth.Authenticator"
-    known = set(cls.class_trait_names(config=True))
+    known = set(cls.class_trait_names(config=True))  # type: ignore[attr-defined]
     configured = set(gateway_config.get(cls.__name__, {}))
     unknown = sorted(configured - known)
     if unknown:
