@@ -64,6 +64,20 @@ def gateway_settings(config: StackConfig) -> dict[str, Any]:
         "cluster_max_cores": gw.cluster_max_cores,
         "cluster_max_memory_gib": gw.cluster_max_memory_gib,
         "image": gw.image.reference,
+        # What dask-gateway counts for a scheduler against cluster_max_cores/_memory (the
+        # chart values' requests); the local backend is given the same numbers.
+        "scheduler_cores": gw.scheduler_size()[0],
+        "scheduler_memory_gib": gw.scheduler_size()[1],
+        # Fair share (dask_platform.gateway_limits), resolved per team:
+        # {team: {"per_user": {clusters, worker_cores, worker_memory_gib}, "per_team": {...}}}
+        "limits": {
+            team: {
+                "per_user": per_user.model_dump(),
+                "per_team": per_team.model_dump(),
+            }
+            for team in config.team_names
+            for per_user, per_team in [config.limits.for_team(team)]
+        },
         "default_environment": dict(gw.default_environment),
         # scratch_bucket, object_stores, aws_config_file: see dask_platform.object_stores
         **gateway_object_store_settings(config.scratch.bucket_name, config.object_stores),
