@@ -183,10 +183,6 @@ def configure(c: Any, settings: Mapping[str, Any]) -> None:
     # limits (the local overlay selects the local backends with the same limits).
     c.DaskGateway.backend_class = LIMITED_KUBE_BACKEND
     c.PlatformLimits.limits = dict(settings["limits"])
-    # Schedulers count against cluster_max_cores/_memory: the local backend counts what the
-    # chart requests for a scheduler on EKS (KubeClusterConfig's own values come from the chart).
-    c.ClusterConfig.scheduler_cores = float(settings["scheduler_cores"])
-    c.ClusterConfig.scheduler_memory = int(float(settings["scheduler_memory_gib"]) * GIB)
     c.Backend.cluster_options = make_cluster_options(settings, lambda: configured_pod_config(c))
     # Karpenter never voluntarily removes a scheduler's node (losing the scheduler loses the
     # cluster). The chart forwards no pod annotations from its values, so they are set here.

@@ -64,10 +64,6 @@ def gateway_settings(config: StackConfig) -> dict[str, Any]:
         "cluster_max_cores": gw.cluster_max_cores,
         "cluster_max_memory_gib": gw.cluster_max_memory_gib,
         "image": gw.image.reference,
-        # What dask-gateway counts for a scheduler against cluster_max_cores/_memory (the
-        # chart values' requests); the local backend is given the same numbers.
-        "scheduler_cores": gw.scheduler_size()[0],
-        "scheduler_memory_gib": gw.scheduler_size()[1],
         # Fair share (dask_platform.gateway_limits), resolved per team:
         # {team: {"per_user": {clusters, worker_cores, worker_memory_gib}, "per_team": {...}}}
         "limits": {
