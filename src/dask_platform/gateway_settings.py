@@ -66,6 +66,7 @@ def gateway_settings(config: StackConfig) -> dict[str, Any]:
         "image": gw.image.reference,
         # Fair share (dask_platform.gateway_limits), resolved per team:
         # {team: {"per_user": {clusters, worker_cores, worker_memory_gib}, "per_team": {...}}}
+        "no_client_timeout_minutes": config.limits.no_client_timeout_minutes,
         "limits": {
             team: {
                 "per_user": per_user.model_dump(),

@@ -614,6 +614,14 @@ class Limits(_Model):
         default_factory=dict,
         description="Per-team overrides of per_user (for that team's clusters) and per_team.",
     )
+    no_client_timeout_minutes: float = Field(
+        default=15,
+        gt=0,
+        le=7 * 24 * 60,
+        description="A cluster with no connected Dask client this long is stopped "
+        "(dask_platform.no_client); clusters created with shutdown_on_close=False are exempt "
+        "but still obey gateway.idle_timeout_minutes.",
+    )
 
     def for_team(self, team: str) -> tuple[LimitValues, LimitValues]:
         """``(per_user, per_team)`` in effect for clusters of ``team``."""

@@ -149,6 +149,12 @@ def configure_local_gateway(c: Any, overlay_path: str) -> None:
     c.Backend.cluster_options = wrap_cluster_options(c.Backend.cluster_options, overlay)
     if overlay.get("idle_timeout_seconds") is not None:
         c.ClusterConfig.idle_timeout = float(overlay["idle_timeout_seconds"])
+    if overlay.get("no_client_timeout_seconds") is not None:
+        from dask_platform.no_client import scheduler_command
+
+        c.ClusterConfig.scheduler_cmd = scheduler_command(
+            float(overlay["no_client_timeout_seconds"])
+        )
     # Local processes start in about a second; fail fast instead of the 10-minute default.
     c.UnsafeLocalBackend.cluster_start_timeout = 60
     c.UnsafeLocalBackend.worker_start_timeout = 60
