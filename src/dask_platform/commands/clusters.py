@@ -213,3 +213,71 @@ def stop_command(
         raise typer.Exit(1)
     verb = "would stop" if dry_run else "stopped"
     console.print(f"[green]✓ {verb} {len(actions) if dry_run else stopped} cluster(s)[/green]")
+
+
+@app.command("reap")
+def reap_command(
+    ecs_cluster: list[str] = typer.Option(
+        ...,
+        "--ecs-cluster",
+        help="The site's ECS cluster (name or ARN) that dask-cloudprovider runs tasks in; "
+        "repeat for several.",
+    ),
+    older_than: str = typer.Option(
+        ...,
+        "--older-than",
+        help="A duration such as 12h: only what is older (pick more than the longest "
+        "legitimate session).",
+    ),
+    yes: bool = typer.Option(False, "--yes", help="Remove what is listed (default: list only)."),
+) -> None:
+    """List (and with --yes remove) what dask-cloudprovider left in the site's ECS clusters:
+    tasks, task definitions, security groups. Runs with the operator's AWS credentials (the
+    environment's: AWS_PROFILE, ...; policies/iam/operator-reap.json). Exit 1 if anything is
+    left over (without --yes) or a removal failed."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from dask_platform.runbooks.reap import find_leftovers, remove_leftovers
+
+    console = Console()
+    threshold = _seconds(older_than)
+    assert threshold is not None
+    session = boto3.session.Session()
+    table = Table(title="dask-cloudprovider leftovers")
+    for column in ("ecs cluster", "kind", "id", "dask cluster", "age", "action"):
+        table.add_column(column, overflow="fold")
+    problems: list[str] = []
+    listed = 0
+    for cluster in ecs_cluster:
+        try:
+            leftovers = find_leftovers(session, cluster, threshold)
+        except (ClientError, BotoCoreError) as exc:
+            problems.append(f"{cluster}: {exc}")
+            continue
+        listed += len(leftovers)
+        outcomes: dict[str, str] = {}
+        if yes:
+            for removal in remove_leftovers(session, cluster, leftovers):
+                if removal.error:
+                    outcomes[removal.leftover.id] = f"[red]{escape(removal.error)}[/red]"
+                    problems.append(f"{removal.leftover.id}: {removal.error}")
+                else:
+                    outcomes[removal.leftover.id] = "[green]removed[/green]"
+        from dask_platform.runbooks.clusters import format_duration
+
+        for leftover in leftovers:
+            table.add_row(
+                cluster,
+                leftover.kind,
+                leftover.id,
+                leftover.dask_cluster,
+                format_duration(leftover.age_seconds) if leftover.age_seconds is not None else "",
+                outcomes.get(leftover.id, "would remove"),
+            )
+    console.print(table)
+    for problem in problems:
+        console.print(f"[red]✗ {escape(problem)}[/red]")
+    if problems or (listed and not yes):
+        raise typer.Exit(1)
+    console.print(f"[green]✓ {'removed' if yes else 'found'} {listed} leftover(s)[/green]")
