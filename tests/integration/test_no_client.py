@@ -125,3 +125,42 @@ def test_a_cluster_meant_to_outlive_its_client_is_kept(
         assert client.run_on_scheduler(lambda: 42) == 42
     cluster.shutdown()
     assert wait_until(lambda: name not in running(gateway))
+
+
+def test_reap_stops_the_gateway_clusters_no_client_owns(
+    quick_platform: LocalPlatform, quick_as: Callable[..., Any]
+) -> None:
+    """`clusters reap` on the gateway: a cluster kept without a client (shutdown_on_close=False)
+    is listed, then stopped with --yes; one with a connected client is left alone."""
+    from typer.testing import CliRunner
+
+    from dask_platform.cli import app
+    from dask_platform.runbooks.reap import find_gateway_leftovers
+
+    gateway = quick_as("alice")
+    kept = gateway.new_cluster(shutdown_on_close=False)
+    CLOSED_GATEWAYS.append(kept)
+    kept_name = kept.name
+    kept.close()  # the handle only: the cluster stays, with no client
+    owned = gateway.new_cluster()
+    CLOSED_GATEWAYS.append(owned)
+    client = owned.get_client()
+    try:
+        found = find_gateway_leftovers(gateway, "local", 0)
+        assert [(f.name, f.status) for f in found] == [(kept_name, "RUNNING")]
+        assert find_gateway_leftovers(gateway, "local", 24 * 3600) == [], "younger than 24 h"
+
+        args = ["clusters", "reap", "--older-than", "0s", "--state-dir"]
+        args += [str(quick_platform.state_dir), "--user", "alice"]
+        listed = CliRunner().invoke(app, args, env={"COLUMNS": "250"})
+        assert listed.exit_code == 1, listed.output
+        assert kept_name in listed.output
+        assert owned.name not in listed.output
+        reaped = CliRunner().invoke(app, [*args, "--yes"], env={"COLUMNS": "250"})
+        assert reaped.exit_code == 0, reaped.output
+        assert "removed 1 leftover(s)" in reaped.output
+        assert wait_until(lambda: kept_name not in running(gateway))
+        assert owned.name in running(gateway)
+    finally:
+        client.close()
+        owned.shutdown()

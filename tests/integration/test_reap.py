@@ -211,7 +211,9 @@ def test_the_operator_lists_then_removes_what_dask_cloudprovider_left(world: Wor
         "COLUMNS": "250",  # rich folds long ids in a narrow terminal
     }
     listed = runner.invoke(
-        app, ["clusters", "reap", "--ecs-cluster", ECS_CLUSTER, "--older-than", "0s"], env=env
+        app,
+        ["clusters", "reap", "--no-gateway", "--ecs-cluster", ECS_CLUSTER, "--older-than", "0s"],
+        env=env,
     )
     assert listed.exit_code == 1, listed.output
     assert world.security_group in listed.output
@@ -240,7 +242,16 @@ def test_the_operator_lists_then_removes_what_dask_cloudprovider_left(world: Wor
     # The command with --yes: nothing left, exit 0.
     again = runner.invoke(
         app,
-        ["clusters", "reap", "--ecs-cluster", ECS_CLUSTER, "--older-than", "0s", "--yes"],
+        [
+            "clusters",
+            "reap",
+            "--no-gateway",
+            "--ecs-cluster",
+            ECS_CLUSTER,
+            "--older-than",
+            "0s",
+            "--yes",
+        ],
         env=env,
     )
     assert again.exit_code == 0, again.output

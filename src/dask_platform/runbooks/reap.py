@@ -150,3 +150,72 @@ def remove_leftovers(session: Any, cluster: str, leftovers: list[Leftover]) -> l
         else:
             results.append(Removal(leftover))
     return results
+
+
+# --------------------------------------------------------------------------- gateway clusters
+
+
+@dataclass(frozen=True)
+class GatewayLeftover:
+    """A gateway cluster older than the threshold that no client is connected to."""
+
+    site: str
+    name: str
+    status: str
+    age_seconds: float
+
+
+def other_clients(gateway: Any, name: str) -> list[str]:
+    """The ids of the clients connected to cluster ``name``'s scheduler, besides the one this
+    function connects with (it connects without owning the cluster)."""
+    import contextlib
+
+    from dask_platform.sites import _CLOSED
+
+    cluster = gateway.connect(name)
+    try:
+        client = cluster.get_client(set_as_default=False)
+        try:
+            # A lambda travels by value: schedulers run the worker image, without this package.
+            ids: list[str] = client.run_on_scheduler(
+                lambda dask_scheduler: sorted(
+                    c for c in dask_scheduler.clients if c != "fire-and-forget"
+                )
+            )
+            return [i for i in ids if i != client.id]
+        finally:
+            client.close()
+    finally:
+        with contextlib.suppress(Exception):
+            cluster.close(shutdown=False)
+        _CLOSED.append(cluster)
+
+
+def _has_clients(gateway: Any, name: str) -> bool:
+    try:
+        return bool(other_clients(gateway, name))
+    except Exception:  # a scheduler that does not answer owns nothing
+        return False
+
+
+def find_gateway_leftovers(
+    gateway: Any, site: str, older_than: float, now: dt.datetime | None = None
+) -> list[GatewayLeftover]:
+    """The caller's clusters on ``gateway`` (an administrator's: everyone's) started longer
+    ago than ``older_than`` seconds with no client connected; a cluster still pending after
+    the threshold counts too. A scheduler that does not answer counts as a leftover."""
+    from dask_platform.runbooks.clusters import survey
+
+    found = []
+    for state in survey(gateway, site, with_activity=False):
+        if state.status not in ("PENDING", "RUNNING") or state.started is None:
+            continue
+        started = state.started
+        reference = now or dt.datetime.now(started.tzinfo)
+        age = (reference - started).total_seconds()
+        if age < older_than:
+            continue
+        if state.status == "RUNNING" and _has_clients(gateway, state.name):
+            continue
+        found.append(GatewayLeftover(site, state.name, state.status, age))
+    return found
