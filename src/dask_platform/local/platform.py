@@ -93,6 +93,7 @@ PULUMI_ONLY_OUTPUTS = (
     "ecs_fargate_spot",
     "ecs_gpu",
     "ecs_log_group",
+    "ecs_operator_group",
     "ecs_security_group_id",
     "ecs_task_role_arns",
 )
