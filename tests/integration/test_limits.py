@@ -154,7 +154,13 @@ def test_cluster_limit_holds_under_concurrent_requests(limited_as: Callable[...,
                 return_exceptions=True,
             )
 
-    results = asyncio.run(both())
+    # A private loop: asyncio.run() would leave the main thread without a current event loop,
+    # which Pulumi's runtime (unit tests later in the same session) still asks for.
+    loop = asyncio.new_event_loop()
+    try:
+        results = loop.run_until_complete(both())
+    finally:
+        loop.close()
     started = [r for r in results if isinstance(r, str)]
     refused = [r for r in results if isinstance(r, BaseException)]
     assert len(started) == 1, results
