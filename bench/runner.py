@@ -39,6 +39,7 @@ GROUPS: dict[str, str] = {
     "plan": "bench.groups.plan",
     "workers": "bench.groups.workers",
     "credentials": "bench.groups.credentials",
+    "limits": "bench.groups.limits",
     "tests": "bench.groups.suite",
 }
 

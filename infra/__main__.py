@@ -273,6 +273,7 @@ if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.P
         else None,
     )
     pulumi.export("ecs_analyst_groups", {t: g.name for t, g in ecs.analyst_groups.items()})
+    pulumi.export("ecs_operator_group", ecs.operator_group.name)
     pulumi.export("ec2_instance_profile_arns", {t: p.arn for t, p in ecs.instance_profiles.items()})
     pulumi.export("ec2_ami_id", ecs.ec2_ami_id)
     pulumi.export("ec2_imdsv2_required", config.ecs.imdsv2_account_default)

@@ -31,6 +31,7 @@ from dask_gateway_server.options import Options
 
 from dask_platform.credentials import checked_environment
 from dask_platform.gateway_options import Float, Integer, Select, range_error
+from dask_platform.no_client import scheduler_command
 from dask_platform.object_stores import platform_environment
 from dask_platform.placement import DO_NOT_DISRUPT_ANNOTATION
 
@@ -173,9 +174,16 @@ def make_cluster_options(
     return cluster_options
 
 
+LIMITED_KUBE_BACKEND = "dask_platform.gateway_limits.LimitedKubeBackend"
+
+
 def configure(c: Any, settings: Mapping[str, Any]) -> None:
     """Apply the platform's gateway configuration to a traitlets config object ``c`` (after the
     chart's lines: the pod settings the chart configured are read from ``c``)."""
+    # The chart selects KubeBackend; the platform's subclass adds the per-user and per-team
+    # limits (the local overlay selects the local backends with the same limits).
+    c.DaskGateway.backend_class = LIMITED_KUBE_BACKEND
+    c.PlatformLimits.limits = dict(settings["limits"])
     c.Backend.cluster_options = make_cluster_options(settings, lambda: configured_pod_config(c))
     # Karpenter never voluntarily removes a scheduler's node (losing the scheduler loses the
     # cluster). The chart forwards no pod annotations from its values, so they are set here.
@@ -186,7 +194,10 @@ def configure(c: Any, settings: Mapping[str, Any]) -> None:
     section[key] = {**configured, DO_NOT_DISRUPT_ANNOTATION: "true"}
     # distributed >= 2026.6 removed the dask-scheduler / dask-worker entry points. A list: the
     # backends exec the command as argv (a plain string would be one program named "dask worker").
-    c.ClusterConfig.scheduler_cmd = ["dask", "scheduler"]
+    # The no-client shutdown rides along as a scheduler preload (dask_platform.no_client).
+    c.ClusterConfig.scheduler_cmd = scheduler_command(
+        float(settings["no_client_timeout_minutes"]) * 60
+    )
     c.ClusterConfig.worker_cmd = ["dask", "worker"]
     c.ClusterConfig.idle_timeout = float(settings["idle_timeout_minutes"]) * 60
     c.ClusterConfig.cluster_max_workers = int(settings["cluster_max_workers"])

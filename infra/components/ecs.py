@@ -260,6 +260,7 @@ class DaskEcs(pulumi.ComponentResource):
 
         self.analyst_groups: dict[str, aws.iam.Group] = {}
         self._analyst_groups(name, args, account_id, child)
+        self.operator_group = self._operator_group(name, args, ecs_name, account_id, child)
 
         self.cluster_arn = self.cluster.arn
         self.cluster_name = self.cluster.name
@@ -373,6 +374,46 @@ class DaskEcs(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
+
+    def _operator_group(
+        self,
+        name: str,
+        args: DaskEcsArgs,
+        ecs_name: str,
+        account_id: pulumi.Output[str],
+        child: pulumi.ResourceOptions,
+    ) -> aws.iam.Group:
+        """The operators' IAM group: what `dask-platform clusters reap` needs to find and
+        remove what dask-cloudprovider leaves in this cluster (policies/iam/operator-reap.json;
+        analysts cannot list tasks or task definitions). No users: membership is managed where
+        people are."""
+        group = aws.iam.Group(
+            f"{name}-operators",
+            name=f"{args.cluster_name}-operators",
+            path="/dask-platform/",
+            opts=child,
+        )
+        document = account_id.apply(
+            lambda account: _json(
+                render_policy(
+                    "operator-reap",
+                    region=args.region,
+                    account_id=account,
+                    cluster_name=ecs_name,
+                )
+            )
+        )
+        policy = aws.iam.Policy(
+            f"{name}-operator-reap",
+            description="dask-platform clusters reap: dask-cloudprovider's leftovers",
+            policy=document,
+            tags=dict(args.tags),
+            opts=child,
+        )
+        aws.iam.GroupPolicyAttachment(
+            f"{name}-operator-reap", group=group.name, policy_arn=policy.arn, opts=child
+        )
+        return group
 
     def _analyst_groups(
         self,

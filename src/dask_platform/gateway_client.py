@@ -23,6 +23,8 @@ The fix (the first two halves each enough for the refused-request case):
 * ``Gateway.__del__`` never blocks: it hands ``close()`` to a short-lived daemon thread, so a
   collection in any thread, at any point, cannot wait on a lock or a loop that thread owns.
   (distributed made the same change for ``Future.__del__``, dask/distributed#1229.)
+* a cluster created with ``shutdown_on_close=False`` is marked on its scheduler as meant to
+  outlive its client, which exempts it from the no-client shutdown (:mod:`dask_platform.no_client`);
 * and, while it is patched: a wrong gateway or proxy address fails within seconds naming the
   address and what answered there (:mod:`dask_platform.gateway_probe`), checked once per
   client before its first request and once per cluster before connecting through the proxy.
@@ -88,6 +90,8 @@ def install(module: ModuleType | None = None) -> bool:
     upstream_init_internal = cluster_class._init_internal
 
     def init_internal(self: Any, *args: Any, **kwargs: Any) -> None:
+        # Created here (not connected to by name): see init_internals.
+        self._dask_platform_created = kwargs.get("name") is None
         try:
             upstream_init_internal(self, *args, **kwargs)
         except BaseException:
@@ -123,6 +127,12 @@ def install(module: ModuleType | None = None) -> bool:
         proxy = self.scheduler_address.rsplit("/", 1)[0]
         await asyncio.get_running_loop().run_in_executor(None, check_proxy, proxy)
         await upstream_init_internals(self)
+        if getattr(self, "_dask_platform_created", False) and not self.shutdown_on_close:
+            # Meant to outlive this client: exempt from the no-client shutdown
+            # (dask_platform.no_client); idle_timeout still applies.
+            from dask_platform.no_client import KEEP_WITHOUT_CLIENT
+
+            await self.scheduler_comm.set_metadata(keys=KEEP_WITHOUT_CLIENT, value=True)
 
     gateway_class.__del__ = gateway_del
     gateway_class._request = request

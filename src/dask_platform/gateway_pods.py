@@ -215,14 +215,35 @@ def _user_of(config: StackConfig, team: str) -> Any:
     return User(f"analyst-{team}", groups=[groups[0]])
 
 
-async def _build(
-    config: StackConfig, gateway_config: Any, controller_config: Any
-) -> list[BuiltPod]:
+def kube_backend_class(name: Any) -> type[Any]:
+    """The backend class a rendered gateway config selects (its ``DaskGateway.backend_class``,
+    a dotted name or a class), which must be dask-gateway's KubeBackend or a subclass of it
+    (the platform's :class:`dask_platform.gateway_limits.LimitedKubeBackend`). Raises
+    GatewayConfigError otherwise."""
     from dask_gateway_server.backends.kubernetes import KubeBackend
+    from traitlets.utils.importstring import import_item
+
+    try:
+        cls = import_item(name) if isinstance(name, str) else name
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise GatewayConfigError(
+            f"the rendered gateway config selects backend {name!r}, which does not import: {exc}"
+        ) from None
+    if not (isinstance(cls, type) and issubclass(cls, KubeBackend)):
+        raise GatewayConfigError(
+            f"the rendered gateway config selects backend {name!r}, not KubeBackend or a "
+            "subclass of it"
+        )
+    return cls
+
+
+async def _build(
+    config: StackConfig, gateway_config: Any, controller_config: Any, backend_class: type[Any]
+) -> list[BuiltPod]:
     from dask_gateway_server.backends.kubernetes.controller import KubeController
     from dask_gateway_server.utils import FrozenAttrDict
 
-    backend = KubeBackend(config=gateway_config)
+    backend = backend_class(config=gateway_config)
     controller = KubeController(config=controller_config)
     configured = backend.cluster_config_class(parent=backend)
     pods: list[BuiltPod] = []
@@ -292,11 +313,7 @@ def build_pods(
         controller_config = load_config_file(
             rendered.controller_files, {}, Path(tmp) / "controller"
         )
-        backend_class = gateway_config.DaskGateway.get("backend_class")
-        if backend_class != "dask_gateway_server.backends.kubernetes.KubeBackend":
-            raise GatewayConfigError(
-                f"the rendered gateway config selects backend {backend_class!r}, not KubeBackend"
-            )
+        backend_class = kube_backend_class(gateway_config.DaskGateway.get("backend_class"))
         authenticator_problem = _authenticator_problem(gateway_config)
         if authenticator_problem:
             raise GatewayConfigError(authenticator_problem)
@@ -304,7 +321,9 @@ def build_pods(
         # which the Pulumi runtime (run later in the same process by plan) still asks for.
         loop = asyncio.new_event_loop()
         try:
-            return loop.run_until_complete(_build(config, gateway_config, controller_config))
+            return loop.run_until_complete(
+                _build(config, gateway_config, controller_config, backend_class)
+            )
         finally:
             loop.close()
 

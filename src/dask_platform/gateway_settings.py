@@ -76,6 +76,17 @@ def gateway_settings(config: StackConfig, images: ImageRefs | None = None) -> di
         "cluster_max_cores": gw.cluster_max_cores,
         "cluster_max_memory_gib": gw.cluster_max_memory_gib,
         "image": stack_images(config, images).worker,
+        # Fair share (dask_platform.gateway_limits), resolved per team:
+        # {team: {"per_user": {clusters, worker_cores, worker_memory_gib}, "per_team": {...}}}
+        "no_client_timeout_minutes": config.limits.no_client_timeout_minutes,
+        "limits": {
+            team: {
+                "per_user": per_user.model_dump(),
+                "per_team": per_team.model_dump(),
+            }
+            for team in config.team_names
+            for per_user, per_team in [config.limits.for_team(team)]
+        },
         "default_environment": dict(gw.default_environment),
         # scratch_bucket, object_stores, aws_config_file: see dask_platform.object_stores
         **gateway_object_store_settings(config.scratch.bucket_name, config.object_stores),

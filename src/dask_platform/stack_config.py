@@ -654,18 +654,48 @@ class Gateway(_Model):
         description="Environment variables every scheduler and worker gets (never AWS keys).",
     )
 
+    def scheduler_size(self) -> tuple[float, float]:
+        """``(cores, memory GiB)`` the gateway counts for a scheduler against the cluster
+        limits: the chart values' ``gateway.backend.scheduler.{cores,memory}.request``, parsed
+        as dask-gateway parses them ("1G" is 1 GiB). Raises ValueError for a missing overlay."""
+        from dask_gateway_server.traitlets import MemoryLimit
+
+        from dask_platform.gateway_settings import committed_values
+
+        scheduler = committed_values(self.values_overlay)["gateway"]["backend"]["scheduler"]
+        memory = MemoryLimit().validate(None, scheduler["memory"]["request"])
+        return float(scheduler["cores"]["request"]), memory / 2**30
+
     @model_validator(mode="after")
     def _check(self) -> Gateway:
-        if self.worker_cores.max > self.cluster_max_cores:
-            raise ValueError(
-                f"worker_cores.max ({self.worker_cores.max}) exceeds cluster_max_cores "
-                f"({self.cluster_max_cores:g}): no cluster could run a single maximal worker"
-            )
-        if self.worker_memory_gib.max > self.cluster_max_memory_gib:
-            raise ValueError(
-                f"worker_memory_gib.max ({self.worker_memory_gib.max:g}) exceeds "
-                f"cluster_max_memory_gib ({self.cluster_max_memory_gib:g})"
-            )
+        # dask-gateway counts the scheduler against cluster_max_cores/_memory: (max - scheduler)
+        # // worker is the number of workers a cluster can have, and 0 means never a worker.
+        # ref: dask_gateway_server/backends/base.py ClusterConfig._worker_limit_from_resources
+        scheduler_cores, scheduler_memory_gib = self.scheduler_size()
+        for field, worker, scheduler, limit_field, limit, unit in (
+            (
+                "worker_cores.max",
+                self.worker_cores.max,
+                scheduler_cores,
+                "cluster_max_cores",
+                self.cluster_max_cores,
+                " cores",
+            ),
+            (
+                "worker_memory_gib.max",
+                self.worker_memory_gib.max,
+                scheduler_memory_gib,
+                "cluster_max_memory_gib",
+                self.cluster_max_memory_gib,
+                " GiB",
+            ),
+        ):
+            if scheduler + worker > limit:
+                raise ValueError(
+                    f"the scheduler ({scheduler:g}{unit}) plus one maximal worker ({field} "
+                    f"{worker:g}) need {scheduler + worker:g}{unit}, above {limit_field} "
+                    f"({limit:g}): a cluster of maximal workers could never get one"
+                )
         if self.tls is not None and self.service_type != "LoadBalancer":
             raise ValueError(
                 "tls: only used with service_type LoadBalancer (the NLB terminates TLS); "
@@ -678,6 +708,68 @@ class Gateway(_Model):
                 "from their team role (IRSA), never from key variables"
             )
         return self
+
+
+class LimitValues(_Model):
+    """One set of fair-share limits; every field is a total over the clusters counted."""
+
+    clusters: int = Field(ge=1, le=1000, description="Clusters running or starting at once.")
+    worker_cores: float = Field(
+        gt=0, description="Cores of the workers the clusters may have (schedulers excluded)."
+    )
+    worker_memory_gib: float = Field(
+        gt=0, description="Memory (GiB) of the workers the clusters may have."
+    )
+
+
+class LimitOverrides(_Model):
+    """Some fields of :class:`LimitValues`; the rest come from the defaults."""
+
+    clusters: int | None = Field(default=None, ge=1, le=1000)
+    worker_cores: float | None = Field(default=None, gt=0)
+    worker_memory_gib: float | None = Field(default=None, gt=0)
+
+
+class TeamLimits(_Model):
+    per_user: LimitOverrides = Field(default_factory=LimitOverrides)
+    per_team: LimitOverrides = Field(default_factory=LimitOverrides)
+
+
+DEFAULT_PER_USER = LimitValues(clusters=3, worker_cores=64, worker_memory_gib=256)
+DEFAULT_PER_TEAM = LimitValues(clusters=20, worker_cores=512, worker_memory_gib=2048)
+
+
+class Limits(_Model):
+    """Fair share, enforced by the gateway (dask_platform.gateway_limits): what one user may hold
+    and what all users of one team together may hold, over the clusters running or starting.
+    A cluster counts against the team it was started for (its ``team`` option)."""
+
+    per_user: LimitValues = Field(
+        default=DEFAULT_PER_USER, description="Each user's limits, in every team."
+    )
+    per_team: LimitValues = Field(
+        default=DEFAULT_PER_TEAM, description="Each team's limits (all its users together)."
+    )
+    teams: dict[str, TeamLimits] = Field(
+        default_factory=dict,
+        description="Per-team overrides of per_user (for that team's clusters) and per_team.",
+    )
+    no_client_timeout_minutes: float = Field(
+        default=15,
+        gt=0,
+        le=7 * 24 * 60,
+        description="A cluster with no connected Dask client this long is stopped "
+        "(dask_platform.no_client); clusters created with shutdown_on_close=False are exempt "
+        "but still obey gateway.idle_timeout_minutes.",
+    )
+
+    def for_team(self, team: str) -> tuple[LimitValues, LimitValues]:
+        """``(per_user, per_team)`` in effect for clusters of ``team``."""
+        override = self.teams.get(team, TeamLimits())
+        return (
+            self.per_user.model_copy(update=override.per_user.model_dump(exclude_none=True)),
+            self.per_team.model_copy(update=override.per_team.model_dump(exclude_none=True)),
+        )
 
 
 # ref: https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html
@@ -967,6 +1059,9 @@ class StackConfig(_Model):
     ecs: Ecs = Field(default_factory=Ecs)
     images: Images = Field(default_factory=Images)
     capacity: Capacity
+    limits: Limits = Field(
+        default_factory=Limits, description="Per-user and per-team limits (the gateway's)."
+    )
     object_stores: list[ObjectStore] = Field(
         default_factory=list,
         description="Other S3-compatible stores (OSN, Ceph); keys in object_store_keys.",
@@ -1111,6 +1206,7 @@ def _cross_field_problems(data: Mapping[str, Any]) -> list[str]:
             )
     problems.extend(_image_source_problems(section("images"), section("gateway"), section("ecs")))
     problems.extend(_object_store_problems(data.get("object_stores"), names))
+    problems.extend(_limits_problems(data, names))
     gateway = section("gateway")
     auth = gateway.get("auth")
     if data.get("production") is True and isinstance(auth, dict) and auth.get("type") == "simple":
@@ -1152,6 +1248,68 @@ def _capacity_problems(data: Mapping[str, Any]) -> list[str]:
     except (KeyError, ValueError, TypeError):
         pass  # a values problem is the gateway values' own error, raised where they render
     return fit_problems(gateway, capacity, region if valid_region else None, scheduler)
+
+
+def _limits_problems(data: Mapping[str, Any], team_names: list[Any]) -> list[str]:
+    """Limits name known teams; each team's per-user limits fit within its per-team limits and
+    hold at least one smallest worker (else no user of the team could ever get one)."""
+    raw = data.get("limits")
+    raw = raw if isinstance(raw, dict) else {}
+
+    def valid(model: type[_Model], value: Any, default: Any) -> Any:
+        # Each part on its own: a field error elsewhere must not hide these problems (the
+        # field errors themselves are reported by the model).
+        try:
+            return model.model_validate(value) if value is not None else default
+        except ValidationError:
+            return default
+
+    raw_teams = raw.get("teams") if isinstance(raw.get("teams"), dict) else {}
+    limits = Limits(
+        per_user=valid(LimitValues, raw.get("per_user"), DEFAULT_PER_USER),
+        per_team=valid(LimitValues, raw.get("per_team"), DEFAULT_PER_TEAM),
+        teams={
+            str(name): valid(TeamLimits, value, TeamLimits())
+            for name, value in (raw_teams or {}).items()
+        },
+    )
+    try:
+        gateway = Gateway.model_validate(data.get("gateway"))
+    except ValidationError:
+        gateway = None
+    problems: list[str] = []
+    known = sorted(str(n) for n in team_names if n is not None)
+    for team in sorted(limits.teams):
+        if team not in known:
+            problems.append(
+                f"limits.teams.{team}: not a team of this stack "
+                f"(teams: {', '.join(known) or 'none'})"
+            )
+    for team in known:
+        per_user, per_team = limits.for_team(team)
+        where = f"limits.teams.{team}" if team in limits.teams else "limits"
+        for field in ("clusters", "worker_cores", "worker_memory_gib"):
+            if getattr(per_user, field) > getattr(per_team, field):
+                problems.append(
+                    f"{where}: per_user.{field} ({getattr(per_user, field):g}) exceeds "
+                    f"per_team.{field} ({getattr(per_team, field):g}) for team {team}"
+                )
+        if gateway is not None:
+            smallest = (
+                ("worker_cores", gateway.worker_cores.min, "gateway.worker_cores.min"),
+                (
+                    "worker_memory_gib",
+                    gateway.worker_memory_gib.min,
+                    "gateway.worker_memory_gib.min",
+                ),
+            )
+            for field, worker, name in smallest:
+                if getattr(per_user, field) < worker:
+                    problems.append(
+                        f"{where}: per_user.{field} ({getattr(per_user, field):g}) is below "
+                        f"{name} ({worker:g}): no user of team {team} could get a worker"
+                    )
+    return problems
 
 
 def _object_store_problems(raw: Any, team_names: list[Any]) -> list[str]:

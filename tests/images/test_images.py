@@ -18,6 +18,7 @@ from dask_platform.gateway_settings import SETTINGS_ENV, gateway_settings, rende
 from dask_platform.images import BUILD_KEY_LABEL, IMAGE_LABEL, IMAGES, LOCK_LABEL
 from dask_platform.images.audit import audit_image, credential_files
 from dask_platform.images.lock import lock_sha256, lock_tag
+from dask_platform.no_client import scheduler_command
 from dask_platform.pulumi_eval import stack_images
 from dask_platform.stack_config import load_stack_file
 
@@ -184,7 +185,7 @@ print(json.dumps({{
     assert result.rc == 0, result.stderr
     assert json.loads(result.stdout) == {
         # traitlets' Command trait splits the configured command line
-        "scheduler_cmd": ["dask", "scheduler"],
+        "scheduler_cmd": scheduler_command(settings["no_client_timeout_minutes"] * 60),
         "worker_cmd": ["dask", "worker"],
         "service_account": "dask-hydrology",
     }

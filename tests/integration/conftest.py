@@ -31,6 +31,10 @@ from dask_platform.local.processes import marked_processes
 # (DurationSeconds: minimum 900)
 SHORT_CREDENTIALS_SECONDS = 900
 SHORT_TOKEN_SECONDS = 20
+# Session-scoped clusters (alice_cluster, bob_cluster) wait between tests with no client
+# connected; the no-client shutdown (default 15 minutes) must not stop them in a long run.
+# tests/integration/test_no_client.py sets its own short timeout.
+SESSION_NO_CLIENT_SECONDS = 4 * 3600
 CLOSED_GATEWAYS: list[Any] = []
 
 
@@ -46,6 +50,7 @@ def platform_config(**local: Any) -> LocalConfig:
             "local": {
                 "service_account_token_seconds": SHORT_TOKEN_SECONDS,
                 "web_identity_session_seconds": SHORT_CREDENTIALS_SECONDS,
+                "no_client_timeout_seconds": SESSION_NO_CLIENT_SECONDS,
                 **local,
             }
         }

@@ -77,7 +77,15 @@ def test_the_gateway_runs_the_charts_rendered_config(small_platform: LocalPlatfo
     ]
     assert "load_subconfig" not in text
     log = small_platform.log("gateway").read_text()
-    assert "dask_gateway_server.backends.local.UnsafeLocalBackend" in log
+    # dask-gateway's local backend with the platform's limits (dask_platform.gateway_limits).
+    from dask_gateway_server.backends.local import UnsafeLocalBackend
+
+    from dask_platform.gateway_limits import PlatformLimits
+    from dask_platform.local.limited import LimitedLocalBackend
+
+    assert "dask_platform.local.limited.LimitedLocalBackend" in log
+    assert issubclass(LimitedLocalBackend, UnsafeLocalBackend)
+    assert issubclass(LimitedLocalBackend, PlatformLimits)
 
 
 def test_an_idle_cluster_is_shut_down(small_gateway_as: Callable[[str], Any]) -> None:

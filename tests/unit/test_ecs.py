@@ -434,3 +434,29 @@ def test_bad_ecs_config_names_the_field(ecs, expected):
         validate_stack_config(_minimal(ecs=ecs))
     reported = "\n".join(caught.value.problems)
     assert expected in reported
+
+
+def test_operators_may_reap_and_analysts_may_not_list(evaluation, config):
+    """`clusters reap` needs to list and remove dask-cloudprovider's tasks, task definitions
+    and security groups: the operators' group holds exactly operator-reap.json for this
+    cluster; no analyst policy grants listing tasks or task definitions."""
+    from dask_platform.iam import render_policy
+
+    policy = one(evaluation, "ecs-operator-reap", POLICY)
+    recorded = document(policy.inputs["policy"])
+    account = recorded["Statement"][2]["Resource"].split(":")[4]  # the mocks' account
+    cluster_name = one(evaluation, "ecs-cluster").inputs["name"]
+    assert recorded == render_policy(
+        "operator-reap", region=config.region, account_id=account, cluster_name=cluster_name
+    )
+    attachment = one(
+        evaluation, "ecs-operator-reap", "aws:iam/groupPolicyAttachment:GroupPolicyAttachment"
+    )
+    assert attachment.inputs["group"] == one(evaluation, "ecs-operators").inputs["name"]
+    for analyst in [r for r in ecs_resources(evaluation, POLICY) if "-analyst-" in r.name]:
+        actions = {
+            a
+            for s in document(analyst.inputs["policy"])["Statement"]
+            for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+        }
+        assert not {"ecs:ListTasks", "ecs:ListTaskDefinitions"} & actions, analyst.name

@@ -228,7 +228,11 @@ def test_loaded_as_a_traitlets_config_file(repo, settings, monkeypatch, tmp_path
     monkeypatch.setenv(SETTINGS_ENV, json.dumps(settings))
     loader = PyFileConfigLoader("gateway_config.py", path=str(repo / "helm/dask-gateway"))
     config: Config = loader.load_config()
-    assert config.ClusterConfig.scheduler_cmd == ["dask", "scheduler"]
+    # dask scheduler with the no-client preload (prod: 15 minutes, the default)
+    command = config.ClusterConfig.scheduler_cmd
+    assert command[:3] == ["dask", "scheduler", "--preload"]
+    assert len(command) == 4
+    assert "NO_CLIENT_SECONDS = 900.0" in command[3]
     assert config.ClusterConfig.worker_cmd == ["dask", "worker"]
     assert config.ClusterConfig.idle_timeout == 60 * 60  # prod: 60 minutes
     assert config.ClusterConfig.cluster_max_workers == 200

@@ -309,3 +309,38 @@ def test_an_authenticator_the_api_pod_could_not_create_is_caught(prod, auth, exp
     problems = check_pods(prod, values)
     assert len(problems) == 1
     assert expected in problems[0]
+
+
+# --------------------------------------------------------------------------- backend class
+
+
+def test_the_rendered_config_selects_the_platforms_limited_kube_backend(prod):
+    """The chart's lines select KubeBackend; the platform's file, pasted after them, selects its
+    subclass with the per-user and per-team limits, and the pods are built by that class."""
+    import tempfile
+    from pathlib import Path
+
+    from dask_gateway_server.backends.kubernetes import KubeBackend
+
+    from dask_platform.gateway_limits import LimitedKubeBackend
+    from dask_platform.gateway_pods import kube_backend_class, load_config_file
+
+    rendered = render_gateway(prod, prod_values(prod))
+    with tempfile.TemporaryDirectory() as tmp:
+        config = load_config_file(rendered.gateway_files, rendered.gateway_env, Path(tmp))
+    selected = kube_backend_class(config.DaskGateway.backend_class)
+    assert selected is LimitedKubeBackend
+    assert issubclass(selected, KubeBackend)
+    assert set(config.PlatformLimits.limits) == set(prod.team_names)
+    assert build_pods(prod, prod_values(prod)), "pods are built with the selected class"
+
+
+def test_a_backend_that_is_not_kubernetes_is_caught(prod):
+    values = with_extra_config(
+        prod,
+        """
+        c.DaskGateway.backend_class = "dask_gateway_server.backends.local.UnsafeLocalBackend"
+        """,
+    )
+    with pytest.raises(GatewayConfigError, match="not KubeBackend or a subclass of it"):
+        build_pods(prod, values)

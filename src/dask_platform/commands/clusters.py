@@ -213,3 +213,112 @@ def stop_command(
         raise typer.Exit(1)
     verb = "would stop" if dry_run else "stopped"
     console.print(f"[green]✓ {verb} {len(actions) if dry_run else stopped} cluster(s)[/green]")
+
+
+@app.command("reap")
+def reap_command(
+    ecs_cluster: list[str] = typer.Option(
+        None,
+        "--ecs-cluster",
+        help="The site's ECS cluster (name or ARN) that dask-cloudprovider runs tasks in; "
+        "repeat for several.",
+    ),
+    older_than: str = typer.Option(
+        ...,
+        "--older-than",
+        help="A duration such as 12h: only what is older (pick more than the longest "
+        "legitimate session).",
+    ),
+    gateway: bool = typer.Option(
+        True,
+        "--gateway/--no-gateway",
+        help="Also the site's gateway clusters with no client connected (yours; an "
+        "administrator's: everyone's).",
+    ),
+    outputs: list[Path] = opt.OUTPUTS,
+    state_dir: Path = opt.STATE_DIR,
+    site: str | None = opt.SITE,
+    all_sites: bool = opt.ALL_SITES,
+    user: str | None = opt.USER,
+    password_stdin: bool = opt.PASSWORD_STDIN,
+    yes: bool = typer.Option(False, "--yes", help="Remove what is listed (default: list only)."),
+) -> None:
+    """List (and with --yes remove) what no live client owns and is older than --older-than:
+    the site's gateway clusters with no client, and what dask-cloudprovider left in its ECS
+    clusters (tasks, task definitions, security groups; with the operator's AWS credentials
+    from the environment - AWS_PROFILE, ...; policies/iam/operator-reap.json). Exit 1 if
+    anything is left over (without --yes) or a removal failed."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from dask_platform.runbooks.clusters import format_duration
+    from dask_platform.runbooks.reap import (
+        find_gateway_leftovers,
+        find_leftovers,
+        remove_leftovers,
+    )
+
+    console = Console()
+    threshold = _seconds(older_than)
+    assert threshold is not None
+    table = Table(title="Left over: no live client owns these")
+    for column in ("where", "kind", "id", "dask cluster", "age", "action"):
+        table.add_column(column, overflow="fold")
+    problems: list[str] = []
+    listed = 0
+    if gateway:
+        _, unreachable, gateways, credentials = _survey(
+            console, outputs, state_dir, site, all_sites, user, password_stdin
+        )
+        problems.extend(f"site unreachable: {u}" for u in unreachable)
+        for site_name, site_gateway in gateways.items():
+            for found in find_gateway_leftovers(site_gateway, site_name, threshold):
+                listed += 1
+                action = "would stop"
+                if yes:
+                    try:
+                        site_gateway.stop_cluster(found.name)
+                        action = "[green]stopped[/green]"
+                    except Exception as exc:
+                        action = f"[red]stop failed: {escape(str(exc))}[/red]"
+                        problems.append(f"{site_name}/{found.name}: {exc}")
+                table.add_row(
+                    f"gateway {site_name}",
+                    f"cluster ({found.status.lower()}, no client)",
+                    found.name,
+                    found.name,
+                    format_duration(found.age_seconds),
+                    action,
+                )
+        credentials.close()
+    session = boto3.session.Session()
+    for cluster in ecs_cluster or []:
+        try:
+            leftovers = find_leftovers(session, cluster, threshold)
+        except (ClientError, BotoCoreError) as exc:
+            problems.append(f"{cluster}: {exc}")
+            continue
+        listed += len(leftovers)
+        outcomes: dict[str, str] = {}
+        if yes:
+            for removal in remove_leftovers(session, cluster, leftovers):
+                if removal.error:
+                    outcomes[removal.leftover.id] = f"[red]{escape(removal.error)}[/red]"
+                    problems.append(f"{removal.leftover.id}: {removal.error}")
+                else:
+                    outcomes[removal.leftover.id] = "[green]removed[/green]"
+        for leftover in leftovers:
+            table.add_row(
+                f"ecs {cluster}",
+                leftover.kind,
+                leftover.id,
+                leftover.dask_cluster,
+                format_duration(leftover.age_seconds) if leftover.age_seconds is not None else "",
+                outcomes.get(leftover.id, "would remove"),
+            )
+    console.print(table)
+    for problem in problems:
+        console.print(f"[red]✗ {escape(problem)}[/red]")
+    if problems or (listed and not yes):
+        raise typer.Exit(1)
+    console.print(f"[green]✓ {'removed' if yes else 'found'} {listed} leftover(s)[/green]")

@@ -125,6 +125,12 @@ class LocalSettings(_Model):
         description="Overrides gateway.idle_timeout_minutes for tests that watch an idle "
         "cluster being shut down; unset = the stack's value.",
     )
+    no_client_timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Overrides limits.no_client_timeout_minutes for tests that watch a "
+        "cluster without a client being stopped; unset = the stack's value.",
+    )
     gateway_auth: GatewayAuthKind = Field(
         default="password",
         description="How the gateways authenticate users: password (HTTP Basic against the "

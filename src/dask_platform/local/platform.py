@@ -95,6 +95,7 @@ PULUMI_ONLY_OUTPUTS = (
     "ecs_fargate_spot",
     "ecs_gpu",
     "ecs_log_group",
+    "ecs_operator_group",
     "ecs_security_group_id",
     "ecs_task_role_arns",
 )
@@ -389,6 +390,7 @@ class LocalPlatform:
             "aws_config_file": str(aws_config_path(self.state_dir)),
             "region": config.stack.region,
             "idle_timeout_seconds": config.local.idle_timeout_seconds,
+            "no_client_timeout_seconds": config.local.no_client_timeout_seconds,
             "namespace": namespace,
             # The ServiceAccount annotations: eks.amazonaws.com/role-arn on EKS.
             "service_accounts": {

@@ -120,11 +120,12 @@ def configure_local_gateway(c: Any, overlay_path: str) -> None:
     """Apply the local overlay to the traitlets config ``c`` (after the shared config file)."""
     overlay = json.loads(Path(overlay_path).read_text())
     gateway_dir = Path(overlay["gateway_dir"])
-    c.DaskGateway.backend_class = "dask_gateway_server.backends.local.UnsafeLocalBackend"
+    # The platform's limits (dask_platform.gateway_limits) on the local backends too.
+    c.DaskGateway.backend_class = "dask_platform.local.limited.LimitedLocalBackend"
     if overlay.get("container_image"):
         # Schedulers and workers as containers of the worker image (dask_platform.local.
         # containers); the UnsafeLocalBackend settings below apply to it as its base class.
-        c.DaskGateway.backend_class = "dask_platform.local.containers.ContainerBackend"
+        c.DaskGateway.backend_class = "dask_platform.local.limited.LimitedContainerBackend"
         c.ContainerBackend.image = overlay["container_image"]
         c.ContainerBackend.state_dir = overlay["state_dir"]
     c.DaskGateway.address = f"127.0.0.1:{overlay['api_port']}"
@@ -148,6 +149,12 @@ def configure_local_gateway(c: Any, overlay_path: str) -> None:
     c.Backend.cluster_options = wrap_cluster_options(c.Backend.cluster_options, overlay)
     if overlay.get("idle_timeout_seconds") is not None:
         c.ClusterConfig.idle_timeout = float(overlay["idle_timeout_seconds"])
+    if overlay.get("no_client_timeout_seconds") is not None:
+        from dask_platform.no_client import scheduler_command
+
+        c.ClusterConfig.scheduler_cmd = scheduler_command(
+            float(overlay["no_client_timeout_seconds"])
+        )
     # Local processes start in about a second; fail fast instead of the 10-minute default.
     c.UnsafeLocalBackend.cluster_start_timeout = 60
     c.UnsafeLocalBackend.worker_start_timeout = 60
