@@ -351,6 +351,43 @@ def object_store_outputs(config: Any, secret_arns: Mapping[str, Any]) -> dict[st
     }
 
 
+NOTEBOOK_AWS_CONFIG = ".config/dask-platform/aws/config"
+"""Where the notebook image's start script writes the platform AWS config (under ``$HOME``)
+when the hub mounts none; it then sets ``AWS_CONFIG_FILE`` for the notebook's processes."""
+
+
+def aws_config_from_outputs(outputs: Mapping[str, Any]) -> str | None:
+    """The platform AWS config (:func:`render_aws_config`) of a stack's outputs (``pulumi stack
+    output --json``, or the local platform's outputs.json): one profile per entry of the
+    ``object_stores`` output, at its ``local_endpoint_url`` where the local platform gives one.
+    ``None`` for a stack without object stores. Raises ObjectStoreError naming the store and the
+    missing field for a malformed entry."""
+    stores = outputs.get("object_stores") or {}
+    if not isinstance(stores, Mapping):
+        raise ObjectStoreError("outputs.object_stores: must be an object (store name -> store)")
+    profiles = []
+    for name, store in sorted(stores.items()):
+        missing = [k for k in ("endpoint_url", "teams", "secret_arn") if not store.get(k)]
+        if missing:
+            raise ObjectStoreError(
+                f"outputs.object_stores.{name}: missing {', '.join(missing)} "
+                "(expected endpoint_url, teams, secret_arn; region, addressing_style optional)"
+            )
+        profiles.append(
+            StoreProfile(
+                name=str(store.get("profile") or name),
+                endpoint_url=str(store.get("local_endpoint_url") or store["endpoint_url"]),
+                teams=tuple(str(t) for t in store["teams"]),
+                secret_id=str(store["secret_arn"]),
+                region=store.get("region"),
+                addressing_style=store.get("addressing_style"),
+            )
+        )
+    if not profiles:
+        return None
+    return render_aws_config(profiles, default_endpoint_url=outputs.get("aws_endpoint_url"))
+
+
 # --------------------------------------------------------------------------- probes
 
 
