@@ -37,7 +37,7 @@ TRUST_ADMIN = {
     "Statement": [
         {
             "Effect": "Allow",
-            "Principal": {"AWS": "arn:aws:iam::{account}:root"},
+            "Principal": {"AWS": "arn:aws:iam::{account}:user/{admin}"},
             "Action": "sts:AssumeRole",
         }
     ],
@@ -50,9 +50,11 @@ def test_the_credential_process_is_on_path_for_uid_1000(image: str, hosts: dict[
     assert host.user().uid == 1000
     found = host.run(f"command -v {CREDENTIAL_PROCESS}")
     assert found.rc == 0, f"{CREDENTIAL_PROCESS} is not on PATH in the {image} image"
-    path = found.stdout.strip()
-    assert path == f"/usr/local/bin/{CREDENTIAL_PROCESS}"
-    script = host.file(path)
+    # The worker's is the script derived at build time; the notebook, which installs the
+    # dask_platform package, finds that package's console script first (the same module).
+    first = "/usr/local/bin" if image == "worker" else "/opt/venv/bin"
+    assert found.stdout.strip() == f"{first}/{CREDENTIAL_PROCESS}"
+    script = host.file(f"/usr/local/bin/{CREDENTIAL_PROCESS}")
     assert script.user == "root"
     assert script.mode == 0o755
     # Derived from the module at build time, byte for byte: no copy that could drift.
@@ -76,6 +78,7 @@ def store_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
     AWS config for it. Yields the emulator, the config directory and each role's credentials."""
     from dask_platform.iam import object_store_key_read_policy
     from dask_platform.local.emulator import Emulator
+    from dask_platform.local.emulator_server import ADMIN_USER
 
     root = tmp_path_factory.mktemp("credential-process")
     emulator = Emulator(root / "emulator").start()
@@ -88,7 +91,12 @@ def store_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
             SecretString=json.dumps(STORE_KEY),
         )["ARN"]
         iam = emulator.client("iam")
-        trust = json.dumps(TRUST_ADMIN).replace("{account}", emulator.account_id)
+        # The test stands in for the webhook: its admin assumes each team's role.
+        trust = (
+            json.dumps(TRUST_ADMIN)
+            .replace("{account}", emulator.account_id)
+            .replace("{admin}", ADMIN_USER)
+        )
         credentials = {}
         for team in (GRANTED_TEAM, OTHER_TEAM):
             role = iam.create_role(RoleName=f"dask-test-{team}", AssumeRolePolicyDocument=trust)
