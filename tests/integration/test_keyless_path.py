@@ -30,7 +30,7 @@ def identities(cluster: Any) -> dict[str, dict[str, Any]]:
 
 def run_on_cluster(cluster: Any, function: Callable[..., Any], *args: Any) -> Any:
     with cluster.get_client() as client:
-        return client.submit(function, *args, pure=False).result(timeout=120)
+        return client.submit(probes.by_value(function), *args, pure=False).result(timeout=120)
 
 
 def test_every_worker_is_the_team_role(alice_cluster: Any, outputs: dict[str, Any]) -> None:
@@ -89,13 +89,17 @@ def test_dataset_round_trip_under_the_team_prefix(
         parts = db.from_sequence(records, npartitions=3).to_delayed()
         written = client.compute(
             [
-                dask.delayed(probes.write_records)(f"{prefix}part-{i}.json", p)
+                dask.delayed(probes.by_value(probes.write_records))(f"{prefix}part-{i}.json", p)
                 for i, p in enumerate(parts)
             ],
             sync=True,
         )
-        listed = client.submit(probes.list_prefix, prefix, pure=False).result()
-        rows = [r for chunk in client.map(probes.read_records, written) for r in chunk.result()]
+        listed = client.submit(probes.by_value(probes.list_prefix), prefix, pure=False).result()
+        rows = [
+            r
+            for chunk in client.map(probes.by_value(probes.read_records), written)
+            for r in chunk.result()
+        ]
     assert sorted(listed) == sorted(written)
     assert sorted(rows, key=lambda r: r["value"]) == records
 

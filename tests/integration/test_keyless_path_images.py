@@ -72,11 +72,14 @@ def test_alice_reaches_the_store_by_profile_name_through_the_images_credential_p
     alice_cluster: Any,
 ) -> None:
     with alice_cluster.get_client() as client:
-        report = client.submit(object_stores.credential_process_report, STORE, pure=False).result(
-            timeout=120
-        )
+        report = client.submit(
+            probes.by_value(object_stores.credential_process_report), STORE, pure=False
+        ).result(timeout=120)
         round_trip = client.submit(
-            object_stores.store_round_trip, STORE, f"s3://{STORE}/images/alice.txt", pure=False
+            probes.by_value(object_stores.store_round_trip),
+            STORE,
+            f"s3://{STORE}/images/alice.txt",
+            pure=False,
         ).result(timeout=120)
     assert report["returncode"] == 0, report["stderr"]
     assert report["fields"] == ["AccessKeyId", "Expiration", "SecretAccessKey", "Version"]
@@ -86,9 +89,9 @@ def test_alice_reaches_the_store_by_profile_name_through_the_images_credential_p
 
 def test_bobs_worker_is_denied_the_store_naming_store_and_team(bob_cluster: Any) -> None:
     with bob_cluster.get_client() as client:
-        report = client.submit(object_stores.credential_process_report, STORE, pure=False).result(
-            timeout=120
-        )
+        report = client.submit(
+            probes.by_value(object_stores.credential_process_report), STORE, pure=False
+        ).result(timeout=120)
     assert report["returncode"] == 1
     assert (
         f"AccessDenied: object store '{STORE}' is not granted to team 'climate'"

@@ -100,7 +100,9 @@ def xarray_mean(url: str) -> dict[str, Any]:
 
 
 def _xarray_check(client: Any, team_url: str) -> Check:
-    climate = client.submit(xarray_mean, f"{team_url}demo/tas.zarr", pure=False).result()
+    from dask_platform.local.probes import by_value
+
+    climate = client.submit(by_value(xarray_mean), f"{team_url}demo/tas.zarr", pure=False).result()
     return Check(
         f"xarray: a worker wrote {team_url}demo/tas.zarr and computed its climatology",
         bool(climate["ok"]) and len(climate["climatology"]) == 12,
@@ -213,12 +215,14 @@ def run_demo(
         prefix = f"{team_url}demo/"
         parts = db.from_sequence(records, npartitions=PARTITIONS).to_delayed()
         writes = [
-            dask.delayed(probes.write_records)(f"{prefix}part-{i}.json", part)
+            dask.delayed(probes.by_value(probes.write_records))(f"{prefix}part-{i}.json", part)
             for i, part in enumerate(parts)
         ]
         written = client.compute(writes, sync=True)
-        listed = client.submit(probes.list_prefix, prefix, pure=False).result()
-        read_back = db.from_sequence(written, npartitions=PARTITIONS).map(probes.read_records)
+        listed = client.submit(probes.by_value(probes.list_prefix), prefix, pure=False).result()
+        read_back = db.from_sequence(written, npartitions=PARTITIONS).map(
+            probes.by_value(probes.read_records)
+        )
         rows = [row for chunk in client.compute(read_back, sync=True) for row in chunk]
         checks.append(
             Check(
@@ -234,7 +238,10 @@ def run_demo(
             checks.append(_xarray_check(client, team_url))
 
         denied = client.submit(
-            probes.s3_attempt, "put", f"{other_url}from-{DEMO_USER}.txt", pure=False
+            probes.by_value(probes.s3_attempt),
+            "put",
+            f"{other_url}from-{DEMO_USER}.txt",
+            pure=False,
         ).result()
         checks.append(
             Check(
