@@ -29,7 +29,7 @@ import datetime
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,10 +40,20 @@ AWS_CONFIG_PATH = "/etc/dask-platform/aws/config"
 """Where the platform's AWS config file is mounted in scheduler, worker and notebook pods."""
 
 AWS_CONFIG_FILE_ENV = "AWS_CONFIG_FILE"
+AWS_CONFIG_CONTENT_ENV = "DASK_PLATFORM_AWS_CONFIG"
+"""The platform AWS config's TEXT, where nothing can mount the file (ECS/Fargate tasks and EC2
+instances that dask-cloudprovider starts): the worker image writes it to a file at interpreter
+start and sets AWS_CONFIG_FILE (:func:`materialize_aws_config`). Endpoints and secret ARNs, never
+a key."""
 TEAM_ENV = "DASK_PLATFORM_TEAM"
 SCRATCH_URL_ENV = "SCRATCH_URL"
 PANGEO_SCRATCH_ENV = "PANGEO_SCRATCH"
-PLATFORM_ENV_VARS = (AWS_CONFIG_FILE_ENV, SCRATCH_URL_ENV, PANGEO_SCRATCH_ENV)
+PLATFORM_ENV_VARS = (
+    AWS_CONFIG_FILE_ENV,
+    AWS_CONFIG_CONTENT_ENV,
+    SCRATCH_URL_ENV,
+    PANGEO_SCRATCH_ENV,
+)
 """Variables only the platform sets on schedulers and workers; a cluster option naming one is
 refused (the values come from the authenticated user and the stack)."""
 
@@ -311,6 +321,28 @@ def fetch_credentials(
     if "session_token" in pair:
         document["SessionToken"] = pair["session_token"]
     return document
+
+
+def materialize_aws_config(environ: MutableMapping[str, str] = os.environ) -> str | None:
+    """Where the platform AWS config arrives as text (``DASK_PLATFORM_AWS_CONFIG``, the ECS and
+    EC2 kwargs of :mod:`dask_platform.cloudprovider`) and ``AWS_CONFIG_FILE`` is not set: write
+    it to ``<tmp>/dask-platform-aws-<uid>/config`` (directory 0700) and set ``AWS_CONFIG_FILE``
+    in ``environ`` (so the process and its children read it). Returns the path, or None when
+    there is nothing to do. The worker image runs this at every interpreter start (a .pth)."""
+    import tempfile
+
+    text = environ.get(AWS_CONFIG_CONTENT_ENV)
+    if not text or environ.get(AWS_CONFIG_FILE_ENV):
+        return None
+    directory = os.path.join(tempfile.gettempdir(), f"dask-platform-aws-{os.getuid()}")
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, "config")
+    partial = f"{path}.{os.getpid()}"
+    with open(partial, "w") as handle:
+        handle.write(text)
+    os.replace(partial, path)
+    environ[AWS_CONFIG_FILE_ENV] = path
+    return path
 
 
 def credential_process_main(argv: Sequence[str] | None = None) -> None:

@@ -301,3 +301,74 @@ def test_readme_lists_the_calls():
     assert calls_table() in readme, (
         "README table is stale: paste dask_platform.cloudprovider.calls_table()"
     )
+
+
+# --------------------------------------------------------------------------- object stores
+
+STORE_OUTPUT = {
+    "endpoint_url": "https://renc.osn.xsede.org",
+    "region": None,
+    "addressing_style": "path",
+    "teams": ["hydrology"],
+    "secret_arn": "arn:aws:secretsmanager:us-west-2:123456789012:secret:x/osn-renci-AbC",
+    "profile": "osn-renci",
+}
+
+
+@pytest.fixture
+def platform_with_store() -> Platform:
+    outputs = json.loads((OUTPUTS / "prod.json").read_text())
+    outputs["object_stores"] = {"osn-renci": STORE_OUTPUT}
+    return Platform.from_mapping(outputs)
+
+
+@pytest.mark.parametrize(
+    ("method", "field"),
+    [("fargate_kwargs", "environment"), ("ecs_kwargs", "environment"), ("ec2_kwargs", "env_vars")],
+)
+def test_ecs_and_ec2_get_the_platform_aws_config_as_text(
+    platform_with_store: Platform, method: str, field: str, tmp_path
+) -> None:
+    from botocore.configloader import load_config
+
+    from dask_platform.object_stores import materialize_aws_config
+
+    kwargs = getattr(platform_with_store, method)("hydrology", **{field: {"MY_VARIABLE": "1"}})
+    environment = kwargs[field]
+    assert sorted(environment) == ["DASK_PLATFORM_AWS_CONFIG", "DASK_PLATFORM_TEAM", "MY_VARIABLE"]
+    assert environment["DASK_PLATFORM_TEAM"] == "hydrology"
+    assert environment["MY_VARIABLE"] == "1"
+    # What the worker image does with it at interpreter start: a file botocore reads.
+    env = dict(environment)
+    path = materialize_aws_config(env)
+    assert path is not None
+    assert env["AWS_CONFIG_FILE"] == path
+    profile = load_config(path)["profiles"]["osn-renci"]
+    assert profile["credential_process"] == "dask-platform-credential-process osn-renci"
+    assert profile["dask_platform_secret_id"] == STORE_OUTPUT["secret_arn"]
+
+
+def test_without_object_stores_no_environment_is_added(platform) -> None:
+    assert "environment" not in platform.fargate_kwargs("hydrology")
+    kwargs = platform.fargate_kwargs("hydrology", environment={"A": "1"})
+    assert kwargs["environment"] == {"A": "1"}
+
+
+@pytest.mark.parametrize(
+    "name", ["DASK_PLATFORM_AWS_CONFIG", "dask_platform_aws_config", "PANGEO_SCRATCH"]
+)
+def test_users_cannot_set_the_platform_aws_config(platform_with_store: Platform, name) -> None:
+    with pytest.raises(PlatformError) as caught:
+        platform_with_store.fargate_kwargs("hydrology", environment={name: "x"})
+    assert str(caught.value).startswith(
+        f"environment: {name} is set by the platform (the object stores of team 'hydrology')"
+    )
+
+
+def test_a_mounted_config_file_wins_over_the_text(tmp_path) -> None:
+    from dask_platform.object_stores import materialize_aws_config
+
+    env = {"DASK_PLATFORM_AWS_CONFIG": "[profile x]\n", "AWS_CONFIG_FILE": "/etc/mounted"}
+    assert materialize_aws_config(env) is None
+    assert env["AWS_CONFIG_FILE"] == "/etc/mounted"
+    assert materialize_aws_config({}) is None

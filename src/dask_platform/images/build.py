@@ -69,6 +69,14 @@ CREDENTIAL_PROCESS_IMAGES = frozenset({"worker"})
 """Images whose context holds the standalone credential process (images built FROM them have
 it too): the worker image does not install the dask_platform package."""
 CREDENTIAL_PROCESS_SCRIPT = "dask-platform-credential-process"
+OBJECT_STORES_MODULE = "dask_platform_object_stores.py"
+"""The same module, importable in the worker image's environment under its own name, for the
+.pth that turns DASK_PLATFORM_AWS_CONFIG into a file (ECS/Fargate and EC2 have no mount)."""
+AWS_CONFIG_PTH = "dask-platform-aws-config.pth"
+AWS_CONFIG_PTH_LINE = (
+    "import os; os.environ.get('DASK_PLATFORM_AWS_CONFIG') and "
+    "__import__('dask_platform_object_stores').materialize_aws_config()\n"
+)
 SCRIPT_INTERPRETER = "/opt/venv/bin/python"
 
 
@@ -332,6 +340,10 @@ def assemble_context(
         script = context / CREDENTIAL_PROCESS_SCRIPT
         script.write_text(credential_process_script())
         script.chmod(0o755)
+        from dask_platform import object_stores
+
+        shutil.copy2(object_stores.__file__, context / OBJECT_STORES_MODULE)
+        (context / AWS_CONFIG_PTH).write_text(AWS_CONFIG_PTH_LINE)
     return text
 
 
@@ -488,7 +500,7 @@ def build_images(
         key_parts["requirements"] = assemble_context(context, image, requirements, wheels, extra)
         key_parts["containerfile"] = (context / "Containerfile").read_text()
         if image in CREDENTIAL_PROCESS_IMAGES:
-            key_parts["credential_process"] = credential_process_script()
+            key_parts["credential_process"] = credential_process_script() + AWS_CONFIG_PTH_LINE
         buildargs = {"LOCK_SHA256": sha, "LOCK_TAG": tag, "VCS_REF": vcs_ref}
         buildargs["SOURCE_URL"] = source_url
         parent = PARENT_IMAGE.get(image)
