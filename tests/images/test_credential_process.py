@@ -268,3 +268,46 @@ def test_the_notebook_start_keeps_a_mounted_aws_config(
         remove=True,
     )
     assert logs.decode().strip().splitlines()[-2:] == [AWS_CONFIG_PATH, "1"]
+
+
+def test_ecs_and_ec2_workers_get_the_config_from_its_text(
+    engine: Any, built: dict[str, Any], store_emulator: dict[str, Any]
+) -> None:
+    """ECS/Fargate tasks and EC2 instances have no mount: the cloudprovider kwargs carry the
+    config's text in DASK_PLATFORM_AWS_CONFIG, and any Python of the worker image (a .pth)
+    writes it to a file and sets AWS_CONFIG_FILE - so the store resolves by profile name."""
+    from dask_platform.object_stores import AWS_CONFIG_CONTENT_ENV
+
+    role = store_emulator["credentials"][GRANTED_TEAM]
+    script = (
+        "import os, boto3; "
+        f"c = boto3.Session(profile_name={STORE!r}).get_credentials().get_frozen_credentials(); "
+        "print(os.environ['AWS_CONFIG_FILE']); print(c.access_key)"
+    )
+    logs = engine.client.containers.run(
+        built["worker"].build_reference,
+        ["python", "-c", script],
+        environment={
+            "AWS_ACCESS_KEY_ID": role["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": role["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": role["SessionToken"],
+            "AWS_DEFAULT_REGION": store_emulator["emulator"].region,
+            AWS_CONFIG_CONTENT_ENV: (store_emulator["config_dir"] / "config").read_text(),
+            "DASK_PLATFORM_TEAM": GRANTED_TEAM,
+        },
+        network_mode="host",
+        healthcheck={"test": ["NONE"]},
+        remove=True,
+    )
+    assert logs.decode().strip().splitlines()[-2:] == [
+        "/tmp/dask-platform-aws-1000/config",
+        STORE_KEY["access_key_id"],
+    ]
+
+
+def test_without_the_text_nothing_is_written(hosts: dict[str, Any]) -> None:
+    result = hosts["worker"].run(
+        "python -c 'import os; print(os.environ.get(\"AWS_CONFIG_FILE\"))'; "
+        "test -e /tmp/dask-platform-aws-1000; echo $?"
+    )
+    assert result.stdout.split() == ["None", "1"]
