@@ -14,8 +14,8 @@ profile). No key is ever passed: kwargs carrying AWS keys, or environment mappin
 or identity variables, are refused with an error naming them.
 
 For a stack with object stores, the kwargs' environment (``environment``; EC2: ``env_vars``)
-also carries the platform AWS config as text (``DASK_PLATFORM_AWS_CONFIG``: endpoints and secret
-ARNs, never a key) and the team: nothing can mount the file into a task or instance, so the
+also carries the platform AWS config as base64 text (``DASK_PLATFORM_AWS_CONFIG``: endpoints and
+secret ARNs, never a key) and the team: nothing can mount the file into a task or instance, so the
 worker image writes it at interpreter start and sets AWS_CONFIG_FILE, and
 ``fsspec.filesystem("s3", profile="osn-renci")`` works there as on EKS.
 
@@ -40,6 +40,7 @@ from dask_platform.object_stores import (
     AWS_CONFIG_CONTENT_ENV,
     PLATFORM_ENV_VARS,
     TEAM_ENV,
+    aws_config_env_value,
     aws_config_from_outputs,
 )
 
@@ -437,7 +438,7 @@ class Platform:
         text = aws_config_from_outputs({"object_stores": self.outputs.object_stores})
         if text is None:
             return {}
-        return {AWS_CONFIG_CONTENT_ENV: text, TEAM_ENV: team}
+        return {AWS_CONFIG_CONTENT_ENV: aws_config_env_value(text), TEAM_ENV: team}
 
     def _ecs_base(self, team: str) -> dict[str, Any]:
         out = self._require_ecs()

@@ -41,10 +41,11 @@ AWS_CONFIG_PATH = "/etc/dask-platform/aws/config"
 
 AWS_CONFIG_FILE_ENV = "AWS_CONFIG_FILE"
 AWS_CONFIG_CONTENT_ENV = "DASK_PLATFORM_AWS_CONFIG"
-"""The platform AWS config's TEXT, where nothing can mount the file (ECS/Fargate tasks and EC2
-instances that dask-cloudprovider starts): the worker image writes it to a file at interpreter
-start and sets AWS_CONFIG_FILE (:func:`materialize_aws_config`). Endpoints and secret ARNs, never
-a key."""
+"""The platform AWS config's text, base64 encoded (:func:`aws_config_env_value`), where nothing
+can mount the file (ECS/Fargate tasks and EC2 instances that dask-cloudprovider starts): the
+worker image writes it to a file at interpreter start and sets AWS_CONFIG_FILE
+(:func:`materialize_aws_config`). Endpoints and secret ARNs, never a key. Base64 because
+EC2Cluster's cloud-init puts each variable in a quoted YAML line, which folds newlines."""
 TEAM_ENV = "DASK_PLATFORM_TEAM"
 SCRATCH_URL_ENV = "SCRATCH_URL"
 PANGEO_SCRATCH_ENV = "PANGEO_SCRATCH"
@@ -323,17 +324,34 @@ def fetch_credentials(
     return document
 
 
+def aws_config_env_value(text: str) -> str:
+    """The value of ``DASK_PLATFORM_AWS_CONFIG`` for an AWS config file's text (base64)."""
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
 def materialize_aws_config(environ: MutableMapping[str, str] = os.environ) -> str | None:
-    """Where the platform AWS config arrives as text (``DASK_PLATFORM_AWS_CONFIG``, the ECS and
-    EC2 kwargs of :mod:`dask_platform.cloudprovider`) and ``AWS_CONFIG_FILE`` is not set: write
+    """Where the platform AWS config arrives as base64 text (``DASK_PLATFORM_AWS_CONFIG``, the
+    ECS and EC2 kwargs of :mod:`dask_platform.cloudprovider`) and ``AWS_CONFIG_FILE`` is not set:
+    write
     it to ``<tmp>/dask-platform-aws-<uid>/config`` (directory 0700) and set ``AWS_CONFIG_FILE``
     in ``environ`` (so the process and its children read it). Returns the path, or None when
     there is nothing to do. The worker image runs this at every interpreter start (a .pth)."""
+    import base64
+    import binascii
     import tempfile
 
-    text = environ.get(AWS_CONFIG_CONTENT_ENV)
-    if not text or environ.get(AWS_CONFIG_FILE_ENV):
+    value = environ.get(AWS_CONFIG_CONTENT_ENV)
+    if not value or environ.get(AWS_CONFIG_FILE_ENV):
         return None
+    try:
+        text = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise ObjectStoreError(
+            f"{AWS_CONFIG_CONTENT_ENV}: not the base64 of an AWS config file; the platform sets "
+            "it (dask_platform.cloudprovider kwargs), never users"
+        ) from None
     directory = os.path.join(tempfile.gettempdir(), f"dask-platform-aws-{os.getuid()}")
     os.makedirs(directory, mode=0o700, exist_ok=True)
     path = os.path.join(directory, "config")

@@ -276,7 +276,7 @@ def test_ecs_and_ec2_workers_get_the_config_from_its_text(
     """ECS/Fargate tasks and EC2 instances have no mount: the cloudprovider kwargs carry the
     config's text in DASK_PLATFORM_AWS_CONFIG, and any Python of the worker image (a .pth)
     writes it to a file and sets AWS_CONFIG_FILE - so the store resolves by profile name."""
-    from dask_platform.object_stores import AWS_CONFIG_CONTENT_ENV
+    from dask_platform.object_stores import AWS_CONFIG_CONTENT_ENV, aws_config_env_value
 
     role = store_emulator["credentials"][GRANTED_TEAM]
     script = (
@@ -292,7 +292,9 @@ def test_ecs_and_ec2_workers_get_the_config_from_its_text(
             "AWS_SECRET_ACCESS_KEY": role["SecretAccessKey"],
             "AWS_SESSION_TOKEN": role["SessionToken"],
             "AWS_DEFAULT_REGION": store_emulator["emulator"].region,
-            AWS_CONFIG_CONTENT_ENV: (store_emulator["config_dir"] / "config").read_text(),
+            AWS_CONFIG_CONTENT_ENV: aws_config_env_value(
+                (store_emulator["config_dir"] / "config").read_text()
+            ),
             "DASK_PLATFORM_TEAM": GRANTED_TEAM,
         },
         network_mode="host",

@@ -348,6 +348,55 @@ def test_ecs_and_ec2_get_the_platform_aws_config_as_text(
     assert profile["dask_platform_secret_id"] == STORE_OUTPUT["secret_arn"]
 
 
+def test_the_config_survives_ec2clusters_cloud_init(platform_with_store: Platform) -> None:
+    """EC2Cluster renders env_vars into a quoted line of its cloud-init YAML (the upstream
+    template, rendered here); the instance's `docker run` must receive the config intact."""
+    import shlex
+    from types import SimpleNamespace
+
+    import yaml
+    from dask_cloudprovider.generic.vmcluster import VMCluster
+
+    from dask_platform.object_stores import aws_config_from_outputs, materialize_aws_config
+
+    kwargs = platform_with_store.ec2_kwargs("hydrology")
+
+    def docker_env(env_vars: dict[str, str]) -> dict[str, str]:
+        rendered = VMCluster.render_cloud_init(
+            SimpleNamespace(debug=False),
+            image=kwargs["docker_image"],
+            command="python -m distributed.cli.dask_worker tls://10.0.0.1:8786",
+            docker_args="",
+            extra_bootstrap=None,
+            gpu_instance=False,
+            bootstrap=True,
+            auto_shutdown=True,
+            env_vars=env_vars,
+        )
+        runs = [c for c in yaml.safe_load(rendered)["runcmd"] if "docker run" in str(c)]
+        words = shlex.split(runs[0])
+        return dict(words[i + 1].split("=", 1) for i, w in enumerate(words) if w == "-e")
+
+    received = docker_env(kwargs["env_vars"])
+    expected = aws_config_from_outputs({"object_stores": {"osn-renci": STORE_OUTPUT}})
+    path = materialize_aws_config(dict(received))
+    assert path is not None
+    assert Path(path).read_text() == expected
+    # The violating case: the config's plain text (its newlines) breaks the cloud-init YAML.
+    with pytest.raises(yaml.YAMLError):
+        docker_env({"DASK_PLATFORM_AWS_CONFIG": expected or ""})
+
+
+def test_a_malformed_config_value_is_one_clear_error() -> None:
+    from dask_platform.object_stores import ObjectStoreError, materialize_aws_config
+
+    with pytest.raises(ObjectStoreError) as caught:
+        materialize_aws_config({"DASK_PLATFORM_AWS_CONFIG": "[profile x]\nregion = y\n"})
+    assert str(caught.value).startswith(
+        "DASK_PLATFORM_AWS_CONFIG: not the base64 of an AWS config file"
+    )
+
+
 def test_without_object_stores_no_environment_is_added(platform) -> None:
     assert "environment" not in platform.fargate_kwargs("hydrology")
     kwargs = platform.fargate_kwargs("hydrology", environment={"A": "1"})
@@ -368,7 +417,7 @@ def test_users_cannot_set_the_platform_aws_config(platform_with_store: Platform,
 def test_a_mounted_config_file_wins_over_the_text(tmp_path) -> None:
     from dask_platform.object_stores import materialize_aws_config
 
-    env = {"DASK_PLATFORM_AWS_CONFIG": "[profile x]\n", "AWS_CONFIG_FILE": "/etc/mounted"}
+    env = {"DASK_PLATFORM_AWS_CONFIG": "W3Byb2ZpbGUgeF0K", "AWS_CONFIG_FILE": "/etc/mounted"}
     assert materialize_aws_config(env) is None
     assert env["AWS_CONFIG_FILE"] == "/etc/mounted"
     assert materialize_aws_config({}) is None
