@@ -16,15 +16,15 @@ from components.object_stores import (
     ObjectStores,
     ObjectStoresArgs,
 )
-from components.registry import Registry, RegistryArgs
 from components.storage import DataBucket, DataBucketArgs, ScratchStorage, ScratchStorageArgs
 
+from dask_platform.cloudprovider import ecr_repository_arn
 from dask_platform.gateway_settings import render_values
 from dask_platform.iam import service_account_name
-from dask_platform.images import all_images
+from dask_platform.instance_types import ecs_gpu_worker_size, instance_type
 from dask_platform.object_stores import object_store_outputs
 from dask_platform.sites import site_output
-from dask_platform.stack_config import load_from_pulumi
+from dask_platform.stack_config import ImageRefs, load_from_pulumi, require_account
 
 config = load_from_pulumi()  # every problem at once, before any resource is declared
 stack = pulumi.get_stack()
@@ -33,6 +33,26 @@ tags = {"dask-platform/stack": stack, "managed-by": "pulumi", **config.tags}
 
 aws_provider = aws.Provider("aws", region=config.region, default_tags={"tags": tags})
 with_aws = pulumi.ResourceOptions(providers={"aws": aws_provider})
+# Fails the `up` before anything is created in an account the config does not name.
+aws.get_caller_identity_output(opts=pulumi.InvokeOptions(provider=aws_provider)).account_id.apply(
+    lambda account: require_account(config.account_id, account)
+)
+
+# The images: from the bootstrap stack (applied and pushed first), or named in the config.
+images: pulumi.Output[ImageRefs]
+explicit_refs: ImageRefs | None = None
+if config.images.bootstrap_stack is not None:
+    bootstrap = pulumi.StackReference(config.images.bootstrap_stack)
+    images = bootstrap.require_output("images").apply(
+        lambda refs: ImageRefs(
+            worker=refs["worker"], gateway=refs["gateway"], worker_gpu=refs.get("worker-gpu")
+        )
+    )
+else:
+    explicit_refs = config.explicit_images()
+    assert explicit_refs is not None  # the config model requires them without bootstrap_stack
+    images = pulumi.Output.from_input(explicit_refs)
+worker_image = images.apply(lambda refs: refs.worker)
 
 network = Network(
     "network",
@@ -41,6 +61,7 @@ network = Network(
         availability_zones=config.network.availability_zones,
         cluster_name=cluster_name,
         single_nat_gateway=config.network.single_nat_gateway,
+        region=config.region,
     ),
     opts=with_aws,
 )
@@ -88,21 +109,6 @@ identities = {
     for team in config.teams
 }
 
-registry = (
-    Registry(
-        "registry",
-        RegistryArgs(
-            repository_prefix=config.registry.repository_prefix,
-            images=all_images(),
-            keep_images=config.registry.keep_images,
-            untagged_expiry_days=config.registry.untagged_expiry_days,
-        ),
-        opts=with_aws,
-    )
-    if config.registry.enabled
-    else None
-)
-
 ecs = (
     DaskEcs(
         "ecs",
@@ -115,7 +121,16 @@ ecs = (
             private_subnet_ids=network.private_subnet_ids,
             teams=config.team_names,
             team_policy_arns={t: [p.arn for p in i.policies] for t, i in identities.items()},
-            worker_image=config.gateway.image.reference,
+            worker_image=worker_image,
+            gpu_image=images.apply(lambda refs: refs.worker_gpu)
+            if config.ecs.gpu.enabled
+            else None,
+            images_in_ecr=explicit_refs is None
+            or any(
+                ecr_repository_arn(ref)
+                for ref in (explicit_refs.worker, explicit_refs.worker_gpu)
+                if ref
+            ),
         ),
         opts=with_aws,
     )
@@ -147,7 +162,15 @@ object_stores = (
 )
 # --- end object stores
 
-k8s_provider = k8s.Provider("eks", kubeconfig=eks.kubeconfig, enable_server_side_apply=True)
+# Every Kubernetes resource goes through this provider, so it waits for what makes the API
+# usable: the operators' way in (access entries, the VPN rule), the core nodes, and the
+# managed add-ons. Karpenter's releases and NodePools go through it too.
+k8s_provider = k8s.Provider(
+    "eks",
+    kubeconfig=eks.kubeconfig,
+    enable_server_side_apply=True,
+    opts=pulumi.ResourceOptions(depends_on=eks.kubernetes_prerequisites),
+)
 # Nodes for Dask schedulers and workers: Karpenter launches them when pods are Pending.
 karpenter = Karpenter(
     "karpenter",
@@ -180,7 +203,7 @@ gateway = DaskGateway(
         namespace=config.gateway.namespace,
         chart_version=config.gateway.chart_version,
         team_role_arns={name: identity.role_arn for name, identity in identities.items()},
-        values=render_values(config),
+        values=images.apply(lambda refs: render_values(config, refs)),
         hostname=config.gateway.tls.hostname if config.gateway.tls else None,
         simple_password=simple_password,
         jupyterhub_api_token=jupyterhub_api_token,
@@ -218,12 +241,13 @@ pulumi.export(
 pulumi.export("team_role_arns", {name: i.role_arn for name, i in identities.items()})
 pulumi.export("service_accounts", {t: service_account_name(t) for t in config.team_names})
 pulumi.export("data_buckets", [b.name for b in config.data_buckets])
-pulumi.export("worker_image", config.gateway.image.reference)
+pulumi.export("worker_image", worker_image)
 pulumi.export("karpenter_interruption_queue", karpenter.interruption_queue)
 pulumi.export("karpenter_node_pools", list(karpenter.node_pools))
 pulumi.export("site", site_output(stack, config))  # read by dask_platform.sites.SiteRegistry
 if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.Platform
     gpu = config.ecs.gpu
+    gpu_size = ecs_gpu_worker_size(gpu.instance_types, gpu.gpus_per_worker)
     pulumi.export("ecs_cluster_arn", ecs.cluster_arn)
     pulumi.export("ecs_cluster_name", ecs.cluster_name)
     pulumi.export("ecs_execution_role_arn", ecs.execution_role_arn)
@@ -235,9 +259,15 @@ if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.P
         "ecs_gpu",
         {
             "capacity_provider": ecs.gpu_capacity_provider.name,
-            "image": gpu.image.reference if gpu.image else None,
+            "image": images.apply(lambda refs: refs.worker_gpu),
             "gpus_per_worker": gpu.gpus_per_worker,
             "instance_types": gpu.instance_types,
+            # ECSCluster's worker_cpu/worker_mem: what every listed type registers, shared by
+            # the workers one instance holds (dask-cloudprovider's defaults do not fit).
+            "worker_cpu": gpu_size.worker_cpu,
+            "worker_mem": gpu_size.worker_mem,
+            "ec2_instance_type": gpu.instance_types[0],
+            "ec2_gpus": instance_type(gpu.instance_types[0]).gpus,
         }
         if ecs.gpu_capacity_provider is not None
         else None,
@@ -248,5 +278,3 @@ if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.P
     pulumi.export("ec2_imdsv2_required", config.ecs.imdsv2_account_default)
 if object_stores is not None:  # the stores by name; never a key (those stay in Secrets Manager)
     pulumi.export("object_stores", object_store_outputs(config, object_stores.secret_arns))
-if registry is not None:  # `scripts/build-images --push --outputs <file>` reads this
-    pulumi.export("ecr_repositories", registry.repository_urls)

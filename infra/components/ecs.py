@@ -24,6 +24,7 @@ from dask_platform.cloudprovider import (
     ecr_repository_arn,
 )
 from dask_platform.iam import render_policy
+from dask_platform.instance_types import ECS_RESERVED_MEMORY_MIB
 from dask_platform.stack_config import Ecs as EcsConfig
 
 # ref: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/instance_IAM_role.html
@@ -45,7 +46,11 @@ class DaskEcsArgs:
     # The TeamIdentity managed policies, so task roles and instance profiles carry exactly the
     # documents the IRSA roles carry.
     team_policy_arns: Mapping[str, Sequence[pulumi.Input[str]]]
-    worker_image: str
+    worker_image: pulumi.Input[str]
+    gpu_image: pulumi.Input[str | None] = None
+    # The images are in ECR (always so when they come from the bootstrap stack): the execution
+    # role and the EC2Cluster instance roles get a pull grant on exactly their repositories.
+    images_in_ecr: bool = True
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -149,13 +154,22 @@ class DaskEcs(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        images = [args.worker_image] + ([cfg.gpu.image.reference] if cfg.gpu.image else [])
-        repositories = sorted({arn for arn in map(ecr_repository_arn, images) if arn})
-        if repositories:
+        self.ecr_pull_policy: pulumi.Output[str] | None = None
+        if args.images_in_ecr:
+            self.ecr_pull_policy = pulumi.Output.all(args.worker_image, args.gpu_image).apply(
+                lambda images: _json(
+                    render_policy(
+                        "ecr-pull",
+                        repository_arns=sorted(
+                            {arn for arn in map(ecr_repository_arn, filter(None, images)) if arn}
+                        ),
+                    )
+                )
+            )
             aws.iam.RolePolicy(
                 f"{name}-execution-ecr",
                 role=self.execution_role.id,
-                policy=_json(render_policy("ecr-pull", repository_arns=repositories)),
+                policy=self.ecr_pull_policy,
                 opts=child,
             )
 
@@ -190,6 +204,15 @@ class DaskEcs(pulumi.ComponentResource):
                         policy_arn=policy_arn,
                         opts=child,
                     )
+            if self.ecr_pull_policy is not None:
+                # EC2Cluster's cloud-init pulls the image with the instance's own role (the
+                # platform's ec2_kwargs log Docker in to ECR first).
+                aws.iam.RolePolicy(
+                    f"{name}-{team}-instance-ecr",
+                    role=instance_role.id,
+                    policy=self.ecr_pull_policy,
+                    opts=child,
+                )
             self.task_roles[team] = task_role
             self.instance_roles[team] = instance_role
             self.instance_profiles[team] = aws.iam.InstanceProfile(
@@ -290,13 +313,16 @@ class DaskEcs(pulumi.ComponentResource):
                 "ECS_AWSVPC_BLOCK_IMDS=true",
                 "ECS_ENABLE_TASK_IAM_ROLE=true",
                 "ECS_ENABLE_GPU_SUPPORT=true",
+                # Held back for the agent, Docker and the NVIDIA runtime; the GPU workers are
+                # sized to what remains (dask_platform.instance_types).
+                f"ECS_RESERVED_MEMORY={ECS_RESERVED_MEMORY_MIB}",
                 "EOF",
                 "",
             ]
         )
         template = hardened_launch_template(
             f"{name}-gpu",
-            description=f"{ecs_name} GPU container instances (ECS GPU-optimized AMI)",
+            description=f"{ecs_name} GPU container instances (ECS GPU-optimized AL2023 AMI)",
             disk_size_gib=gpu.disk_size_gib,
             instance_name=f"{ecs_name}-gpu",
             tags=args.tags,
@@ -366,9 +392,8 @@ class DaskEcs(pulumi.ComponentResource):
                 opts=child,
             )
             self.analyst_groups[team] = group
-            log_group = f"/dask-platform/{args.cluster_name}/ecs"
 
-            def supplied(values: list[Any], team: str = team, log_group: str = log_group) -> str:
+            def supplied(values: list[Any], team: str = team) -> str:
                 (
                     account,
                     cluster_arn,
@@ -388,7 +413,6 @@ class DaskEcs(pulumi.ComponentResource):
                         task_role_arn=task_role,
                         execution_role_arn=execution_role,
                         instance_role_arn=instance_role,
-                        log_group=log_group,
                         subnet_ids=subnets,
                         security_group_id=sg,
                         ami_id=ami,

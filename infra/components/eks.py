@@ -23,6 +23,11 @@ NODE_MANAGED_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
 )
 CLUSTER_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"
+# ref: https://docs.aws.amazon.com/eks/latest/userguide/access-policy-permissions.html
+ACCESS_POLICIES = {
+    "admin": "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+    "view": "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy",
+}
 
 
 @dataclass
@@ -95,8 +100,8 @@ class EksCluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        # API access from inside the VPC only (the public endpoint, if any, is restricted by
-        # endpoint_public_access_cidrs on the cluster itself).
+        # API access from inside the VPC (plus the operator networks, _operator_ingress); the
+        # public endpoint, if any, is restricted by eks.endpoint.public_access_cidrs.
         self.control_plane_sg = aws.ec2.SecurityGroup(
             f"{name}-control-plane",
             vpc_id=args.vpc_id,
@@ -123,7 +128,8 @@ class EksCluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        public_cidrs = list(cfg.endpoint_public_access_cidrs)
+        endpoint = cfg.endpoint
+        public_cidrs = list(endpoint.public_access_cidrs) if endpoint.public_access else []
         self.cluster = aws.eks.Cluster(
             f"{name}-cluster",
             name=args.cluster_name,
@@ -133,7 +139,7 @@ class EksCluster(pulumi.ComponentResource):
                 subnet_ids=list(args.private_subnet_ids),
                 security_group_ids=[self.control_plane_sg.id],
                 endpoint_private_access=True,
-                endpoint_public_access=bool(public_cidrs),
+                endpoint_public_access=endpoint.public_access,
                 public_access_cidrs=public_cidrs or None,
             ),
             encryption_config=aws.eks.ClusterEncryptionConfigArgs(
@@ -141,8 +147,10 @@ class EksCluster(pulumi.ComponentResource):
                 resources=["secrets"],
             ),
             enabled_cluster_log_types=list(cfg.control_plane_log_types),
+            # Access entries only; the identity that happens to run the first `up` gets no
+            # hidden admin grant (it would vanish with that identity). eks.access lists who may.
             access_config=aws.eks.ClusterAccessConfigArgs(
-                authentication_mode="API", bootstrap_cluster_creator_admin_permissions=True
+                authentication_mode="API", bootstrap_cluster_creator_admin_permissions=False
             ),
             tags=args.tags,
             opts=pulumi.ResourceOptions(
@@ -186,6 +194,20 @@ class EksCluster(pulumi.ComponentResource):
         # from Karpenter's NodePools (components/karpenter.py).
         self._node_group(name, args, CORE_ROLE, cfg.node_groups.core, False, attachments)
 
+        # What every Kubernetes resource of the platform needs first: a way in for Pulumi
+        # (access entries, the operator network), the core nodes (where Karpenter and the
+        # gateway run; Karpenter's own nodes come later, from its NodePools), and the managed
+        # add-ons on them.
+        self.operator_ingress = self._operator_ingress(name, args)
+        self.access_associations = self._access_entries(name, args)
+        self.addons = self._addons(name, args)
+        self.kubernetes_prerequisites: list[pulumi.Resource] = [
+            *self.operator_ingress,
+            *self.access_associations,
+            self.node_groups[CORE_ROLE],
+            *self.addons.values(),
+        ]
+
         self.cluster_name = self.cluster.name
         self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(  # type: ignore[arg-type]
             pulumi.Output.all(
@@ -200,6 +222,103 @@ class EksCluster(pulumi.ComponentResource):
                 "kubeconfig": self.kubeconfig,
             }
         )
+
+    # ----------------------------------------------------------------------- access path
+
+    def _operator_ingress(
+        self, name: str, args: EksClusterArgs
+    ) -> list[aws.vpc.SecurityGroupIngressRule]:
+        """The private endpoint's way in: the operators' VPN (and CI runner) networks may reach
+        the control plane's ENIs on 443. EKS publishes the private endpoint's addresses in the
+        public DNS name when public access is off, so a VPN client routed into the VPC resolves
+        and reaches it.
+        ref: https://docs.aws.amazon.com/eks/latest/userguide/cluster-endpoint.html
+        ref: https://repost.aws/knowledge-center/eks-private-cluster-endpoint-vpc
+        """
+        return [
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-api-from-{cidr.replace('/', '-')}",
+                security_group_id=self.control_plane_sg.id,
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                cidr_ipv4=cidr,
+                description="Kubernetes API from the operators' network (eks.endpoint)",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for cidr in args.config.endpoint.private_access_cidrs
+        ]
+
+    def _access_entries(
+        self, name: str, args: EksClusterArgs
+    ) -> list[aws.eks.AccessPolicyAssociation]:
+        """One access entry per listed role, associated with the cluster-wide admin or view
+        policy. ref: https://docs.aws.amazon.com/eks/latest/userguide/access-policy-permissions.html
+        """
+        associations = []
+        grants = [(arn, "admin") for arn in args.config.access.admin_role_arns] + [
+            (arn, "view") for arn in args.config.access.view_role_arns
+        ]
+        for arn, level in grants:
+            label = f"{name}-{level}-{arn.rsplit('/', 1)[-1]}"
+            entry = aws.eks.AccessEntry(
+                label,
+                cluster_name=self.cluster.name,
+                principal_arn=arn,
+                type="STANDARD",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            associations.append(
+                aws.eks.AccessPolicyAssociation(
+                    label,
+                    cluster_name=self.cluster.name,
+                    principal_arn=entry.principal_arn,
+                    policy_arn=ACCESS_POLICIES[level],
+                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
+                )
+            )
+        return associations
+
+    # ----------------------------------------------------------------------- add-ons
+
+    def _addons(self, name: str, args: EksClusterArgs) -> dict[str, aws.eks.Addon]:
+        """vpc-cni, kube-proxy and coredns as EKS managed add-ons, so `pulumi up` upgrades them
+        with the cluster. A version left unset in eks.addons is the newest EKS offers for the
+        cluster's Kubernetes version. Workers use IRSA, so eks-pod-identity-agent is not
+        installed. coredns runs as pods: it waits for nodes (else its create never finishes).
+        ref: https://docs.aws.amazon.com/eks/latest/userguide/workloads-add-ons-available-eks.html
+        """
+        versions = args.config.addons
+        addons: dict[str, aws.eks.Addon] = {}
+        for addon, configured in (
+            ("vpc-cni", versions.vpc_cni),
+            ("kube-proxy", versions.kube_proxy),
+            ("coredns", versions.coredns),
+        ):
+            version: pulumi.Input[str] = (
+                configured
+                or aws.eks.get_addon_version_output(
+                    addon_name=addon,
+                    kubernetes_version=args.config.kubernetes_version,
+                    most_recent=True,
+                    opts=pulumi.InvokeOptions(parent=self),
+                ).version
+            )
+            after_nodes = [self.node_groups[CORE_ROLE]] if addon == "coredns" else []
+            addons[addon] = aws.eks.Addon(
+                f"{name}-{addon}",
+                cluster_name=self.cluster.name,
+                addon_name=addon,
+                addon_version=version,
+                # Take over the self-managed copy EKS installed at creation; keep settings
+                # someone changed on a later update (a re-apply of the version is then a no-op).
+                resolve_conflicts_on_create="OVERWRITE",
+                resolve_conflicts_on_update="PRESERVE",
+                tags=args.tags,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=after_nodes),
+            )
+        return addons
 
     def _node_group(
         self,

@@ -31,7 +31,7 @@ class DaskGatewayArgs:
     namespace: str
     chart_version: str
     team_role_arns: Mapping[str, pulumi.Input[str]]
-    values: dict[str, Any]
+    values: pulumi.Input[dict[str, Any]]  # an Output when images come from the bootstrap stack
     hostname: str | None = None
     """The gateway's DNS name (gateway.tls.hostname): the exported addresses use it."""
     simple_password: pulumi.Input[str] | None = None
@@ -84,9 +84,9 @@ class DaskGateway(pulumi.ComponentResource):
         if args.simple_password is not None:
             # The shared password is a Pulumi secret: it reaches the release encrypted in state
             # and never appears in a committed values file.
-            values = pulumi.Output.secret(args.simple_password).apply(
-                lambda password: _with_password(args.values, password)
-            )
+            values = pulumi.Output.all(
+                pulumi.Output.from_input(args.values), pulumi.Output.secret(args.simple_password)
+            ).apply(lambda pair: _with_password(pair[0], pair[1]))
 
         # With JupyterHub auth the API pod reads the hub's service token from a Secret (the values
         # name it; they never carry the token). Nothing else creates one in this namespace.
@@ -129,8 +129,8 @@ class DaskGateway(pulumi.ComponentResource):
         internal = pulumi.Output.concat(PROXY_SERVICE, ".", ns_name, ".svc.cluster.local")
         # Scheme and ports from the values that configure the proxy Service (TLS on the web
         # port with a certificate; the scheduler proxy on its own port).
-        addresses = pulumi.Output.all(host, internal).apply(
-            lambda h: proxy_addresses(args.values, args.hostname or h[0] or h[1])
+        addresses = pulumi.Output.all(host, internal, args.values).apply(
+            lambda h: proxy_addresses(h[2], args.hostname or h[0] or h[1])
         )
         self.address = addresses.apply(lambda a: a[0])
         self.proxy_address = addresses.apply(lambda a: a[1])

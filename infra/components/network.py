@@ -15,6 +15,7 @@ class NetworkArgs:
     vpc_cidr: str
     availability_zones: Sequence[str]
     cluster_name: str
+    region: str  # for the S3 endpoint's service name
     single_nat_gateway: bool = False
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -31,7 +32,8 @@ def subnet_blocks(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
 
 class Network(pulumi.ComponentResource):
     """VPC for the EKS cluster and the ECS/EC2 Dask clusters. Workloads sit in private subnets;
-    public subnets hold only NAT gateways (and load balancers, when the config opens one)."""
+    public subnets hold only NAT gateways (and load balancers, when the config opens one); S3
+    is reached through a gateway endpoint."""
 
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -92,17 +94,24 @@ class Network(pulumi.ComponentResource):
             )
             self.public_subnets.append(public)
             if index == 0 or not args.single_nat_gateway:
-                eip = aws.ec2.Eip(f"{name}-nat-{zone}", domain="vpc", tags=args.tags, opts=child)
+                # A NAT gateway (and its address) only works once the VPC has an attached
+                # internet gateway; nothing in their inputs says so, so say it explicitly.
+                # ref: https://registry.terraform.io/providers/hashicorp/aws/latest/docs/resources/nat_gateway
+                after_igw = pulumi.ResourceOptions(parent=self, depends_on=[igw])
+                eip = aws.ec2.Eip(
+                    f"{name}-nat-{zone}", domain="vpc", tags=args.tags, opts=after_igw
+                )
                 nat_gateways.append(
                     aws.ec2.NatGateway(
                         f"{name}-nat-{zone}",
                         allocation_id=eip.id,
                         subnet_id=public.id,
                         tags={**args.tags, "Name": f"{name}-nat-{zone}"},
-                        opts=child,
+                        opts=after_igw,
                     )
                 )
 
+        private_route_tables: list[aws.ec2.RouteTable] = []
         for index, zone in enumerate(args.availability_zones):
             private = aws.ec2.Subnet(
                 f"{name}-private-{zone}",
@@ -136,6 +145,20 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )
             self.private_subnets.append(private)
+            private_route_tables.append(route_table)
+
+        # S3 from the private subnets without the NAT gateways (no per-GB NAT charge on scratch
+        # and data traffic; the route is more specific than 0.0.0.0/0, so it wins).
+        # ref: https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-s3.html
+        self.s3_endpoint = aws.ec2.VpcEndpoint(
+            f"{name}-s3",
+            vpc_id=self.vpc.id,
+            service_name=f"com.amazonaws.{args.region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[table.id for table in private_route_tables],
+            tags={**args.tags, "Name": f"{name}-s3"},
+            opts=child,
+        )
 
         self.vpc_id = self.vpc.id
         self.private_subnet_ids = [s.id for s in self.private_subnets]

@@ -1,4 +1,5 @@
 """Registry: one ECR repository per image of images/ (worker, notebook, gateway, worker-gpu).
+Created by the bootstrap project (infra/bootstrap), never by a platform stack.
 
 What `scripts/build-images --push` pushes to and every worker pulls from: tags are immutable (a
 ``lock-<hash>`` tag names exactly one build, forever), every push is scanned, images are
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from dask_platform.iam import render_policy
+
 
 @dataclass
 class RegistryArgs:
@@ -22,6 +25,8 @@ class RegistryArgs:
     images: Sequence[str]
     keep_images: int
     untagged_expiry_days: int
+    # Accounts (other than the owner) whose stacks pull: granted by each repository's policy.
+    pull_account_ids: Sequence[str] = ()
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -94,6 +99,23 @@ class Registry(pulumi.ComponentResource):
                 policy=policy,
                 opts=pulumi.ResourceOptions(parent=self),
             )
+            if args.pull_account_ids:
+                # Cross-account pulls need both sides: this resource policy, and an ECR read
+                # grant on the puller's own role (node, task execution, EC2 instance roles).
+                # ref: https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-policy-examples.html
+                aws.ecr.RepositoryPolicy(
+                    f"{name}-{image}-pull",
+                    repository=repository.name,
+                    policy=json.dumps(
+                        render_policy(
+                            "ecr-cross-account-pull",
+                            account_principals=[
+                                f"arn:aws:iam::{account}:root" for account in args.pull_account_ids
+                            ],
+                        )
+                    ),
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
             self.repositories[image] = repository
         self.repository_urls = {
             image: repository.repository_url for image, repository in self.repositories.items()

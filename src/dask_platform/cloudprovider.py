@@ -50,8 +50,9 @@ TEAM_TAG = "dask-platform/team"
 SCHEDULER_PORTS = (8786, 8787)
 """Dask scheduler and dashboard: the only ports reachable from outside the security group."""
 
+# Amazon Linux 2023 (ECS is retiring the Amazon Linux 2 AMIs).
 # ref: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/retrieve-ecs-optimized_AMI.html
-ECS_GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
+ECS_GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
 # ref: https://documentation.ubuntu.com/aws/aws-how-to/instances/find-ubuntu-images/
 EC2_AMI_PARAMETER = (
     "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
@@ -73,6 +74,31 @@ def ecr_repository_arn(image: str) -> str | None:
     return f"arn:aws:ecr:{match['region']}:{match['account']}:repository/{match['repo']}"
 
 
+def gpu_resource_args(gpus: int) -> list[str]:
+    """Worker arguments advertising ``gpus`` as the Dask resource ``GPU`` (tasks submitted with
+    ``resources={"GPU": 1}`` then run one per GPU)."""
+    return ["--resources", f"GPU={gpus}"]
+
+
+def ecr_login_commands(image: str) -> list[str]:
+    """cloud-init commands that let Docker pull ``image`` from ECR with the instance's role:
+    Ubuntu's amazon-ecr-credential-helper, named for that registry in root's Docker config
+    (cloud-init runs as root). Empty for an image outside ECR.
+
+    The commands are YAML plain scalars in dask-cloudprovider's cloud-init template, so they
+    hold no ': ' or ' #'. ref: https://github.com/awslabs/amazon-ecr-credential-helper
+    """
+    match = _ECR_IMAGE.match(image)
+    if not match:
+        return []
+    registry = f"{match['account']}.dkr.ecr.{match['region']}.amazonaws.com"
+    return [
+        "apt-get install -y amazon-ecr-credential-helper",
+        "mkdir -p /root/.docker",
+        f'printf \'{{"credHelpers":{{"{registry}":"ecr-login"}}}}\' > /root/.docker/config.json',
+    ]
+
+
 def analyst_resources_supplied_policy(
     *,
     account_id: str,
@@ -82,7 +108,6 @@ def analyst_resources_supplied_policy(
     task_role_arn: str,
     execution_role_arn: str,
     instance_role_arn: str,
-    log_group: str,
     subnet_ids: list[str],
     security_group_id: str,
     ami_id: str,
@@ -98,7 +123,6 @@ def analyst_resources_supplied_policy(
         task_role_arn=task_role_arn,
         execution_role_arn=execution_role_arn,
         instance_role_arn=instance_role_arn,
-        log_group=log_group,
         launch_resource_arns=[
             *(f"arn:aws:ec2:{region}:{account_id}:subnet/{s}" for s in subnet_ids),
             f"arn:aws:ec2:{region}:{account_id}:security-group/{security_group_id}",
@@ -131,7 +155,7 @@ class ApiCall:
     action: str  # the IAM action AWS authorizes
     operation: str  # the boto3/aiobotocore method
     clusters: tuple[str, ...]  # which cluster managers make it
-    phase: Literal["start", "stop", "logs"]
+    phase: Literal["start", "stop"]
     source: str  # where, in dask_cloudprovider/aws/
     why: str
     # Further authorizations AWS makes for the same request (PassRole, tag-on-create).
@@ -174,10 +198,6 @@ CLOUDPROVIDER_CALLS: tuple[ApiCall, ...] = (
         "ecs.py Task.start", "the task ENI's private address (the scheduler address)",
     ),
     ApiCall(
-        "logs:GetLogEvents", "get_log_events", ECS, "logs", "ecs.py Task.logs",
-        "cluster.get_logs() reads the platform log group",
-    ),
-    ApiCall(
         "ecs:StopTask", "stop_task", ECS, "stop", "ecs.py Task.close",
         "stop the scheduler and worker tasks",
     ),
@@ -205,7 +225,12 @@ CLOUDPROVIDER_CALLS: tuple[ApiCall, ...] = (
 )  # fmt: skip
 """Every call FargateCluster/ECSCluster/EC2Cluster make to start, use and stop a cluster with
 the kwargs below (skip_cleanup=True, every resource supplied), read from dask-cloudprovider
-2025.9 source. The README table and the analyst-policy replay test are generated from it."""
+2025.9 source. The README table and the analyst-policy replay test are generated from it.
+
+Not listed: ``logs:GetLogEvents``. ``ECSCluster.logs()`` would call it from ``Task.logs``, but in
+2025.9 ``Task.__init__`` keeps ``log_group``/``log_stream_prefix`` in ``self.kwargs``, so
+``Task.logs`` fails with AttributeError before any request (``cluster.get_logs()`` reads the
+logs from the scheduler instead, with no AWS call). A test holds this against the source."""
 
 
 def calls_table() -> str:
@@ -236,6 +261,13 @@ class GpuOutputs(BaseModel):
     image: str
     gpus_per_worker: int = Field(ge=1)
     instance_types: list[str] = Field(min_length=1)
+    # One ECS GPU worker task, sized to what every listed type registers (the program computes
+    # it from EC2's instance-type catalogue: dask_platform.instance_types).
+    worker_cpu: int = Field(ge=256)
+    worker_mem: int = Field(ge=512)
+    # EC2Cluster(gpu): the first listed type, whose GPUs all go to its one container.
+    ec2_instance_type: str
+    ec2_gpus: int = Field(ge=1)
 
 
 class PlatformOutputs(BaseModel):
@@ -356,7 +388,13 @@ class Platform:
             fargate_workers=False,
             fargate_spot=False,
             image=gpu_outputs.image,
+            # dask-cloudprovider's defaults (4 vCPU, 16 GiB) exceed what a g5.xlarge registers,
+            # so the task would never be placed.
+            worker_cpu=gpu_outputs.worker_cpu,
+            worker_mem=gpu_outputs.worker_mem,
             worker_gpu=gpu_outputs.gpus_per_worker,
+            # The GPU resource equals the GPUs ECS gives the task (resourceRequirements).
+            worker_extra_args=gpu_resource_args(gpu_outputs.gpus_per_worker),
             # RunTask for the workers names the GPU provider (the cluster default is Fargate).
             worker_task_kwargs={
                 "capacityProviderStrategy": [
@@ -364,6 +402,12 @@ class Platform:
                 ]
             },
         )
+        extra = dict(extra)
+        if "worker_extra_args" in extra:
+            extra["worker_extra_args"] = [
+                *kwargs["worker_extra_args"],
+                *(extra["worker_extra_args"] or []),
+            ]
         return self._merge(kwargs, extra, team, env_field="environment")
 
     def ec2_kwargs(self, team: str, gpu: bool = False, **extra: Any) -> dict[str, Any]:
@@ -395,7 +439,22 @@ class Platform:
         if gpu:
             gpu_outputs = self._gpu()
             kwargs["docker_image"] = gpu_outputs.image
-            kwargs["instance_type"] = gpu_outputs.instance_types[0]
+            kwargs["instance_type"] = gpu_outputs.ec2_instance_type
+            # EC2Cluster runs the container with --gpus=all: every GPU of the instance is the
+            # worker's, and its Nanny advertises exactly that many.
+            kwargs["worker_options"] = {"resources": {"GPU": gpu_outputs.ec2_gpus}}
+        login = ecr_login_commands(str(kwargs["docker_image"]))
+        if login:
+            # cloud-init runs these after installing Docker and before `docker run`.
+            kwargs["extra_bootstrap"] = login
+        extra = dict(extra)
+        if "extra_bootstrap" in extra and login:
+            extra["extra_bootstrap"] = [*login, *(extra["extra_bootstrap"] or [])]
+        if "worker_options" in extra and "worker_options" in kwargs:
+            extra["worker_options"] = {
+                **(extra["worker_options"] or {}),
+                **kwargs["worker_options"],
+            }
         return self._merge(kwargs, extra, team, env_field="env_vars")
 
     # ----------------------------------------------------------------------- internals

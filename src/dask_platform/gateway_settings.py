@@ -21,7 +21,7 @@ from dask_platform.credentials import check_environment
 from dask_platform.iam import service_account_name
 from dask_platform.object_stores import gateway_object_store_settings, object_store_helm_values
 from dask_platform.project import project_root
-from dask_platform.stack_config import StackConfig
+from dask_platform.stack_config import ImageRefs, StackConfig
 
 
 def helm_dir() -> Path:
@@ -46,7 +46,19 @@ ref: https://docs.aws.amazon.com/elasticloadbalancing/latest/network/describe-ss
 HTTPS_PORT = 443
 
 
-def gateway_settings(config: StackConfig) -> dict[str, Any]:
+def stack_images(config: StackConfig, images: ImageRefs | None = None) -> ImageRefs:
+    """The images a stack runs: ``images`` (read from the bootstrap stack by the program) or the
+    ones its config names. ValueError when neither is there."""
+    found = images or config.explicit_images()
+    if found is None:
+        raise ValueError(
+            f"images come from the bootstrap stack {config.images.bootstrap_stack}: pass its "
+            "`images` output (ImageRefs)"
+        )
+    return found
+
+
+def gateway_settings(config: StackConfig, images: ImageRefs | None = None) -> dict[str, Any]:
     gw = config.gateway
     check_environment(gw.default_environment, field="gateway.default_environment")
     return {
@@ -63,7 +75,7 @@ def gateway_settings(config: StackConfig) -> dict[str, Any]:
         "cluster_max_workers": gw.cluster_max_workers,
         "cluster_max_cores": gw.cluster_max_cores,
         "cluster_max_memory_gib": gw.cluster_max_memory_gib,
-        "image": gw.image.reference,
+        "image": stack_images(config, images).worker,
         "default_environment": dict(gw.default_environment),
         # scratch_bucket, object_stores, aws_config_file: see dask_platform.object_stores
         **gateway_object_store_settings(config.scratch.bucket_name, config.object_stores),
@@ -196,9 +208,11 @@ def proxy_service_values(config: StackConfig) -> dict[str, Any]:
     return service
 
 
-def render_values(config: StackConfig) -> dict[str, Any]:
-    """The complete Helm values for a stack (without secrets: those are added by the program)."""
+def render_values(config: StackConfig, images: ImageRefs | None = None) -> dict[str, Any]:
+    """The complete Helm values for a stack (without secrets: those are added by the program).
+    ``images``: the bootstrap stack's image references, when the config names none."""
     gw = config.gateway
+    refs = stack_images(config, images)
     values = committed_values(gw.values_overlay)
     generated: dict[str, Any] = {
         "gateway": {
@@ -206,12 +220,12 @@ def render_values(config: StackConfig) -> dict[str, Any]:
             "env": [
                 {
                     "name": SETTINGS_ENV,
-                    "value": json.dumps(gateway_settings(config), sort_keys=True),
+                    "value": json.dumps(gateway_settings(config, refs), sort_keys=True),
                 }
             ],
             "extraConfig": {"50-dask-platform": gateway_config_file().read_text()},
             "backend": {
-                "image": {"name": gw.image.name, "tag": gw.image.tag},
+                "image": ImageRefs.split(refs.worker),
                 "namespace": gw.namespace,
                 **backend_placement(),
             },
@@ -220,7 +234,7 @@ def render_values(config: StackConfig) -> dict[str, Any]:
     }
     # The API server and the controller both run dask-gateway-server, and both load this
     # platform's code (the options handler imports dask_platform).
-    server = {"name": gw.server_image.name, "tag": gw.server_image.tag}
+    server = ImageRefs.split(refs.gateway)
     generated["gateway"]["image"] = server
     generated["controller"] = {"image": server}
     # The platform AWS config mounted into scheduler and worker pods (object stores).

@@ -25,7 +25,7 @@ import yaml
 
 from dask_platform.object_stores import offline_object_store_keys
 from dask_platform.project import project_root
-from dask_platform.stack_config import NAMESPACE, StackConfigError, read_stack_file
+from dask_platform.stack_config import NAMESPACE, ImageRefs, StackConfigError, read_stack_file
 
 ACCOUNT_ID = "123456789012"
 UNDECRYPTED_SECRET = "[secret: not decrypted by the offline plan]"
@@ -43,6 +43,10 @@ class RecordedResource:
     protect: bool = False
     parent: str = ""  # the parent's URN ("" for the stack itself)
     ignore_changes: tuple[str, ...] = ()
+    urn: str = ""
+    # URNs this resource waits for: depends_on (components expanded to their children) and
+    # every resource whose output feeds one of its inputs, as the engine receives them.
+    dependencies: tuple[str, ...] = ()
 
     @property
     def urn_name(self) -> str:
@@ -63,6 +67,28 @@ class Evaluation:
     def of_type(self, type_: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_ and not r.read]
 
+    def by_urn(self) -> dict[str, RecordedResource]:
+        return {r.urn: r for r in self.resources if r.urn}
+
+    def prerequisites(self, resource: RecordedResource) -> set[str]:
+        """Every URN ``resource`` transitively waits for: its dependencies, its provider (and
+        what the provider's inputs came from), and theirs - what the engine must have created
+        before it starts ``resource``."""
+        index = self.by_urn()
+        seen: set[str] = set()
+        pending = [resource]
+        while pending:
+            current = pending.pop()
+            edges = list(current.dependencies)
+            if current.provider:
+                edges.append(current.provider.rsplit("::", 1)[0])
+            for urn in edges:
+                if urn not in seen:
+                    seen.add(urn)
+                    if urn in index:
+                        pending.append(index[urn])
+        return seen
+
     def named(self, name: str) -> RecordedResource:
         matches = [r for r in self.resources if r.name == name]
         if len(matches) != 1:
@@ -81,9 +107,18 @@ def _issuer(region: str, cluster: str) -> str:
 class RecordingMocks:
     """``pulumi.runtime.Mocks``: records each resource and answers with plausible AWS values."""
 
-    def __init__(self, region: str) -> None:
+    def __init__(
+        self,
+        region: str,
+        account_id: str = ACCOUNT_ID,
+        stack_outputs: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.region = region
+        self.account_id = account_id
+        # Outputs of the stacks the program references (pulumi.StackReference), by stack name.
+        self.stack_outputs = stack_outputs or {}
         self.records: list[RecordedResource] = []
+        self.urns: dict[tuple[str, str], str] = {}
         # RegisterResource requests by (type, name): the mock monitor may answer several at once
         # from different threads, so the options are looked up, never kept in one slot.
         self.requests: dict[tuple[str, str], Any] = {}
@@ -97,7 +132,10 @@ class RecordingMocks:
         # AWS uses the bucket name as a bucket's id; companions reference it by that id.
         default_id = physical if type_ == "aws:s3/bucket:Bucket" else f"{name}-id"
         resource_id = args.resource_id or default_id
-        computed = self._computed(type_, name, physical, inputs)
+        if type_ == "pulumi:pulumi:StackReference":
+            computed = self._stack_reference(str(inputs.get("name")))
+        else:
+            computed = self._computed(type_, name, physical, inputs)
         for key, value in computed.items():
             if isinstance(value, dict) and isinstance(outputs.get(key), dict):
                 outputs[key] = {**value, **outputs[key]}  # computed fields of an input block
@@ -115,18 +153,36 @@ class RecordingMocks:
                 protect=bool(getattr(request, "protect", False)),
                 parent=str(getattr(request, "parent", "") or ""),
                 ignore_changes=tuple(getattr(request, "ignoreChanges", ()) or ()),
+                urn=self.urns.pop((type_, name), ""),
+                dependencies=tuple(getattr(request, "dependencies", ()) or ()),
             )
         )
 
         return resource_id, outputs
 
+    def _stack_reference(self, stack: str) -> dict[str, Any]:
+        if stack not in self.stack_outputs:
+            known = ", ".join(sorted(self.stack_outputs)) or "none"
+            raise KeyError(f"StackReference {stack!r}: not evaluated (evaluated: {known})")
+        return {"outputs": self.stack_outputs[stack], "secretOutputNames": []}
+
     def call(self, args: Any) -> tuple[dict[str, Any], list[Any] | None]:
         token = args.token
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            # The account the stack config names: the plan is of a deploy to that account.
             return {
-                "accountId": ACCOUNT_ID,
-                "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/plan",
+                "accountId": self.account_id,
+                "arn": f"arn:aws:iam::{self.account_id}:role/plan",
                 "userId": "PLAN",
+            }, None
+        if token == "aws:eks/getAddonVersion:getAddonVersion":
+            # EKS answers with the newest build for the Kubernetes version; offline there is no
+            # catalogue, so the plan shows what `up` resolves.
+            addon, kubernetes = args.args.get("addonName"), args.args.get("kubernetesVersion")
+            return {
+                **dict(args.args),
+                "id": f"{addon}-{kubernetes}",
+                "version": f"newest {addon} for Kubernetes {kubernetes} (resolved at up)",
             }, None
         if token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, None
@@ -145,19 +201,20 @@ class RecordingMocks:
     def _computed(
         self, type_: str, name: str, physical: str, inputs: dict[str, Any]
     ) -> dict[str, Any]:
-        arn_prefix = f"arn:aws:{{}}:{self.region}:{ACCOUNT_ID}"
+        account = self.account_id
+        arn_prefix = f"arn:aws:{{}}:{self.region}:{account}"
         if type_ == "aws:iam/role:Role":
-            return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{physical}", "name": physical}
+            return {"arn": f"arn:aws:iam::{account}:role/{physical}", "name": physical}
         if type_ == "aws:iam/policy:Policy":
-            return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:policy/{physical}", "name": physical}
+            return {"arn": f"arn:aws:iam::{account}:policy/{physical}", "name": physical}
         if type_ == "aws:iam/instanceProfile:InstanceProfile":
             return {
-                "arn": f"arn:aws:iam::{ACCOUNT_ID}:instance-profile/{physical}",
+                "arn": f"arn:aws:iam::{account}:instance-profile/{physical}",
                 "name": physical,
             }
         if type_ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
             host = str(inputs.get("url", "")).removeprefix("https://")
-            return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{host}"}
+            return {"arn": f"arn:aws:iam::{account}:oidc-provider/{host}"}
         if type_ == "aws:eks/cluster:Cluster":
             return {
                 "arn": f"{arn_prefix.format('eks')}:cluster/{physical}",
@@ -170,7 +227,7 @@ class RecordingMocks:
         if type_ == "aws:sqs/queue:Queue":
             return {
                 "arn": f"{arn_prefix.format('sqs')}:{physical}",
-                "url": f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT_ID}/{physical}",
+                "url": f"https://sqs.{self.region}.amazonaws.com/{account}/{physical}",
             }
         if type_ == "aws:s3/bucket:Bucket":
             return {"arn": f"arn:aws:s3:::{physical}", "bucket": physical}
@@ -181,8 +238,8 @@ class RecordingMocks:
         if type_ == "aws:ecr/repository:Repository":
             return {
                 "arn": f"{arn_prefix.format('ecr')}:repository/{physical}",
-                "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{physical}",
-                "registryId": ACCOUNT_ID,
+                "repositoryUrl": f"{account}.dkr.ecr.{self.region}.amazonaws.com/{physical}",
+                "registryId": account,
             }
         if type_ == "aws:secretsmanager/secret:Secret":
             # Secrets Manager appends six random characters to the name.
@@ -247,15 +304,24 @@ def _program_dir(project_dir: Path) -> Path:
     return project_dir / str(document.get("main", "."))
 
 
-def _evaluate(project_dir: Path, stack: str, secrets: Mapping[str, str] | None) -> Evaluation:
+def _evaluate(
+    project_dir: Path,
+    stack: str,
+    secrets: Mapping[str, str] | None,
+    referenced_outputs: dict[str, dict[str, Any]],
+) -> Evaluation:
     import pulumi
     from pulumi.runtime import mocks as pulumi_mocks
     from pulumi.runtime import settings as pulumi_settings
     from pulumi.runtime.sync_await import _sync_await
 
     config, secret_keys = pulumi_config_for_stack(project_dir, stack, secrets)
-    region_raw = config.get(f"{NAMESPACE}:region", "us-east-1")
-    mocks = RecordingMocks(region=region_raw)
+    project = _project_name(project_dir)
+    region_raw = config.get(f"{project}:region", "us-east-1")
+    account_raw = config.get(f"{project}:account_id", ACCOUNT_ID)
+    mocks = RecordingMocks(
+        region=region_raw, account_id=account_raw, stack_outputs=referenced_outputs
+    )
 
     class _Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args):  # type: ignore[no-untyped-def]
@@ -274,7 +340,16 @@ def _evaluate(project_dir: Path, stack: str, secrets: Mapping[str, str] | None) 
         # arrive on the request, which the policy rules also need.
         def RegisterResource(self, request):  # type: ignore[no-untyped-def]
             mocks.requests[(request.type, request.name)] = request
+            mocks.urns[(request.type, request.name)] = self.make_urn(
+                request.parent, request.type, request.name
+            )
             return super().RegisterResource(request)
+
+        def ReadResource(self, request):  # type: ignore[no-untyped-def]
+            mocks.urns[(request.type, request.name)] = self.make_urn(
+                request.parent, request.type, request.name
+            )
+            return super().ReadResource(request)
 
     mock_impl = _Mocks()
     pulumi_mocks.set_mocks(
@@ -325,7 +400,58 @@ def evaluate_stack(
     Raises :class:`dask_platform.stack_config.StackConfigError` (listing every problem) if the
     stack config is invalid - before any resource is recorded, as in a real ``pulumi up``.
     """
+    directory = project_dir if project_dir is not None else project_root()
+    referenced = {
+        name: evaluate_stack(target_stack, target_dir).outputs
+        for name, target_dir, target_stack in _stack_references(directory, stack)
+    }
     # Pulumi's runtime settings live in context variables: a copied context keeps one
     # evaluation's engine, root stack and config from leaking into the next.
-    directory = project_dir if project_dir is not None else project_root()
-    return contextvars.copy_context().run(_evaluate, directory, stack, secrets)
+    return contextvars.copy_context().run(_evaluate, directory, stack, secrets, referenced)
+
+
+def _stack_references(project_dir: Path, stack: str) -> list[tuple[str, Path, str]]:
+    """(fully qualified name, project directory, stack) of each stack the program references:
+    the bootstrap stack named by ``images.bootstrap_stack``, evaluated first like `up` needs it
+    applied first."""
+    from dask_platform.bootstrap_config import split_stack_name
+
+    if _project_name(project_dir) != NAMESPACE:
+        return []
+    config, _ = pulumi_config_for_stack(project_dir, stack)
+    try:
+        images = json.loads(config.get(f"{NAMESPACE}:images", "{}"))
+    except ValueError:
+        return []  # the program reports the malformed key
+    name = images.get("bootstrap_stack") if isinstance(images, dict) else None
+    if not isinstance(name, str):
+        return []
+    try:
+        _, _, target = split_stack_name(name)
+    except ValueError:
+        return []  # the program reports it
+    # infra/bootstrap: beside the platform program's own directory (infra/). A program without
+    # one (a test's own) references nothing; if it did, the mocks say the stack is unknown.
+    bootstrap_dir = _program_dir(project_dir) / "bootstrap"
+    if not (bootstrap_dir / "Pulumi.yaml").is_file():
+        return []
+    return [(name, bootstrap_dir, target)]
+
+
+def stack_images(stack: str, project_dir: Path | None = None) -> ImageRefs:
+    """The images a committed platform stack runs, offline: its referenced bootstrap stack
+    evaluated under mocks (what the program reads through its stack reference), or the images
+    its config names."""
+    from dask_platform.stack_config import load_stack_file
+
+    project_dir = project_dir if project_dir is not None else project_root()
+    config = load_stack_file(project_dir, stack)
+    explicit = config.explicit_images()
+    if explicit is not None:
+        return explicit
+    (reference,) = _stack_references(project_dir, stack)
+    _, target_dir, target = reference
+    images = evaluate_stack(target, target_dir).outputs["images"]
+    return ImageRefs(
+        worker=images["worker"], gateway=images["gateway"], worker_gpu=images.get("worker-gpu")
+    )

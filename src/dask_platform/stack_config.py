@@ -109,14 +109,31 @@ InstanceType = Annotated[
     ),
 ]
 Cidr = Annotated[str, AfterValidator(_cidr)]
-KubernetesVersion = Annotated[
-    str,
-    AfterValidator(
-        _matches(
-            r"1\.(2[89]|3\d)", "an EKS Kubernetes minor version from 1.28 to 1.39, e.g. '1.33'"
+# ref: https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html#kubernetes-release-calendar
+# Checked 2026-11-30. Version -> end of EKS standard support (after it: extended support at extra
+# cost, then a forced upgrade). Add a version here when EKS releases it; drop it once its standard
+# support has ended. 1.33 ended 2026-07-29; 1.32 on 2026-03-23; 1.28 on 2024-11-26.
+EKS_STANDARD_SUPPORT: dict[str, str] = {
+    "1.34": "2026-12-02",
+    "1.35": "2027-03-27",
+}
+"""The Kubernetes minor versions a stack may run: those in EKS standard support (the one list;
+``eks.kubernetes_version`` and the docs read it)."""
+
+
+def _supported_kubernetes_version(value: str) -> str:
+    if value not in EKS_STANDARD_SUPPORT:
+        allowed = ", ".join(
+            f"{v} (standard support until {end})" for v, end in EKS_STANDARD_SUPPORT.items()
         )
-    ),
-]
+        raise ValueError(
+            f"must be an EKS Kubernetes minor version in standard support, one of {allowed} "
+            f"(got {value!r})"
+        )
+    return value
+
+
+KubernetesVersion = Annotated[str, AfterValidator(_supported_kubernetes_version)]
 ChartVersion = Annotated[
     str,
     AfterValidator(
@@ -349,6 +366,135 @@ class Capacity(_Model):
     )
 
 
+# --------------------------------------------------------------------------- EKS access
+
+# ref: https://www.rfc-editor.org/rfc/rfc5737 (TEST-NET-1/2/3: never routed, documentation only)
+DOCUMENTATION_RANGES = tuple(
+    ipaddress.IPv4Network(c) for c in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+)
+
+IamRoleArn = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]{1,512}",
+            "an IAM role ARN such as arn:aws:iam::111122223333:role/platform-admins",
+        )
+    ),
+]
+AccountId = Annotated[str, AfterValidator(_matches(r"\d{12}", "a 12-digit AWS account id"))]
+AddonVersion = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            r"v\d+\.\d+\.\d+-eksbuild\.\d+", "an EKS add-on version such as v1.19.2-eksbuild.1"
+        )
+    ),
+]
+
+
+def _operator_cidr_problems(field: str, cidrs: list[str]) -> list[str]:
+    problems = []
+    for cidr in cidrs:
+        network = ipaddress.IPv4Network(cidr)
+        if network.prefixlen == 0:
+            problems.append(
+                f"{field}: {cidr} would open the Kubernetes API to the internet; list the "
+                "operator networks instead"
+            )
+        elif any(network.overlaps(doc) for doc in DOCUMENTATION_RANGES):
+            problems.append(
+                f"{field}: {cidr} is a documentation range (192.0.2.0/24, 198.51.100.0/24, "
+                "203.0.113.0/24) that no operator ever connects from; put your operators' real "
+                "network here"
+            )
+    return problems
+
+
+class EksEndpoint(_Model):
+    """The Kubernetes API endpoint: private (reached over the operators' VPN, admitted by the
+    control-plane security group) or also public to listed operator networks.
+
+    ref: https://docs.aws.amazon.com/eks/latest/userguide/cluster-endpoint.html
+    """
+
+    public_access: bool = Field(
+        default=False,
+        description="Turn the public endpoint on (only for public_access_cidrs).",
+    )
+    public_access_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        description="The operators' and CI's public egress networks; required when "
+        "public_access is true.",
+    )
+    private_access_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        description="Networks routed into the VPC (the operators' VPN, a CI runner subnet) that "
+        "the control-plane security group admits on 443; required when public_access is false.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> EksEndpoint:
+        problems = _operator_cidr_problems("public_access_cidrs", self.public_access_cidrs)
+        problems += _operator_cidr_problems("private_access_cidrs", self.private_access_cidrs)
+        if self.public_access and not self.public_access_cidrs:
+            problems.append(
+                "public_access_cidrs: required when public_access is true (the operators' "
+                "public networks; AWS would otherwise open the endpoint to 0.0.0.0/0)"
+            )
+        if not self.public_access and self.public_access_cidrs:
+            problems.append("public_access_cidrs: only used when public_access is true")
+        if not self.public_access and not self.private_access_cidrs:
+            problems.append(
+                "private_access_cidrs: required when public_access is false: the networks "
+                "(VPN, CI runners) routed into the VPC from which operators and Pulumi reach the "
+                "private endpoint; without one nothing outside the VPC can deploy"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class EksAccess(_Model):
+    """Access entries (authentication mode API). The cluster creator gets no implicit admin: the
+    roles listed here are the only way into the cluster.
+
+    ref: https://docs.aws.amazon.com/eks/latest/userguide/access-entries.html
+    """
+
+    admin_role_arns: list[IamRoleArn] = Field(
+        min_length=1,
+        description="Roles with AmazonEKSClusterAdminPolicy (operators, the CI role that runs "
+        "`pulumi up`).",
+    )
+    view_role_arns: list[IamRoleArn] = Field(
+        default_factory=list, description="Roles with AmazonEKSViewPolicy (read-only)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> EksAccess:
+        both = sorted(set(self.admin_role_arns) & set(self.view_role_arns))
+        if both:
+            raise ValueError(f"view_role_arns: {', '.join(both)} already in admin_role_arns")
+        for name in ("admin_role_arns", "view_role_arns"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name}: must not repeat a role")
+        return self
+
+
+class EksAddons(_Model):
+    """Versions of the EKS managed add-ons; unset = the newest version EKS offers for the
+    cluster's Kubernetes version, resolved at `pulumi up` (aws.eks.get_addon_version).
+
+    ref: https://docs.aws.amazon.com/eks/latest/userguide/workloads-add-ons-available-eks.html
+    """
+
+    vpc_cni: AddonVersion | None = None
+    kube_proxy: AddonVersion | None = None
+    coredns: AddonVersion | None = None
+
+
 LogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
 ALL_LOG_TYPES: tuple[LogType, ...] = (
     "api",
@@ -361,23 +507,15 @@ ALL_LOG_TYPES: tuple[LogType, ...] = (
 
 class Eks(_Model):
     kubernetes_version: KubernetesVersion
-    endpoint_public_access_cidrs: list[Cidr] = Field(
-        default_factory=list,
-        description="CIDRs that may reach the public API endpoint; empty = private endpoint only.",
+    endpoint: EksEndpoint = Field(
+        description="How operators and CI reach the Kubernetes API (public CIDRs or the VPN)."
     )
+    access: EksAccess = Field(description="IAM roles that may use the Kubernetes API.")
+    addons: EksAddons = Field(default_factory=lambda: EksAddons())
     control_plane_log_types: list[LogType] = Field(
         default_factory=lambda: list(ALL_LOG_TYPES), min_length=1
     )
     node_groups: NodeGroups
-
-    @model_validator(mode="after")
-    def _check(self) -> Eks:
-        if "0.0.0.0/0" in self.endpoint_public_access_cidrs:
-            raise ValueError(
-                "endpoint_public_access_cidrs: 0.0.0.0/0 would open the Kubernetes API to the "
-                "internet; list the operator networks instead"
-            )
-        return self
 
 
 class Team(_Model):
@@ -485,14 +623,16 @@ class Gateway(_Model):
     cluster_max_workers: int = Field(ge=1, le=10_000)
     cluster_max_cores: float = Field(gt=0)
     cluster_max_memory_gib: float = Field(gt=0)
-    image: Image = Field(
+    image: Image | None = Field(
+        default=None,
         description="Scheduler and worker image (images/worker, tagged lock-<hash> of the lock "
-        "the notebook image is built from)."
+        "the notebook image is built from); only without images.bootstrap_stack.",
     )
-    server_image: Image = Field(
+    server_image: Image | None = Field(
+        default=None,
         description="The gateway API server and controller image (images/gateway: "
         "dask-gateway-server plus this platform's gateway-side code, which gateway_config.py "
-        "imports; the upstream image lacks it)."
+        "imports; the upstream image lacks it); only without images.bootstrap_stack.",
     )
     service_type: Literal["ClusterIP", "LoadBalancer"] = Field(
         default="LoadBalancer",
@@ -586,7 +726,7 @@ class EcsGpu(_Model):
         default=None,
         description="The GPU worker image (images/worker-gpu: CuPy + the CUDA runtime, same lock "
         "as the notebook, with a `dask-cuda-worker` shim for ECSCluster); "
-        "required when enabled.",
+        "required when enabled, unless images.bootstrap_stack supplies it.",
     )
 
     @model_validator(mode="after")
@@ -595,8 +735,18 @@ class EcsGpu(_Model):
             raise ValueError(
                 f"min_size ({self.min_size}) must not exceed max_size ({self.max_size})"
             )
-        if self.enabled and self.image is None:
-            raise ValueError("image: required when enabled is true ({name, tag} of a CUDA image)")
+        return self
+
+    @model_validator(mode="after")
+    def _fits(self) -> EcsGpu:
+        if not self.enabled:
+            return self
+        from dask_platform.instance_types import ecs_gpu_worker_size
+
+        try:
+            ecs_gpu_worker_size(self.instance_types, self.gpus_per_worker)
+        except ValueError as exc:
+            raise ValueError(f"instance_types: {exc}") from None
         return self
 
     @field_validator("instance_types")
@@ -679,6 +829,45 @@ class Registry(_Model):
     untagged_expiry_days: int = Field(
         default=7, ge=1, le=365, description="Untagged images (superseded pushes) expire after."
     )
+
+
+BOOTSTRAP_STACK_PATTERN = r"[A-Za-z0-9_.-]+/dask-platform-bootstrap/[A-Za-z0-9_.-]+"
+
+
+class Images(_Model):
+    """Where the stack's image references come from."""
+
+    bootstrap_stack: (
+        Annotated[
+            str,
+            AfterValidator(
+                _matches(
+                    BOOTSTRAP_STACK_PATTERN,
+                    "a Pulumi stack name <organization>/dask-platform-bootstrap/<stack>",
+                )
+            ),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="The bootstrap stack (infra/bootstrap) whose `images` output names every "
+        "image (its ECR repository and tag); read with a stack reference. Without it, "
+        "gateway.image, gateway.server_image and ecs.gpu.image name the images.",
+    )
+
+
+class ImageRefs(_Model):
+    """The image references one stack runs (``<repository>:<tag>``)."""
+
+    worker: str
+    gateway: str
+    worker_gpu: str | None = None
+
+    @staticmethod
+    def split(reference: str) -> dict[str, str]:
+        """``repo:tag`` -> the chart's ``{name, tag}``."""
+        name, _, tag = reference.rpartition(":")
+        return {"name": name, "tag": tag}
 
 
 # --------------------------------------------------------------------------- object stores
@@ -765,6 +954,9 @@ class StackConfig(_Model):
     """Everything a stack needs; loaded from ``Pulumi.<stack>.yaml`` (``dask-platform:`` keys)."""
 
     production: bool = Field(description="Marks a production stack (stricter policy rules).")
+    account_id: AccountId = Field(
+        description="The AWS account the stack deploys to (checked against the caller at `up`)."
+    )
     region: Region
     network: Network
     eks: Eks
@@ -773,13 +965,24 @@ class StackConfig(_Model):
     data_buckets: list[DataBucket] = Field(default_factory=list)
     gateway: Gateway
     ecs: Ecs = Field(default_factory=Ecs)
-    registry: Registry = Field(default_factory=Registry)
+    images: Images = Field(default_factory=Images)
     capacity: Capacity
     object_stores: list[ObjectStore] = Field(
         default_factory=list,
         description="Other S3-compatible stores (OSN, Ceph); keys in object_store_keys.",
     )
     tags: dict[str, str] = Field(default_factory=dict)
+
+    def explicit_images(self) -> ImageRefs | None:
+        """The images named in this config (None when they come from the bootstrap stack)."""
+        if self.gateway.image is None or self.gateway.server_image is None:
+            return None
+        gpu = self.ecs.gpu.image
+        return ImageRefs(
+            worker=self.gateway.image.reference,
+            gateway=self.gateway.server_image.reference,
+            worker_gpu=gpu.reference if gpu else None,
+        )
 
     def team(self, name: str) -> Team:
         for team in self.teams:
@@ -844,6 +1047,35 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel]) -> lis
     return problems
 
 
+def _image_source_problems(
+    images: Mapping[str, Any], gateway: Mapping[str, Any], ecs: Mapping[str, Any]
+) -> list[str]:
+    """The images come from exactly one place: the bootstrap stack, or the config."""
+    gpu = ecs.get("gpu") if isinstance(ecs.get("gpu"), dict) else {}
+    assert isinstance(gpu, dict)
+    explicit = {
+        "gateway.image": gateway.get("image"),
+        "gateway.server_image": gateway.get("server_image"),
+        "ecs.gpu.image": gpu.get("image"),
+    }
+    if images.get("bootstrap_stack") is not None:
+        return [
+            f"{key}: the images come from images.bootstrap_stack "
+            f"({images['bootstrap_stack']}); remove this key"
+            for key, value in explicit.items()
+            if value is not None
+        ]
+    needed = ["gateway.image", "gateway.server_image"]
+    if ecs.get("enabled", True) is not False and gpu.get("enabled") is True:
+        needed.append("ecs.gpu.image")
+    return [
+        f"{key}: required without images.bootstrap_stack ({{name, tag}} of the image), or set "
+        "images.bootstrap_stack"
+        for key in needed
+        if explicit[key] is None
+    ]
+
+
 def _cross_field_problems(data: Mapping[str, Any]) -> list[str]:
     """Rules that span sections, checked on the raw mapping so they are reported together with
     every field error (a model validator would only run once all fields were valid)."""
@@ -877,6 +1109,7 @@ def _cross_field_problems(data: Mapping[str, Any]) -> list[str]:
                 f"data_buckets[{i}].name: {scratch!r} is the scratch bucket; a bucket is either "
                 "team scratch or shared read-only data, not both"
             )
+    problems.extend(_image_source_problems(section("images"), section("gateway"), section("ecs")))
     problems.extend(_object_store_problems(data.get("object_stores"), names))
     gateway = section("gateway")
     auth = gateway.get("auth")
@@ -967,13 +1200,22 @@ def validate_stack_config(
     return config
 
 
-def _decode(value: Any) -> Any:
+def decode_config_value(value: Any) -> Any:
+    """A config value as the engine hands it (a string; objects as JSON) back to its YAML type.
+    A bare number stays a string: no top-level key is numeric, and an account id such as
+    "111122223333" must not become an int."""
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            decoded = json.loads(value)
         except ValueError:
             return value
+        return (
+            value if isinstance(decoded, int | float) and not isinstance(decoded, bool) else decoded
+        )
     return value
+
+
+_decode = decode_config_value
 
 
 SECRET_KEYS = frozenset(
@@ -1038,6 +1280,70 @@ def secret_problems(raw: Mapping[str, Any], is_secret: Callable[[str], bool]) ->
     return problems
 
 
+def regional_owner_problems(stacks: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Account-wide, per-region settings (the EC2 instance metadata defaults) have exactly one
+    owner: among the stacks (stack name -> config keys without namespace) that deploy ECS/EC2
+    resources to one ``account_id`` and ``region``, exactly one sets
+    ``ecs.imdsv2_account_default: true``. Two owners would fight over one setting (and the
+    first ``destroy`` would remove it for the other); none would leave EC2Cluster on IMDSv1.
+
+    ref: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-IMDS-new-instances.html
+    """
+    groups: dict[tuple[str, str], dict[str, bool]] = {}
+    for stack, data in stacks.items():
+        account, region = data.get("account_id"), data.get("region")
+        ecs = data.get("ecs") if isinstance(data.get("ecs"), dict) else {}
+        assert isinstance(ecs, dict)
+        if not isinstance(account, str) or not isinstance(region, str):
+            continue  # reported as a field error of that stack
+        if ecs.get("enabled", True) is False:
+            continue
+        owns = ecs.get("imdsv2_account_default", True) is True
+        groups.setdefault((account, region), {})[stack] = owns
+    problems = []
+    for (account, region), members in sorted(groups.items()):
+        owners = sorted(s for s, owns in members.items() if owns)
+        if len(owners) > 1:
+            problems.append(
+                f"ecs.imdsv2_account_default: stacks {', '.join(owners)} all own the instance "
+                f"metadata defaults of account {account} in {region}; exactly one stack per "
+                "account and region may (set it false in the others)"
+            )
+        elif not owners:
+            problems.append(
+                f"ecs.imdsv2_account_default: no stack of {', '.join(sorted(members))} owns the "
+                f"instance metadata defaults of account {account} in {region}; set it true in "
+                "exactly one"
+            )
+    return problems
+
+
+def sibling_problems(project_dir: Path, stack: str, data: Mapping[str, Any]) -> list[str]:
+    """Cross-stack rules: ``data`` (this stack's keys) against the other committed stacks of
+    ``project_dir``, read from their files."""
+    stacks: dict[str, Mapping[str, Any]] = {}
+    for other in list_stacks(project_dir):
+        if other == stack:
+            continue
+        try:
+            stacks[other] = split_namespace(read_stack_file(project_dir, other), other)
+        except StackConfigError:
+            continue  # that stack's own load reports it
+    stacks[stack] = data
+    return [p for p in regional_owner_problems(stacks) if stack in p]
+
+
+def require_account(expected: str, actual: str) -> str:
+    """The deploying credentials' account must be the one the stack config names (``account_id``);
+    ValueError otherwise, which fails ``pulumi up`` before it creates anything."""
+    if actual != expected:
+        raise ValueError(
+            f"account_id: this stack deploys to account {expected}, but the credentials are for "
+            f"account {actual}; switch credentials (AWS_PROFILE) or fix account_id"
+        )
+    return actual
+
+
 def stack_file(project_dir: Path, stack: str) -> Path:
     return project_dir / f"Pulumi.{stack}.yaml"
 
@@ -1095,9 +1401,17 @@ def load_stack_path(path: Path) -> StackConfig:
 
 
 def load_stack_file(project_dir: Path, stack: str) -> StackConfig:
-    """Validate the committed ``Pulumi.<stack>.yaml`` of ``project_dir``."""
-    read_stack_file(project_dir, stack)  # a clear error for an unknown stack name
-    return load_stack_path(stack_file(project_dir, stack))
+    """Validate the committed ``Pulumi.<stack>.yaml`` of ``project_dir`` (with the rules that
+    span its sibling stacks)."""
+    raw = read_stack_file(project_dir, stack)  # a clear error for an unknown stack name
+    path = stack_file(project_dir, stack)
+    data = split_namespace(raw, path.name)
+    return validate_stack_config(
+        data,
+        path.name,
+        extra_problems=secret_problems(raw, _file_value_is_secret(raw))
+        + sibling_problems(project_dir, stack, data),
+    )
 
 
 def load_from_pulumi() -> StackConfig:
@@ -1117,6 +1431,12 @@ def load_from_pulumi() -> StackConfig:
     def is_secret(key: str) -> bool:
         return key in secret_keys or runtime_config.is_config_secret(key)
 
+    from dask_platform.project import project_root
+
+    data = split_namespace(raw, source)
     return validate_stack_config(
-        split_namespace(raw, source), source, extra_problems=secret_problems(raw, is_secret)
+        data,
+        source,
+        extra_problems=secret_problems(raw, is_secret)
+        + sibling_problems(project_root(), pulumi.get_stack(), data),
     )

@@ -18,6 +18,7 @@ from dask_platform.gateway_settings import SETTINGS_ENV, gateway_settings, rende
 from dask_platform.images import BUILD_KEY_LABEL, IMAGE_LABEL, IMAGES, LOCK_LABEL
 from dask_platform.images.audit import audit_image, credential_files
 from dask_platform.images.lock import lock_sha256, lock_tag
+from dask_platform.pulumi_eval import stack_images
 from dask_platform.stack_config import load_stack_file
 
 from .conftest import MOUNTED_HELM_DIR, REPO, locked_names
@@ -162,7 +163,7 @@ def test_the_gateway_image_loads_the_gateway_config_and_maps_teams(hosts):
     """The one gateway config file, executed by traitlets inside the gateway image exactly as
     the chart runs it, with a committed stack's settings; then its options handler decides a
     user's ServiceAccount there."""
-    settings = gateway_settings(load_stack_file(REPO, "prod"))
+    settings = gateway_settings(load_stack_file(REPO, "prod"), stack_images("prod"))
     script = f"""
 import json
 from dask_gateway_server.models import User
@@ -192,7 +193,7 @@ print(json.dumps({{
 def test_the_gateway_image_runs_the_helm_values_authenticator(hosts):
     """What `auth.type: custom` in the rendered Helm values names - the class and its config -
     imports and configures inside the gateway image (the upstream image would lack it)."""
-    auth = render_values(load_stack_file(REPO, "prod"))["gateway"]["auth"]
+    auth = render_values(load_stack_file(REPO, "prod"), stack_images("prod"))["gateway"]["auth"]
     assert auth["type"] == "custom"
     script = f"""
 import importlib, json

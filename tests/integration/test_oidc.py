@@ -447,10 +447,13 @@ def test_the_helm_values_configure_this_authenticator() -> None:
 
     from dask_platform.gateway_settings import render_values
     from dask_platform.oidc.gateway import OIDCAuthenticator
+    from dask_platform.pulumi_eval import stack_images
     from dask_platform.stack_config import load_stack_file
 
     repo = Path(__file__).resolve().parents[2]
-    auth = render_values(load_stack_file(repo, "prod"))["gateway"]["auth"]
+    auth = render_values(load_stack_file(repo, "prod"), stack_images("prod", repo))["gateway"][
+        "auth"
+    ]
     assert auth["type"] == "custom"
     module, _, name = auth["custom"]["class"].rpartition(".")
     assert getattr(importlib.import_module(module), name) is OIDCAuthenticator

@@ -158,6 +158,11 @@ PLANTS: dict[str, tuple[Callable[[GuardResource], bool], Callable[[dict[str, Any
         lambda p: p["vpcConfig"].update(endpointPublicAccess=True, publicAccessCidrs=["0.0.0.0/0"]),
         "publicAccessCidrs includes 0.0.0.0/0",
     ),
+    "eks-no-creator-admin": (
+        _is(rules.EKS_CLUSTER),
+        lambda p: p["accessConfig"].update(bootstrapClusterCreatorAdminPermissions=True),
+        "bootstrapClusterCreatorAdminPermissions is true",
+    ),
     "eks-secrets-encryption": (
         _is(rules.EKS_CLUSTER),
         lambda p: p.pop("encryptionConfig"),
@@ -224,15 +229,15 @@ def test_planted_access_key_and_simple_auth(
 ) -> None:
     evaluation = evaluated(stack)
     resources = resources_from_evaluation(evaluation, PROJECT)
+    # A created resource (a read, such as the stack reference, is never validated as one).
+    template = next(r for r in resources if not r.read)
     access_key = dataclasses.replace(
-        resources[0],
+        template,
         type=rules.ACCESS_KEY,
         name="ci",
         inputs={"user": "ci"},
         outputs={"user": "ci"},
-        urn=resources[0]
-        .urn.replace(resources[0].type, rules.ACCESS_KEY)
-        .replace(resources[0].name, "ci"),
+        urn=template.urn.replace(template.type, rules.ACCESS_KEY).replace(template.name, "ci"),
     )
     simple = _mutate(
         resources,
@@ -368,3 +373,27 @@ def test_plan_command_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     result = runner.invoke(app, ["plan", "--stack", "ci", "--project-dir", str(project)])
     assert result.exit_code == 2, result.output
     assert "scratch.bucket_name" in result.output
+
+
+def test_the_bootstrap_stack_passes_the_gate_and_a_planted_violation_fails_it() -> None:
+    """The bootstrap project (infra/bootstrap) under the same rules: its repositories scan on
+    push with immutable tags, and its cross-account pull policy has no wildcard principal."""
+    from dask_platform.pulumi_eval import evaluate_stack
+
+    bootstrap = REPO / "infra" / "bootstrap"
+    evaluation = evaluate_stack("prod", bootstrap)
+    project = "dask-platform-bootstrap"
+    resources = resources_from_evaluation(evaluation, project)
+    assert any(r.type == "aws:ecr/repositoryPolicy:RepositoryPolicy" for r in resources)
+    clean = run_policies(
+        resources, stack="prod", project=project, stack_outputs=evaluation.outputs, pack_config={}
+    )
+    assert clean.passed, [v.message for v in clean.violations]
+    planted = _mutate(
+        resources,
+        _is("aws:ecr/repositoryPolicy:RepositoryPolicy", "worker-pull"),
+        lambda p: p.update(policy=p["policy"].replace('"arn:aws:iam::', '"*", "arn:aws:iam::')),
+    )
+    result = run_policies(planted, stack="prod", project=project, pack_config={})
+    assert not result.passed
+    assert result.of("iam-no-wildcards")

@@ -191,6 +191,9 @@ def _project(tmp_path: Path, program: str, config: dict[str, Any] | None = None)
         yaml.safe_dump({"name": PROJECT, "runtime": "python", "main": main})
     )
     document = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())
+    # An account of its own: it owns that account's instance metadata defaults, alone both in
+    # this project and beside the repository's stacks (which the program also reads).
+    document["config"]["dask-platform:account_id"] = "777788889999"
     document["config"].update(config or {})
     (tmp_path / "Pulumi.ci.yaml").write_text(yaml.safe_dump(document))
     return tmp_path

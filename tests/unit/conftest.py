@@ -13,11 +13,18 @@ from dask_platform.stack_config import StackConfig, list_stacks, load_stack_file
 
 REPO = Path(__file__).resolve().parents[2]
 STACKS = list_stacks(REPO)
+BOOTSTRAP = REPO / "infra" / "bootstrap"
+BOOTSTRAP_STACKS = list_stacks(BOOTSTRAP)
 
 
 @cache
 def evaluated(stack: str) -> Evaluation:
     return evaluate_stack(stack, REPO)
+
+
+@cache
+def evaluated_bootstrap(stack: str) -> Evaluation:
+    return evaluate_stack(stack, BOOTSTRAP)
 
 
 @pytest.fixture(params=STACKS)

@@ -276,6 +276,8 @@ NOT_ON_THE_SUPPLIED_PATH = {
     "describe_vpcs": "vpc and subnets are supplied",
     "describe_subnets": "subnets/subnet_id are supplied",
     "describe_images": "ami is supplied",
+    "get_log_events": "never reached: Task.logs fails on its own attributes first "
+    "(test_ecs_task_logs_fail_before_any_request)",
 }
 
 

@@ -21,10 +21,15 @@ from dask_platform.cloudprovider import (
     analyst_resources_supplied_policy,
 )
 from dask_platform.iam import render_policy
-from dask_platform.pulumi_eval import ACCOUNT_ID, Evaluation, evaluate_stack
-from dask_platform.stack_config import SECRET_KEYS, StackConfigError, validate_stack_config
+from dask_platform.pulumi_eval import Evaluation, evaluate_stack
+from dask_platform.stack_config import (
+    SECRET_KEYS,
+    StackConfigError,
+    load_stack_file,
+    validate_stack_config,
+)
 
-from .conftest import REPO, document
+from .conftest import REPO, document, evaluated_bootstrap
 
 ECS_NS = "aws:ecs"
 
@@ -183,24 +188,30 @@ def test_task_and_instance_roles_carry_exactly_the_team_s3_scope(evaluation, con
             role = one(evaluation, f"ecs-{team}-{kind}", ROLE)
             assert attached_policy_arns(evaluation, role.outputs["name"]) == expected, kind
             assert role.inputs["tags"][TEAM_TAG] == team
-            # Only attached managed policies: no inline policy widens a team role.
-            assert not [
-                p
+            # Only attached managed policies for S3: no inline policy widens a team role. The
+            # one inline document of an instance role is the ECR pull of the worker images
+            # (EC2Cluster pulls with the instance's own role).
+            inline = [
+                document(p.inputs["policy"])
                 for p in evaluation.of_type("aws:iam/rolePolicy:RolePolicy")
                 # a RolePolicy names its role by name or by id (the mocks' id: "<name>-id")
                 if p.inputs["role"] in (role.outputs["name"], f"{role.name}-id")
             ]
+            if kind == "task":
+                assert inline == []
+            else:
+                assert inline == [document(one(evaluation, "ecs-execution-ecr").inputs["policy"])]
 
 
 def test_task_roles_trust_only_ecs_tasks_of_this_account(evaluation, config):
-    expected = render_policy("ecs-task-trust", account_id=ACCOUNT_ID, region=config.region)
+    expected = render_policy("ecs-task-trust", account_id=config.account_id, region=config.region)
     for team in config.team_names:
         trust = document(one(evaluation, f"ecs-{team}-task", ROLE).inputs["assumeRolePolicy"])
         assert trust == expected
     assert document(one(evaluation, "ecs-execution").inputs["assumeRolePolicy"]) == expected
     (statement,) = expected["Statement"]
     assert statement["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
-    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT_ID}
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": config.account_id}
 
 
 def test_instance_profiles_wrap_the_team_instance_roles(evaluation, config):
@@ -216,7 +227,10 @@ def test_execution_role_writes_only_its_log_group_and_pulls_only_worker_images(e
     log_group = evaluation.outputs["ecs_log_group"]
     logs = document(one(evaluation, "ecs-execution-logs").inputs["policy"])
     assert logs == render_policy(
-        "ecs-task-execution", account_id=ACCOUNT_ID, region=config.region, log_group=log_group
+        "ecs-task-execution",
+        account_id=config.account_id,
+        region=config.region,
+        log_group=log_group,
     )
     for statement in logs["Statement"]:
         assert log_group in statement["Resource"]
@@ -224,8 +238,11 @@ def test_execution_role_writes_only_its_log_group_and_pulls_only_worker_images(e
     ecr = document(one(evaluation, "ecs-execution-ecr").inputs["policy"])
     (login, pull) = ecr["Statement"]
     assert login["Action"] == "ecr:GetAuthorizationToken"  # account-wide by AWS design
+    # The repositories of the bootstrap stack (prod's account), never a documentation account.
+    registry = evaluation.outputs["worker_image"].split(".", 1)[0]
+    assert registry != "123456789012"
     repositories = {
-        f"arn:aws:ecr:us-west-2:123456789012:repository/{name}"
+        f"arn:aws:ecr:us-west-2:{registry}:repository/{name}"
         for name in ("dask-platform/worker", "dask-platform/worker-gpu")
         if name.endswith("worker") or config.ecs.gpu.enabled
     }
@@ -275,7 +292,10 @@ def test_gpu_capacity_is_imdsv2_only_on_the_gpu_ami(evaluation, config):
     assert attached_policy_arns(evaluation, instance_role.outputs["name"]) == [
         "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
     ]
-    assert evaluation.outputs["ecs_gpu"]["image"] == config.ecs.gpu.image.reference
+    assert (
+        evaluation.outputs["ecs_gpu"]["image"]
+        == evaluated_bootstrap("prod").outputs["images"]["worker-gpu"]
+    )
 
 
 def test_the_gpu_ami_parameter_is_the_ecs_gpu_optimized_one():
@@ -303,14 +323,13 @@ def test_analysts_are_groups_with_exactly_the_minimal_policy(evaluation, config)
         policy = one(evaluation, f"ecs-{team}-analyst-resources-supplied", POLICY)
         assert attachments[0].inputs["policyArn"] == policy.outputs["arn"]
         expected = analyst_resources_supplied_policy(
-            account_id=ACCOUNT_ID,
+            account_id=config.account_id,
             region=config.region,
             team=team,
             cluster_arn=outputs["ecs_cluster_arn"],
             task_role_arn=outputs["ecs_task_role_arns"][team],
             execution_role_arn=outputs["ecs_execution_role_arn"],
             instance_role_arn=one(evaluation, f"ecs-{team}-instance", ROLE).outputs["arn"],
-            log_group=outputs["ecs_log_group"],
             subnet_ids=subnets,
             security_group_id=outputs["ecs_security_group_id"],
             ami_id=outputs["ec2_ami_id"],
@@ -354,7 +373,7 @@ def test_create_everything_adds_its_policy(tmp_path):
     for team in outputs["teams"]:
         policy = one(evaluation, f"ecs-{team}-analyst-create-everything", POLICY)
         assert document(policy.inputs["policy"]) == analyst_create_everything_policy(
-            account_id=ACCOUNT_ID,
+            account_id=load_stack_file(REPO, "dev").account_id,
             region=outputs["region"],
             team=team,
             vpc_id=outputs["vpc_id"],
@@ -399,7 +418,7 @@ def test_ecs_defaults():
     ("ecs", "expected"),
     [
         ({"log_retention_days": 10}, "ecs.log_retention_days: 10 is not a CloudWatch retention"),
-        ({"gpu": {"enabled": True}}, "ecs.gpu: image: required when enabled"),
+        ({"gpu": {"enabled": True}}, "ecs.gpu.image: required without images.bootstrap_stack"),
         (
             {"gpu": {"instance_types": ["m6i.large"]}},
             "ecs.gpu.instance_types: m6i.large have no GPU",

@@ -14,6 +14,7 @@ from traitlets.config import Config, PyFileConfigLoader
 
 from dask_platform.credentials import FORBIDDEN_ENV_VARS, ForbiddenEnvironmentError
 from dask_platform.gateway_settings import SETTINGS_ENV, gateway_settings
+from dask_platform.pulumi_eval import stack_images
 from dask_platform.stack_config import load_stack_file
 
 GIB = 2**30
@@ -33,7 +34,7 @@ def module(repo):
 
 @pytest.fixture(scope="module")
 def settings(repo):
-    return gateway_settings(load_stack_file(repo, "prod"))
+    return gateway_settings(load_stack_file(repo, "prod"), stack_images("prod", repo))
 
 
 @pytest.fixture(scope="module")

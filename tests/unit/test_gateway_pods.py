@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import textwrap
+from functools import cache
 
 import pytest
 
@@ -27,6 +28,7 @@ from dask_platform.gateway_pods import (
 )
 from dask_platform.gateway_settings import render_values
 from dask_platform.iam import service_account_name
+from dask_platform.pulumi_eval import stack_images
 from dask_platform.stack_config import list_stacks, load_stack_file
 from tests.unit.conftest import REPO
 
@@ -34,8 +36,29 @@ STACKS = list_stacks(REPO)
 
 
 @pytest.fixture(scope="module", params=STACKS)
-def stack_config(request):
-    return load_stack_file(REPO, request.param)
+def stack_name(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def stack_config(stack_name):
+    return load_stack_file(REPO, stack_name)
+
+
+@pytest.fixture(scope="module")
+def stack_values(stack_name, stack_config):
+    """The values the program passes: images from the bootstrap stack the config references."""
+    return render_values(stack_config, stack_images(stack_name))
+
+
+@cache
+def _prod_images():
+    return stack_images("prod")
+
+
+def prod_values(config) -> dict:
+    """A fresh copy of prod's values (with the bootstrap stack's images) to change."""
+    return render_values(config, _prod_images())
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +67,7 @@ def prod():
 
 
 def with_extra_config(config, snippet: str, key: str = "99-fixture") -> dict:
-    values = render_values(config)
+    values = prod_values(config)
     values["gateway"]["extraConfig"][key] = textwrap.dedent(snippet)
     return values
 
@@ -52,12 +75,12 @@ def with_extra_config(config, snippet: str, key: str = "99-fixture") -> dict:
 # --------------------------------------------------------------------------- committed stacks
 
 
-def test_every_committed_stack_passes_every_check(stack_config):
-    assert check_pods(stack_config) == []
+def test_every_committed_stack_passes_every_check(stack_config, stack_values):
+    assert check_pods(stack_config, stack_values) == []
 
 
-def test_pods_for_every_team_component_and_option_bound(stack_config):
-    pods = build_pods(stack_config)
+def test_pods_for_every_team_component_and_option_bound(stack_config, stack_values):
+    pods = build_pods(stack_config, stack_values)
     teams = stack_config.team_names
     # default, min and max of the two option ranges, and every range at its max at once =
     # 6 clusters per team, 2 pods each.
@@ -79,7 +102,7 @@ def test_pods_for_every_team_component_and_option_bound(stack_config):
 
 
 def test_worker_keeps_the_chart_placement_and_gets_the_team_account(prod):
-    pods = build_pods(prod)
+    pods = build_pods(prod, prod_values(prod))
     worker = next(p for p in pods if p.team == "oceans" and p.component == "worker")
     spec = worker.pod["spec"]
     assert spec["serviceAccountName"] == service_account_name("oceans") == "dask-oceans"
@@ -89,7 +112,7 @@ def test_worker_keeps_the_chart_placement_and_gets_the_team_account(prod):
 
 
 def test_scheduler_is_on_demand_and_not_disrupted(prod):
-    scheduler = next(p for p in build_pods(prod) if p.component == "scheduler")
+    scheduler = next(p for p in build_pods(prod, prod_values(prod)) if p.component == "scheduler")
     assert scheduler.pod["spec"]["nodeSelector"] == {
         placement.NODE_ROLE_LABEL: placement.SCHEDULERS_ROLE,
         placement.CAPACITY_TYPE_LABEL: "on-demand",
@@ -100,8 +123,8 @@ def test_scheduler_is_on_demand_and_not_disrupted(prod):
     assert scheduler.pod["metadata"]["annotations"] == {placement.DO_NOT_DISRUPT_ANNOTATION: "true"}
 
 
-def test_the_rendered_config_files_compile(stack_config):
-    rendered = render_gateway(stack_config)
+def test_the_rendered_config_files_compile(stack_config, stack_values):
+    rendered = render_gateway(stack_config, stack_values)
     assert config_file_problems(rendered) == []
     assert (
         "# From gateway.extraConfig.50-dask-platform"
@@ -163,7 +186,7 @@ def test_a_handler_that_replaces_the_node_selector_is_caught(prod):
 
 
 def test_a_pod_field_kubernetes_rejects_is_caught(prod):
-    values = render_values(prod)
+    values = prod_values(prod)
     values["gateway"]["backend"]["worker"]["extraPodConfig"]["priorityClass"] = "high"
     pods = build_pods(prod, values)
     problems = schema_problems(pods, prod.eks.kubernetes_version)
@@ -186,7 +209,7 @@ def test_another_teams_service_account_is_caught(prod):
 
 
 def test_resources_other_than_the_options_are_caught(prod):
-    values = render_values(prod)
+    values = prod_values(prod)
     values["gateway"]["backend"]["worker"]["extraContainerConfig"] = {
         "resources": {"limits": {"cpu": "1"}}
     }
@@ -211,7 +234,7 @@ def test_an_aws_key_in_the_pod_env_is_caught(prod):
 
 
 def test_a_scheduler_on_spot_capacity_is_caught(prod):
-    values = render_values(prod)
+    values = prod_values(prod)
     scheduler = values["gateway"]["backend"]["scheduler"]["extraPodConfig"]
     scheduler["nodeSelector"] = {
         **scheduler["nodeSelector"],
@@ -238,7 +261,7 @@ def test_a_scheduler_without_do_not_disrupt_is_caught(prod):
 
 
 def test_checks_do_not_change_the_values(prod):
-    values = render_values(prod)
+    values = prod_values(prod)
     before = copy.deepcopy(values)
     build_pods(prod, values)
     assert values == before

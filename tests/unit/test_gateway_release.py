@@ -107,6 +107,8 @@ def test_jupyterhub_auth_gets_its_secret_and_the_values_only_name_it(tmp_path):
         "jupyterhub_api_url": "http://hub.jupyterhub.svc.cluster.local:8081/hub/api",
     }
     document["config"]["dask-platform:gateway_jupyterhub_api_token"] = {"secure": "AAABAHg="}
+    # dev, in the same account and region, owns the instance metadata defaults.
+    document["config"]["dask-platform:ecs"]["imdsv2_account_default"] = False
     (tmp_path / "Pulumi.hub.yaml").write_text(yaml.safe_dump(document))
     evaluation = evaluate_stack("hub", tmp_path)
 

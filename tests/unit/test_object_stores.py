@@ -129,7 +129,7 @@ def test_exports_name_the_stores_and_no_key(evaluation: Evaluation) -> None:
     assert stores["osn-renci"]["addressing_style"] == "path"
     assert stores["ceph-site"]["teams"] == ["team-a", "team-b"]
     assert stores["osn-renci"]["secret_arn"].startswith(
-        "arn:aws:secretsmanager:eu-central-1:123456789012:secret:dask-stores/object-stores/"
+        "arn:aws:secretsmanager:eu-central-1:111122223333:secret:dask-stores/object-stores/"
     )
     assert OFFLINE_SECRET_TEXT not in json.dumps(evaluation.outputs, default=str)
 

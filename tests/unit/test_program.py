@@ -263,10 +263,10 @@ def test_release_values_carry_the_gateway_config_file_and_settings(evaluation, c
     }
     assert settings["idle_timeout_minutes"] == config.gateway.idle_timeout_minutes
     assert gateway["auth"]["type"] == config.gateway.auth.type
-    assert gateway["backend"]["image"] == {
-        "name": config.gateway.image.name,
-        "tag": config.gateway.image.tag,
-    }
+    # The worker image the stack exports (read from the bootstrap stack) is the one the chart
+    # runs; the gateway image likewise.
+    name, _, tag = evaluation.outputs["worker_image"].rpartition(":")
+    assert gateway["backend"]["image"] == {"name": name, "tag": tag}
 
 
 def test_no_secret_in_release_values(evaluation):
@@ -287,9 +287,11 @@ def test_eks_cluster_hardening(evaluation, config):
     assert inputs["enabledClusterLogTypes"] == list(config.eks.control_plane_log_types)
     vpc = inputs["vpcConfig"]
     assert vpc["endpointPrivateAccess"] is True
-    cidrs = list(config.eks.endpoint_public_access_cidrs)
-    assert vpc["endpointPublicAccess"] is bool(cidrs)
-    assert vpc.get("publicAccessCidrs", []) == cidrs
+    endpoint = config.eks.endpoint
+    assert vpc["endpointPublicAccess"] is endpoint.public_access
+    assert vpc.get("publicAccessCidrs", []) == (
+        list(endpoint.public_access_cidrs) if endpoint.public_access else []
+    )
     assert "0.0.0.0/0" not in vpc.get("publicAccessCidrs", [])
 
 

@@ -12,8 +12,10 @@ import pytest
 
 from dask_platform import capacity as cap
 from dask_platform.gateway_pods import BuiltPod, build_pods
+from dask_platform.gateway_settings import render_values
 from dask_platform.guard.pods import NODE_POOL_TYPE, check_release_pods
 from dask_platform.karpenter import SCHEDULERS_POOL, WORKERS_POOL
+from dask_platform.pulumi_eval import stack_images
 from dask_platform.schedulability import place_pods, requirements_of_node_pool
 from dask_platform.stack_config import StackConfig, load_stack_file
 from tests.unit.conftest import REPO, STACKS, evaluated
@@ -21,7 +23,9 @@ from tests.unit.conftest import REPO, STACKS, evaluated
 
 @functools.cache
 def pods_of(stack: str) -> list[BuiltPod]:
-    return build_pods(load_stack_file(REPO, stack))
+    config = load_stack_file(REPO, stack)
+    # The values the program passes: images from the bootstrap stack the config references.
+    return build_pods(config, render_values(config, stack_images(stack)))
 
 
 def node_pools_of(stack: str) -> list[dict[str, Any]]:

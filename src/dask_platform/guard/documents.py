@@ -50,6 +50,7 @@ SAMPLE_VALUES: dict[str, Any] = {
     ],
     "bucket_arns": ["arn:aws:s3:::example-data-a", "arn:aws:s3:::example-data-b"],
     "object_arns": ["arn:aws:s3:::example-data-a/*", "arn:aws:s3:::example-data-b/*"],
+    "account_principals": ["arn:aws:iam::444455556666:root"],
 }
 # Suffix rules for names the table does not list: (suffix, ARN of that kind).
 _ARN_BY_SUFFIX = (

@@ -201,7 +201,25 @@ def _actions_of(detail: str) -> list[str]:
     return [a.strip(" '\"") for a in detail.strip("[]").split(",") if a.strip()]
 
 
+def _ecr_only(document: dict[str, Any]) -> bool:
+    actions: list[str] = []
+    for statement in document.get("Statement", []):
+        value = statement.get("Action", [])
+        actions += [value] if isinstance(value, str) else list(value)
+    return bool(actions) and all(a.startswith("ecr:") for a in actions)
+
+
 ACCEPTED_PARLIAMENT_FINDINGS: tuple[AcceptedFinding, ...] = (
+    AcceptedFinding(
+        "MALFORMED",
+        frozenset({"resource"}),
+        lambda detail, doc: (
+            detail == "Statement contains neither Resource nor NotResource" and _ecr_only(doc)
+        ),
+        "an ECR repository policy is attached to its repository and names no Resource (AWS's "
+        "own examples have none); parliament reads it as an identity policy. ref: "
+        "https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-policy-examples.html",
+    ),
     AcceptedFinding(
         "MALFORMED",
         frozenset({"trust"}),

@@ -148,6 +148,16 @@ def policies() -> list[Policy]:
             enforcement_level=mandatory,
         ),
         ResourceValidationPolicy(
+            name="eks-no-creator-admin",
+            description="EKS clusters use access entries (authentication mode API) and give "
+            "the creating identity no implicit admin (bootstrapClusterCreatorAdminPermissions "
+            "false). Otherwise only whoever ran the first `pulumi up` can administer the "
+            "cluster, invisibly, and nobody can once that identity is rotated away; operators "
+            "and CI get their access from eks.access.admin_role_arns instead.",
+            validate=rules.eks_no_creator_admin_validator,
+            enforcement_level=mandatory,
+        ),
+        ResourceValidationPolicy(
             name="ecr-scan-immutable",
             description="ECR repositories scan on push and have immutable tags: the worker image "
             "a stack pins by tag must be the one that was scanned, and cannot be replaced later.",

@@ -551,6 +551,31 @@ def eks_endpoint_restricted_validator(
             report_violation(f"publicAccessCidrs includes {cidr}: the Kubernetes API is open")
 
 
+def eks_no_creator_admin_validator(
+    args: ResourceValidationArgs, report_violation: ReportViolation
+) -> None:
+    if args.resource_type != EKS_CLUSTER:
+        return
+    access = first(args.props.get("accessConfig"))
+    access = access if is_mapping(access) else {}
+    # AWS's defaults when unset: the creator becomes an invisible cluster admin.
+    bootstrap = access.get("bootstrapClusterCreatorAdminPermissions")
+    if bootstrap is None or truthy(bootstrap):
+        shown = "unset (AWS default: true)" if bootstrap is None else "true"
+        report_violation(
+            f"accessConfig.bootstrapClusterCreatorAdminPermissions is {shown}: whoever ran the "
+            "first `up` becomes a cluster admin that no access entry shows, and the cluster is "
+            "locked once that identity is gone; set it false and list eks.access.admin_role_arns"
+        )
+    mode = access.get("authenticationMode")
+    if mode not in ("API", "API_AND_CONFIG_MAP"):
+        report_violation(
+            f"accessConfig.authenticationMode is {mode or 'unset'}: access entries need API or "
+            "API_AND_CONFIG_MAP (the aws-auth ConfigMap alone cannot be managed before the "
+            "cluster is reachable)"
+        )
+
+
 def ecr_scan_immutable_validator(
     args: ResourceValidationArgs, report_violation: ReportViolation
 ) -> None:
@@ -962,6 +987,7 @@ __all__ = [
     "data_buckets_protected_versioned_validator",
     "ecr_scan_immutable_validator",
     "eks_endpoint_restricted_validator",
+    "eks_no_creator_admin_validator",
     "eks_secrets_encryption_validator",
     "gateway_auth_not_simple_in_production_validator",
     "iam_no_wildcards_validator",

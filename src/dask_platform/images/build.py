@@ -316,6 +316,13 @@ def build_key(parts: Mapping[str, str]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def image_files(image: str) -> list[Path]:
+    """The files of ``images/<image>/`` besides its Containerfile (part of the build key)."""
+    return sorted(
+        p for p in (IMAGES_DIR / image).iterdir() if p.is_file() and p.name != "Containerfile"
+    )
+
+
 def assemble_context(
     context: Path,
     image: str,
@@ -328,6 +335,11 @@ def assemble_context(
         shutil.rmtree(context)
     (context / "wheels").mkdir(parents=True)
     shutil.copy2(IMAGES_DIR / image / "Containerfile", context / "Containerfile")
+    # Files the Containerfile COPYs from its own folder (scripts such as the GPU worker's
+    # dask-cuda-worker), under files/.
+    for source in image_files(image):
+        (context / "files").mkdir(exist_ok=True)
+        shutil.copy2(source, context / "files" / source.name)
     text = "".join(f"{requirements[name].line}\n" for name in sorted(wheels))
     (context / "requirements.txt").write_text(text)
     for path in [*wheels.values(), *extra_wheels]:
@@ -501,6 +513,8 @@ def build_images(
         key_parts["containerfile"] = (context / "Containerfile").read_text()
         if image in CREDENTIAL_PROCESS_IMAGES:
             key_parts["credential_process"] = credential_process_script() + AWS_CONFIG_PTH_LINE
+        for source in image_files(image):
+            key_parts[f"file:{source.name}"] = source.read_text()
         buildargs = {"LOCK_SHA256": sha, "LOCK_TAG": tag, "VCS_REF": vcs_ref}
         buildargs["SOURCE_URL"] = source_url
         parent = PARENT_IMAGE.get(image)

@@ -39,6 +39,7 @@ from typing import Any
 import requests
 
 from dask_platform.gateway_pods import CONFIG_FILE, render_gateway, write_config_files
+from dask_platform.gateway_settings import stack_images
 from dask_platform.iam import service_account_name
 from dask_platform.local.config import (
     DEFAULT_STATE_DIR,
@@ -77,15 +78,16 @@ from dask_platform.local.provision import Provisioned, provision
 COMPONENTS = ("emulator", "issuer", "gateway")
 """The fixed components; a second site's gateway is ``gateway-<site>`` (after these)."""
 # Stack outputs of the Pulumi program for resources the local platform does not have (EKS
-# access, ECS/EC2 for dask-cloudprovider, the ECR registry): present with null values, so
+# access, Karpenter, ECS/EC2 for dask-cloudprovider): present with null values, so
 # outputs.json has the same keys as `pulumi stack output --json`.
 PULUMI_ONLY_OUTPUTS = (
     "kubeconfig",
+    "karpenter_interruption_queue",
+    "karpenter_node_pools",
     "vpc_id",
     "ec2_ami_id",
     "ec2_imdsv2_required",
     "ec2_instance_profile_arns",
-    "ecr_repositories",
     "ecs_analyst_groups",
     "ecs_cluster_arn",
     "ecs_cluster_name",
@@ -562,7 +564,7 @@ class LocalPlatform:
             "team_role_arns": provisioned.team_role_arns,
             "service_accounts": {t: service_account_name(t) for t in teams},
             "data_buckets": [b.name for b in stack.data_buckets],
-            "worker_image": stack.gateway.image.reference,
+            "worker_image": stack_images(stack).worker,
             "site": site_output(site, stack, auth=auth),
             **local_object_store_outputs(stack, self.state_dir),
             # Local-only.
