@@ -17,10 +17,11 @@ STACK ?= dev
 DASK_PLATFORM_CHART_CACHE ?= $(firstword $(wildcard $(CURDIR)/../shared/upstream/charts))
 export DASK_PLATFORM_CHART_CACHE
 
-.PHONY: help setup system-deps demo test test-unit lint format plan images images-lock bench clean
+.PHONY: help setup system-deps demo demo-images test test-unit lint format plan images images-lock bench clean
 
 help:
 	@echo "make demo    - start the embedded local platform and prove keyless S3 from Dask workers"
+	@echo "make demo-images - the demo on workers that are containers of the worker image (+ xarray)"
 	@echo "make test    - lint + the whole test suite (unit, policy, integration, images)"
 	@echo "make plan STACK=<name> - evaluate a committed stack offline and run the policy gate"
 	@echo "make images  - build the worker, notebook and gateway images from the lock"
@@ -42,8 +43,16 @@ setup: .venv/.synced
 system-deps:
 	@scripts/install-system-deps
 
+# WORKER_IMAGE=<ref>: the demo's schedulers and workers run as podman containers of that image.
+WORKER_IMAGE ?=
 demo: setup
-	$(UV) run --frozen dask-platform demo
+	$(UV) run --frozen dask-platform demo $(if $(WORKER_IMAGE),--worker-image $(WORKER_IMAGE))
+
+# The demo on image-based workers: builds (or reuses) the worker image of the lock first.
+demo-images: setup
+	$(UV) run --frozen scripts/build-images --image worker
+	$(MAKE) demo WORKER_IMAGE=localhost/dask-platform/worker:$$($(UV) run --frozen python -c \
+	  'from dask_platform.images.lock import lock_sha256, lock_tag; print(lock_tag(lock_sha256()))')
 
 lint: setup
 	$(UV) run --frozen ruff check .

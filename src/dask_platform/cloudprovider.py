@@ -13,6 +13,12 @@ the platform's log group, and its workers reach S3 as the team's task role (EC2:
 profile). No key is ever passed: kwargs carrying AWS keys, or environment mappings carrying key
 or identity variables, are refused with an error naming them.
 
+For a stack with object stores, the kwargs' environment (``environment``; EC2: ``env_vars``)
+also carries the platform AWS config as base64 text (``DASK_PLATFORM_AWS_CONFIG``: endpoints and
+secret ARNs, never a key) and the team: nothing can mount the file into a task or instance, so the
+worker image writes it at interpreter start and sets AWS_CONFIG_FILE, and
+``fsspec.filesystem("s3", profile="osn-renci")`` works there as on EKS.
+
 This module does not import dask_cloudprovider (the ``cloudprovider`` extra): it only builds
 plain dictionaries, so the infra program and the tests can use its constants without it.
 """
@@ -30,6 +36,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dask_platform.credentials import FORBIDDEN_ENV_VARS, check_environment
 from dask_platform.iam import render_policy
+from dask_platform.object_stores import (
+    AWS_CONFIG_CONTENT_ENV,
+    PLATFORM_ENV_VARS,
+    TEAM_ENV,
+    aws_config_env_value,
+    aws_config_from_outputs,
+)
 
 TEAM_TAG = "dask-platform/team"
 """The tag naming a resource's team; the analyst policy scopes EC2 instances with it."""
@@ -279,6 +292,8 @@ class PlatformOutputs(BaseModel):
     ec2_instance_profile_arns: dict[str, str] = Field(default_factory=dict)
     ec2_ami_id: str | None = None
     ec2_imdsv2_required: bool = False
+    # Object stores by profile name (dask_platform.object_stores): the `object_stores` output.
+    object_stores: dict[str, Any] = Field(default_factory=dict)
 
 
 _PLATFORM_OWNED = {
@@ -476,6 +491,14 @@ class Platform:
             )
         return self.outputs.ecs_gpu
 
+    def _platform_environment(self, team: str) -> dict[str, str]:
+        """The object stores' AWS config as text (no mount on ECS/EC2; the worker image writes
+        it to a file at start) and the team, for stacks with object stores; else nothing."""
+        text = aws_config_from_outputs({"object_stores": self.outputs.object_stores})
+        if text is None:
+            return {}
+        return {AWS_CONFIG_CONTENT_ENV: aws_config_env_value(text), TEAM_ENV: team}
+
     def _ecs_base(self, team: str) -> dict[str, Any]:
         out = self._require_ecs()
         self._check_team(team)
@@ -514,6 +537,17 @@ class Platform:
                 "Allowed: any other argument of the cluster manager."
             )
         merged = {**kwargs, **extra}
+        platform_env = self._platform_environment(team)
+        if platform_env:
+            user_env = dict(extra.get(env_field) or {})
+            clash = sorted(k for k in user_env if k.upper() in PLATFORM_ENV_VARS)
+            if clash:
+                raise PlatformError(
+                    f"{env_field}: {', '.join(clash)} is set by the platform (the object stores "
+                    f"of team {team!r}) and cannot be chosen; platform-set variables: "
+                    f"{', '.join(PLATFORM_ENV_VARS)}"
+                )
+            merged[env_field] = {**user_env, **platform_env}
         for tag_field in ("tags", "instance_tags", "volume_tags"):
             if tag_field in extra and tag_field in kwargs:
                 user_tags = dict(extra[tag_field] or {})

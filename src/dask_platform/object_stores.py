@@ -29,7 +29,7 @@ import datetime
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,10 +40,21 @@ AWS_CONFIG_PATH = "/etc/dask-platform/aws/config"
 """Where the platform's AWS config file is mounted in scheduler, worker and notebook pods."""
 
 AWS_CONFIG_FILE_ENV = "AWS_CONFIG_FILE"
+AWS_CONFIG_CONTENT_ENV = "DASK_PLATFORM_AWS_CONFIG"
+"""The platform AWS config's text, base64 encoded (:func:`aws_config_env_value`), where nothing
+can mount the file (ECS/Fargate tasks and EC2 instances that dask-cloudprovider starts): the
+worker image writes it to a file at interpreter start and sets AWS_CONFIG_FILE
+(:func:`materialize_aws_config`). Endpoints and secret ARNs, never a key. Base64 because
+EC2Cluster's cloud-init puts each variable in a quoted YAML line, which folds newlines."""
 TEAM_ENV = "DASK_PLATFORM_TEAM"
 SCRATCH_URL_ENV = "SCRATCH_URL"
 PANGEO_SCRATCH_ENV = "PANGEO_SCRATCH"
-PLATFORM_ENV_VARS = (AWS_CONFIG_FILE_ENV, SCRATCH_URL_ENV, PANGEO_SCRATCH_ENV)
+PLATFORM_ENV_VARS = (
+    AWS_CONFIG_FILE_ENV,
+    AWS_CONFIG_CONTENT_ENV,
+    SCRATCH_URL_ENV,
+    PANGEO_SCRATCH_ENV,
+)
 """Variables only the platform sets on schedulers and workers; a cluster option naming one is
 refused (the values come from the authenticated user and the stack)."""
 
@@ -313,6 +324,45 @@ def fetch_credentials(
     return document
 
 
+def aws_config_env_value(text: str) -> str:
+    """The value of ``DASK_PLATFORM_AWS_CONFIG`` for an AWS config file's text (base64)."""
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
+def materialize_aws_config(environ: MutableMapping[str, str] = os.environ) -> str | None:
+    """Where the platform AWS config arrives as base64 text (``DASK_PLATFORM_AWS_CONFIG``, the
+    ECS and EC2 kwargs of :mod:`dask_platform.cloudprovider`) and ``AWS_CONFIG_FILE`` is not set:
+    write
+    it to ``<tmp>/dask-platform-aws-<uid>/config`` (directory 0700) and set ``AWS_CONFIG_FILE``
+    in ``environ`` (so the process and its children read it). Returns the path, or None when
+    there is nothing to do. The worker image runs this at every interpreter start (a .pth)."""
+    import base64
+    import binascii
+    import tempfile
+
+    value = environ.get(AWS_CONFIG_CONTENT_ENV)
+    if not value or environ.get(AWS_CONFIG_FILE_ENV):
+        return None
+    try:
+        text = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise ObjectStoreError(
+            f"{AWS_CONFIG_CONTENT_ENV}: not the base64 of an AWS config file; the platform sets "
+            "it (dask_platform.cloudprovider kwargs), never users"
+        ) from None
+    directory = os.path.join(tempfile.gettempdir(), f"dask-platform-aws-{os.getuid()}")
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, "config")
+    partial = f"{path}.{os.getpid()}"
+    with open(partial, "w") as handle:
+        handle.write(text)
+    os.replace(partial, path)
+    environ[AWS_CONFIG_FILE_ENV] = path
+    return path
+
+
 def credential_process_main(argv: Sequence[str] | None = None) -> None:
     """``dask-platform-credential-process <store>``: print the store's credentials as the
     credential_process JSON on stdout; errors go to stderr (botocore shows them) with exit 1."""
@@ -349,6 +399,43 @@ def object_store_outputs(config: Any, secret_arns: Mapping[str, Any]) -> dict[st
         }
         for store in config.object_stores
     }
+
+
+NOTEBOOK_AWS_CONFIG = ".config/dask-platform/aws/config"
+"""Where the notebook image's start script writes the platform AWS config (under ``$HOME``)
+when the hub mounts none; it then sets ``AWS_CONFIG_FILE`` for the notebook's processes."""
+
+
+def aws_config_from_outputs(outputs: Mapping[str, Any]) -> str | None:
+    """The platform AWS config (:func:`render_aws_config`) of a stack's outputs (``pulumi stack
+    output --json``, or the local platform's outputs.json): one profile per entry of the
+    ``object_stores`` output, at its ``local_endpoint_url`` where the local platform gives one.
+    ``None`` for a stack without object stores. Raises ObjectStoreError naming the store and the
+    missing field for a malformed entry."""
+    stores = outputs.get("object_stores") or {}
+    if not isinstance(stores, Mapping):
+        raise ObjectStoreError("outputs.object_stores: must be an object (store name -> store)")
+    profiles = []
+    for name, store in sorted(stores.items()):
+        missing = [k for k in ("endpoint_url", "teams", "secret_arn") if not store.get(k)]
+        if missing:
+            raise ObjectStoreError(
+                f"outputs.object_stores.{name}: missing {', '.join(missing)} "
+                "(expected endpoint_url, teams, secret_arn; region, addressing_style optional)"
+            )
+        profiles.append(
+            StoreProfile(
+                name=str(store.get("profile") or name),
+                endpoint_url=str(store.get("local_endpoint_url") or store["endpoint_url"]),
+                teams=tuple(str(t) for t in store["teams"]),
+                secret_id=str(store["secret_arn"]),
+                region=store.get("region"),
+                addressing_style=store.get("addressing_style"),
+            )
+        )
+    if not profiles:
+        return None
+    return render_aws_config(profiles, default_endpoint_url=outputs.get("aws_endpoint_url"))
 
 
 # --------------------------------------------------------------------------- probes

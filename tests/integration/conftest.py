@@ -7,6 +7,9 @@
   test allow (900 s credentials, 20 s tokens), so every test also runs across credential
   refreshes and token rotations.
 * ``gateway_as`` - dask-gateway clients authenticated as a local user.
+* ``image_platform`` / ``image_gateway_as`` - a second local platform whose schedulers and
+  workers are podman containers of the worker image (built or reused like `make images`), one
+  for the session, shared by the image-worker and container-mode keyless-path modules.
 
 Every fixture stops what it started and checks that no process of it is left.
 """
@@ -184,8 +187,8 @@ def new_cluster(gateway: Any, workers: int, **options: Any) -> Any:
     return cluster
 
 
-@pytest.fixture(scope="session")
-def alice_cluster(gateway_as: Callable[[str], Any]) -> Iterator[Any]:
+def alice_cluster_of(gateway_as: Callable[[str], Any]) -> Iterator[Any]:
+    """alice's (team hydrology) two-worker cluster, as `make demo` makes it."""
     cluster = new_cluster(
         gateway_as("alice"),
         2,
@@ -197,8 +200,67 @@ def alice_cluster(gateway_as: Callable[[str], Any]) -> Iterator[Any]:
     cluster.shutdown()
 
 
-@pytest.fixture(scope="session")
-def bob_cluster(gateway_as: Callable[[str], Any]) -> Iterator[Any]:
+def bob_cluster_of(gateway_as: Callable[[str], Any]) -> Iterator[Any]:
+    """bob's (team climate) one-worker cluster."""
     cluster = new_cluster(gateway_as("bob"), 1)
     yield cluster
     cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def alice_cluster(gateway_as: Callable[[str], Any]) -> Iterator[Any]:
+    yield from alice_cluster_of(gateway_as)
+
+
+@pytest.fixture(scope="session")
+def bob_cluster(gateway_as: Callable[[str], Any]) -> Iterator[Any]:
+    yield from bob_cluster_of(gateway_as)
+
+
+@pytest.fixture(scope="session")
+def worker_image() -> str:
+    """The worker image of the current lock, built (or reused) by the code `make images` runs."""
+    from dask_platform.images.build import BuildRequest, build_images, default_cache_dir
+    from dask_platform.images.engine import connect
+    from dask_platform.images.progress import Reporter
+
+    with connect() as engine, Reporter() as reporter:
+        built = build_images(
+            engine.client,
+            BuildRequest(images=("worker",), cache_dir=default_cache_dir()),
+            reporter,
+        )
+    return built[0].reference
+
+
+@pytest.fixture(scope="session")
+def image_platform(
+    tmp_path_factory: pytest.TempPathFactory, worker_image: str
+) -> Iterator[LocalPlatform]:
+    import subprocess
+
+    from dask_platform.local.containers import STATE_LABEL
+
+    state = tmp_path_factory.mktemp("image-platform")
+
+    def containers() -> list[str]:
+        listed = subprocess.run(
+            ["podman", "ps", "--all", "--quiet", "--filter", f"label={STATE_LABEL}={state}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return listed.stdout.split()
+
+    platform = LocalPlatform(state, platform_config(), container_image=worker_image)
+    platform.up()
+    try:
+        yield platform
+    finally:
+        platform.down()
+        assert containers() == [], "containers left after local down"
+
+
+@pytest.fixture(scope="session")
+def image_gateway_as(image_platform: LocalPlatform) -> Iterator[Callable[..., Any]]:
+    yield from _gateway_factory(image_platform)

@@ -17,58 +17,11 @@ import pytest
 from dask_platform.local.containers import STATE_LABEL
 from dask_platform.local.platform import LocalPlatform
 
-from .conftest import _gateway_factory, new_cluster, platform_config
+from .conftest import new_cluster
 
 # The image workers cannot import this test module: its functions travel by value, as a
 # notebook's do.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
-
-
-@pytest.fixture(scope="module")
-def worker_image() -> str:
-    """The worker image of the current lock, built (or reused) by the code `make images` runs."""
-    from dask_platform.images.build import BuildRequest, build_images, default_cache_dir
-    from dask_platform.images.engine import connect
-    from dask_platform.images.progress import Reporter
-
-    with connect() as engine, Reporter() as reporter:
-        built = build_images(
-            engine.client,
-            BuildRequest(images=("worker",), cache_dir=default_cache_dir()),
-            reporter,
-        )
-    return built[0].reference
-
-
-@pytest.fixture(scope="module")
-def image_platform(
-    tmp_path_factory: pytest.TempPathFactory, worker_image: str
-) -> Iterator[LocalPlatform]:
-    import subprocess
-
-    state = tmp_path_factory.mktemp("image-platform")
-
-    def containers() -> list[str]:
-        listed = subprocess.run(
-            ["podman", "ps", "--all", "--quiet", "--filter", f"label={STATE_LABEL}={state}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return listed.stdout.split()
-
-    platform = LocalPlatform(state, platform_config(), container_image=worker_image)
-    platform.up()
-    try:
-        yield platform
-    finally:
-        platform.down()
-        assert containers() == [], "containers left after local down"
-
-
-@pytest.fixture(scope="module")
-def image_gateway_as(image_platform: LocalPlatform) -> Iterator[Callable[..., Any]]:
-    yield from _gateway_factory(image_platform)
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +106,9 @@ def test_the_scheduler_runs_in_the_image_too(alice_image_cluster: Any) -> None:
     assert list(facts) == [1000, "/opt/venv/bin/python"]
 
 
-def test_processes_of_the_image_platform_are_its_containers(image_platform: LocalPlatform) -> None:
+def test_processes_of_the_image_platform_are_its_containers(
+    image_platform: LocalPlatform, alice_image_cluster: Any
+) -> None:
     import subprocess
 
     listed = subprocess.run(
@@ -170,6 +125,13 @@ def test_processes_of_the_image_platform_are_its_containers(image_platform: Loca
         check=True,
     )
     containers = json.loads(listed.stdout or "[]")
-    # The module's cluster: one scheduler and one worker, both of the worker image.
-    assert len(containers) == 2
+    # Every container of the platform is of the worker image (other modules' clusters share
+    # the platform); the module's cluster is one scheduler and one worker.
     assert {c["Image"] for c in containers} == {image_platform.container_image}
+    names = sorted(
+        name
+        for c in containers
+        for name in c["Names"]
+        if name.startswith(f"dask-{alice_image_cluster.name}-")
+    )
+    assert len(names) == 2, names

@@ -30,7 +30,7 @@ def identities(cluster: Any) -> dict[str, dict[str, Any]]:
 
 def run_on_cluster(cluster: Any, function: Callable[..., Any], *args: Any) -> Any:
     with cluster.get_client() as client:
-        return client.submit(function, *args, pure=False).result(timeout=120)
+        return client.submit(probes.by_value(function), *args, pure=False).result(timeout=120)
 
 
 def test_every_worker_is_the_team_role(alice_cluster: Any, outputs: dict[str, Any]) -> None:
@@ -42,23 +42,42 @@ def test_every_worker_is_the_team_role(alice_cluster: Any, outputs: dict[str, An
         assert report["team"] == "hydrology"
 
 
+def worker_environment_and_aws_config() -> dict[str, Any]:
+    """Run ON a worker: its environment and the platform AWS config file as it sees it."""
+    import os
+
+    with open(os.environ["AWS_CONFIG_FILE"]) as config:
+        return {"environment": dict(os.environ), "aws_config": config.read()}
+
+
 def test_workers_hold_no_key_and_only_the_webhook_variables(
-    alice_cluster: Any, outputs: dict[str, Any]
+    alice_cluster: Any, outputs: dict[str, Any], platform: Any
 ) -> None:
+    from dask_platform.local.containers import POD_TOKEN_DIR
+    from dask_platform.object_stores import AWS_CONFIG_PATH
+
     for report in identities(alice_cluster).values():
         assert report["key_variables"] == []
         assert set(report["aws_variables"]) == WEBHOOK_VARIABLES
         assert report["my_variable"] == "1"
     with alice_cluster.get_client() as client:
-        environments = client.run(lambda: dict(__import__("os").environ))
-    for environment in environments.values():
+        seen = client.run(worker_environment_and_aws_config)
+    token_file = outputs["service_account_token_files"]["hydrology"]
+    config_file = str(platform.state_dir / "aws" / "config")
+    if platform.container_image:
+        # In a container of the worker image: where EKS mounts the token and the ConfigMap.
+        token_file = f"{POD_TOKEN_DIR}/{token_file.rsplit('/', 1)[-1]}"
+        config_file = AWS_CONFIG_PATH
+    for report in seen.values():
+        environment = report["environment"]
         assert environment["AWS_ROLE_ARN"] == outputs["team_role_arns"]["hydrology"]
+        assert environment["AWS_WEB_IDENTITY_TOKEN_FILE"] == token_file
+        assert environment["AWS_CONFIG_FILE"] == config_file
+        assert f"endpoint_url = {outputs['aws_endpoint_url']}" in report["aws_config"]
         assert (
-            environment["AWS_WEB_IDENTITY_TOKEN_FILE"]
-            == (outputs["service_account_token_files"]["hydrology"])
+            "credential_process = dask-platform-credential-process osn-renci"
+            in (report["aws_config"])
         )
-        with open(environment["AWS_CONFIG_FILE"]) as config:
-            assert f"endpoint_url = {outputs['aws_endpoint_url']}" in config.read()
 
 
 def test_dataset_round_trip_under_the_team_prefix(
@@ -70,13 +89,17 @@ def test_dataset_round_trip_under_the_team_prefix(
         parts = db.from_sequence(records, npartitions=3).to_delayed()
         written = client.compute(
             [
-                dask.delayed(probes.write_records)(f"{prefix}part-{i}.json", p)
+                dask.delayed(probes.by_value(probes.write_records))(f"{prefix}part-{i}.json", p)
                 for i, p in enumerate(parts)
             ],
             sync=True,
         )
-        listed = client.submit(probes.list_prefix, prefix, pure=False).result()
-        rows = [r for chunk in client.map(probes.read_records, written) for r in chunk.result()]
+        listed = client.submit(probes.by_value(probes.list_prefix), prefix, pure=False).result()
+        rows = [
+            r
+            for chunk in client.map(probes.by_value(probes.read_records), written)
+            for r in chunk.result()
+        ]
     assert sorted(listed) == sorted(written)
     assert sorted(rows, key=lambda r: r["value"]) == records
 

@@ -303,3 +303,123 @@ def test_readme_lists_the_calls():
     assert calls_table() in readme, (
         "README table is stale: paste dask_platform.cloudprovider.calls_table()"
     )
+
+
+# --------------------------------------------------------------------------- object stores
+
+STORE_OUTPUT = {
+    "endpoint_url": "https://renc.osn.xsede.org",
+    "region": None,
+    "addressing_style": "path",
+    "teams": ["hydrology"],
+    "secret_arn": "arn:aws:secretsmanager:us-west-2:123456789012:secret:x/osn-renci-AbC",
+    "profile": "osn-renci",
+}
+
+
+@pytest.fixture
+def platform_with_store() -> Platform:
+    outputs = json.loads((OUTPUTS / "prod.json").read_text())
+    outputs["object_stores"] = {"osn-renci": STORE_OUTPUT}
+    return Platform.from_mapping(outputs)
+
+
+@pytest.mark.parametrize(
+    ("method", "field"),
+    [("fargate_kwargs", "environment"), ("ecs_kwargs", "environment"), ("ec2_kwargs", "env_vars")],
+)
+def test_ecs_and_ec2_get_the_platform_aws_config_as_text(
+    platform_with_store: Platform, method: str, field: str, tmp_path
+) -> None:
+    from botocore.configloader import load_config
+
+    from dask_platform.object_stores import materialize_aws_config
+
+    kwargs = getattr(platform_with_store, method)("hydrology", **{field: {"MY_VARIABLE": "1"}})
+    environment = kwargs[field]
+    assert sorted(environment) == ["DASK_PLATFORM_AWS_CONFIG", "DASK_PLATFORM_TEAM", "MY_VARIABLE"]
+    assert environment["DASK_PLATFORM_TEAM"] == "hydrology"
+    assert environment["MY_VARIABLE"] == "1"
+    # What the worker image does with it at interpreter start: a file botocore reads.
+    env = dict(environment)
+    path = materialize_aws_config(env)
+    assert path is not None
+    assert env["AWS_CONFIG_FILE"] == path
+    profile = load_config(path)["profiles"]["osn-renci"]
+    assert profile["credential_process"] == "dask-platform-credential-process osn-renci"
+    assert profile["dask_platform_secret_id"] == STORE_OUTPUT["secret_arn"]
+
+
+def test_the_config_survives_ec2clusters_cloud_init(platform_with_store: Platform) -> None:
+    """EC2Cluster renders env_vars into a quoted line of its cloud-init YAML (the upstream
+    template, rendered here); the instance's `docker run` must receive the config intact."""
+    import shlex
+    from types import SimpleNamespace
+
+    import yaml
+    from dask_cloudprovider.generic.vmcluster import VMCluster
+
+    from dask_platform.object_stores import aws_config_from_outputs, materialize_aws_config
+
+    kwargs = platform_with_store.ec2_kwargs("hydrology")
+
+    def docker_env(env_vars: dict[str, str]) -> dict[str, str]:
+        rendered = VMCluster.render_cloud_init(
+            SimpleNamespace(debug=False),
+            image=kwargs["docker_image"],
+            command="python -m distributed.cli.dask_worker tls://10.0.0.1:8786",
+            docker_args="",
+            extra_bootstrap=None,
+            gpu_instance=False,
+            bootstrap=True,
+            auto_shutdown=True,
+            env_vars=env_vars,
+        )
+        runs = [c for c in yaml.safe_load(rendered)["runcmd"] if "docker run" in str(c)]
+        words = shlex.split(runs[0])
+        return dict(words[i + 1].split("=", 1) for i, w in enumerate(words) if w == "-e")
+
+    received = docker_env(kwargs["env_vars"])
+    expected = aws_config_from_outputs({"object_stores": {"osn-renci": STORE_OUTPUT}})
+    path = materialize_aws_config(dict(received))
+    assert path is not None
+    assert Path(path).read_text() == expected
+    # The violating case: the config's plain text (its newlines) breaks the cloud-init YAML.
+    with pytest.raises(yaml.YAMLError):
+        docker_env({"DASK_PLATFORM_AWS_CONFIG": expected or ""})
+
+
+def test_a_malformed_config_value_is_one_clear_error() -> None:
+    from dask_platform.object_stores import ObjectStoreError, materialize_aws_config
+
+    with pytest.raises(ObjectStoreError) as caught:
+        materialize_aws_config({"DASK_PLATFORM_AWS_CONFIG": "[profile x]\nregion = y\n"})
+    assert str(caught.value).startswith(
+        "DASK_PLATFORM_AWS_CONFIG: not the base64 of an AWS config file"
+    )
+
+
+def test_without_object_stores_no_environment_is_added(platform) -> None:
+    assert "environment" not in platform.fargate_kwargs("hydrology")
+    kwargs = platform.fargate_kwargs("hydrology", environment={"A": "1"})
+    assert kwargs["environment"] == {"A": "1"}
+
+
+@pytest.mark.parametrize(
+    "name", ["DASK_PLATFORM_AWS_CONFIG", "dask_platform_aws_config", "PANGEO_SCRATCH"]
+)
+def test_users_cannot_set_the_platform_aws_config(platform_with_store: Platform, name) -> None:
+    with pytest.raises(PlatformError) as caught:
+        platform_with_store.fargate_kwargs("hydrology", environment={name: "x"})
+    assert str(caught.value).startswith(
+        f"environment: {name} is set by the platform (the object stores of team 'hydrology')"
+    )
+
+
+def test_a_mounted_config_file_wins_over_the_text(tmp_path) -> None:
+    from dask_platform.object_stores import materialize_aws_config
+
+    env = {"DASK_PLATFORM_AWS_CONFIG": "W3Byb2ZpbGUgeF0K", "AWS_CONFIG_FILE": "/etc/mounted"}
+    assert materialize_aws_config(env) is None
+    assert env["AWS_CONFIG_FILE"] == "/etc/mounted"
+    assert materialize_aws_config({}) is None

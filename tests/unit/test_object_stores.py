@@ -354,3 +354,131 @@ def test_the_pods_the_controller_builds_mount_the_aws_config(evaluation: Evaluat
         env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
         assert env["AWS_CONFIG_FILE"] == AWS_CONFIG_PATH, built.label
     assert check_built_pods(pods, config.eks.kubernetes_version) == []
+
+
+# ------------------------------------------------------------------- from outputs (notebook)
+
+OUTPUT_STORE = {
+    "endpoint_url": "https://renc.osn.xsede.org",
+    "region": "us-east-1",
+    "addressing_style": "path",
+    "teams": ["team-b", "team-a"],
+    "secret_arn": "arn:aws:secretsmanager:us-west-2:123456789012:secret:x/osn-renci-AbC",
+    "profile": "osn-renci",
+}
+
+
+def test_aws_config_from_outputs_has_the_stores_profiles(tmp_path: Path) -> None:
+    from botocore.configloader import load_config
+
+    from dask_platform.object_stores import aws_config_from_outputs
+
+    text = aws_config_from_outputs({"object_stores": {"osn-renci": OUTPUT_STORE}})
+    assert text is not None
+    (tmp_path / "config").write_text(text)
+    profiles = load_config(str(tmp_path / "config"))["profiles"]
+    assert sorted(profiles) == ["osn-renci"]
+    assert profiles["osn-renci"]["endpoint_url"] == "https://renc.osn.xsede.org"
+    assert profiles["osn-renci"]["region"] == "us-east-1"
+    assert profiles["osn-renci"]["s3"] == {"addressing_style": "path"}
+    assert (
+        profiles["osn-renci"]["credential_process"] == "dask-platform-credential-process osn-renci"
+    )
+    assert profiles["osn-renci"]["dask_platform_secret_id"] == OUTPUT_STORE["secret_arn"]
+    assert profiles["osn-renci"]["dask_platform_teams"] == "team-a team-b"
+
+
+def test_aws_config_from_local_outputs_uses_the_stand_in_and_the_emulator(tmp_path: Path) -> None:
+    from botocore.configloader import load_config
+
+    from dask_platform.object_stores import aws_config_from_outputs
+
+    store = {**OUTPUT_STORE, "local_endpoint_url": "http://127.0.0.1:4567"}
+    text = aws_config_from_outputs(
+        {"object_stores": {"osn-renci": store}, "aws_endpoint_url": "http://127.0.0.1:5000"}
+    )
+    assert text is not None
+    (tmp_path / "config").write_text(text)
+    profiles = load_config(str(tmp_path / "config"))["profiles"]
+    assert profiles["osn-renci"]["endpoint_url"] == "http://127.0.0.1:4567"
+    assert profiles["default"]["endpoint_url"] == "http://127.0.0.1:5000"
+
+
+def test_aws_config_from_outputs_without_stores_is_none() -> None:
+    from dask_platform.object_stores import aws_config_from_outputs
+
+    assert aws_config_from_outputs({"gateway_address": "https://g"}) is None
+    assert aws_config_from_outputs({"object_stores": {}}) is None
+
+
+def test_a_malformed_store_output_names_the_store_and_the_fields() -> None:
+    from dask_platform.object_stores import aws_config_from_outputs
+
+    broken = {k: v for k, v in OUTPUT_STORE.items() if k != "secret_arn"}
+    with pytest.raises(ObjectStoreError) as caught:
+        aws_config_from_outputs({"object_stores": {"osn-renci": broken}})
+    assert str(caught.value) == (
+        "outputs.object_stores.osn-renci: missing secret_arn (expected endpoint_url, teams, "
+        "secret_arn; region, addressing_style optional)"
+    )
+
+
+def test_config_aws_writes_the_file_and_removes_it_without_stores(tmp_path: Path) -> None:
+    from dask_platform.cli import app
+
+    outputs = tmp_path / "outputs.json"
+    out = tmp_path / "home" / ".config" / "dask-platform" / "aws" / "config"
+    outputs.write_text(json.dumps({"object_stores": {"osn-renci": OUTPUT_STORE}}))
+    result = CliRunner().invoke(
+        app, ["config", "aws", "--outputs", str(outputs), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "credential_process = dask-platform-credential-process osn-renci" in out.read_text()
+    assert oct(out.stat().st_mode & 0o777) == "0o644"
+    outputs.write_text(json.dumps({"gateway_address": "https://g"}))
+    result = CliRunner().invoke(
+        app, ["config", "aws", "--outputs", str(outputs), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert not out.exists()
+    outputs.write_text(json.dumps({"object_stores": {"osn-renci": {"teams": ["a"]}}}))
+    result = CliRunner().invoke(
+        app, ["config", "aws", "--outputs", str(outputs), "--out", str(out)]
+    )
+    assert result.exit_code == 2
+    assert "missing endpoint_url, secret_arn" in result.output
+
+
+# --------------------------------------------------------------------------- the images' command
+
+
+def test_the_images_credential_process_is_the_module_behind_a_shebang(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from dask_platform import object_stores
+    from dask_platform.images.build import credential_process_script
+
+    script = credential_process_script()
+    first, _, rest = script.partition("\n")
+    assert first == "#!/opt/venv/bin/python"
+    assert rest == Path(object_stores.__file__).read_text()
+    # Run as a standalone script (no dask_platform importable): the command's own usage error.
+    path = tmp_path / "dask-platform-credential-process"
+    path.write_text(rest)
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2
+    assert done.stderr == "usage: dask-platform-credential-process <object store profile name>\n"
+
+
+def test_only_the_worker_context_holds_the_credential_process(tmp_path: Path) -> None:
+    from dask_platform.images.build import CREDENTIAL_PROCESS_SCRIPT, assemble_context
+
+    for image in ("worker", "gateway"):
+        assemble_context(tmp_path / image, image, {}, {})
+    script = tmp_path / "worker" / CREDENTIAL_PROCESS_SCRIPT
+    assert script.is_file()
+    assert script.stat().st_mode & 0o777 == 0o755
+    assert not (tmp_path / "gateway" / CREDENTIAL_PROCESS_SCRIPT).exists()

@@ -74,3 +74,42 @@ def dask(
         raise typer.Exit(2) from None
     path = write_dask_config(out, config)
     console.print(f"[green]✓ wrote {path}[/green] (gateway {config['gateway']['address']})")
+
+
+@app.command("aws")
+def aws(
+    outputs: Path = typer.Option(
+        ...,
+        "--outputs",
+        help="A stack's outputs: `pulumi stack output --json` saved to a file, or the local "
+        "platform's outputs.json.",
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="The AWS config file to write (the notebook image: ~/.config/dask-platform/aws/"
+        "config); removed when the stack has no object stores.",
+    ),
+) -> None:
+    """Write the platform AWS config of a stack's outputs: one profile per object store, whose
+    credential_process reads the store's secret with the caller's own role (no key in it)."""
+    import json
+    import os
+
+    from dask_platform.object_stores import ObjectStoreError, aws_config_from_outputs
+
+    console = Console()
+    try:
+        text = aws_config_from_outputs(json.loads(outputs.read_text()))
+    except (OSError, ObjectStoreError, json.JSONDecodeError) as exc:
+        console.print(f"[red]✗ {outputs}: {exc}[/red]")
+        raise typer.Exit(2) from None
+    if text is None:
+        out.unlink(missing_ok=True)
+        console.print(f"no object stores in {outputs}: no AWS config written")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    console.print(f"[green]✓ wrote {out}[/green]")

@@ -7,6 +7,11 @@ and that no key variable exists on any of them, shows that team climate's prefix
 writes and reads the stand-in OSN store by its profile name (team climate's role is denied the
 store's key by IAM), shows PANGEO_SCRATCH is her own prefix, shuts the cluster down and stops
 the platform. Exits 0 only if every check held.
+
+``--worker-image`` (``make demo-images``) runs the schedulers and workers as podman containers
+of the worker image instead of processes of this virtualenv, and adds an xarray computation.
+The worker image has no dask_platform package: every function the demo runs on workers travels
+by value (cloudpickle), as a notebook's own functions do.
 """
 
 from __future__ import annotations
@@ -48,12 +53,80 @@ def _records() -> list[dict[str, Any]]:
     ]
 
 
-def run_demo(console: Console, outputs: dict[str, Any], passwords: dict[str, str]) -> list[Check]:
+def send_probes_by_value() -> None:
+    """Pickle the modules whose functions run on workers by value, so a worker needs nothing
+    of dask_platform (the worker image does not install it); each of them imports only the
+    standard library at module level.
+    ref: https://github.com/cloudpipe/cloudpickle#overriding-pickles-serialization-mechanism-for-importable-constructs
+    """
+    import cloudpickle
+
+    from dask_platform import credentials, object_stores
+    from dask_platform.local import object_stores as local_object_stores
+    from dask_platform.local import probes
+
+    for module in (probes, credentials, object_stores, local_object_stores, sys.modules[__name__]):
+        cloudpickle.register_pickle_by_value(module)
+
+
+def xarray_mean(url: str) -> dict[str, Any]:
+    """Run ON a worker: a small xarray computation (a gridded temperature field, its monthly
+    climatology) written to ``url`` (``s3://.../x.zarr``) with the worker's own role and read
+    back. Returns ``{"ok": bool, "error": str | None, "climatology": [12 floats]}``."""
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+
+    time_index = pd.date_range("2000-01-01", periods=730, freq="D")
+    days = np.arange(time_index.size)
+    field = 15 + 10 * np.sin(2 * np.pi * days / 365.25)[:, None, None] * np.ones((1, 4, 8))
+    data = xr.Dataset(
+        {"tas": (("time", "lat", "lon"), field)},
+        coords={"time": time_index, "lat": np.linspace(-45, 45, 4), "lon": np.arange(8) * 45.0},
+    )
+    try:
+        data.to_zarr(url, mode="w", consolidated=True)
+        back = xr.open_zarr(url, consolidated=True).load()
+        climatology = back["tas"].groupby("time.month").mean(("time", "lat", "lon"))
+        expected = data["tas"].groupby("time.month").mean(("time", "lat", "lon"))
+    except Exception as exc:  # reported, not raised: the demo shows what a user would see
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "climatology": []}
+    values = [round(float(v), 6) for v in climatology.values]
+    return {
+        "ok": values == [round(float(v), 6) for v in expected.values],
+        "error": None,
+        "climatology": values,
+    }
+
+
+def _xarray_check(client: Any, team_url: str) -> Check:
+    from dask_platform.local.probes import by_value
+
+    climate = client.submit(by_value(xarray_mean), f"{team_url}demo/tas.zarr", pure=False).result()
+    return Check(
+        f"xarray: a worker wrote {team_url}demo/tas.zarr and computed its climatology",
+        bool(climate["ok"]) and len(climate["climatology"]) == 12,
+        climate["error"]
+        or f"12 monthly means, {min(climate['climatology']):.1f} to "
+        f"{max(climate['climatology']):.1f}",
+    )
+
+
+def run_demo(
+    console: Console,
+    outputs: dict[str, Any],
+    passwords: dict[str, str],
+    xarray_on_workers: bool = False,
+) -> list[Check]:
+    """The demo's checks as alice; ``xarray_on_workers`` adds the xarray computation (the worker
+    image has xarray and zarr; this virtualenv, the client's, does not)."""
     import dask
     import dask.bag as db
     from dask_gateway import BasicAuth, Gateway
 
     from dask_platform.local import probes
+
+    send_probes_by_value()
 
     checks: list[Check] = []
     team = outputs["users"][DEMO_USER][0]
@@ -142,12 +215,14 @@ def run_demo(console: Console, outputs: dict[str, Any], passwords: dict[str, str
         prefix = f"{team_url}demo/"
         parts = db.from_sequence(records, npartitions=PARTITIONS).to_delayed()
         writes = [
-            dask.delayed(probes.write_records)(f"{prefix}part-{i}.json", part)
+            dask.delayed(probes.by_value(probes.write_records))(f"{prefix}part-{i}.json", part)
             for i, part in enumerate(parts)
         ]
         written = client.compute(writes, sync=True)
-        listed = client.submit(probes.list_prefix, prefix, pure=False).result()
-        read_back = db.from_sequence(written, npartitions=PARTITIONS).map(probes.read_records)
+        listed = client.submit(probes.by_value(probes.list_prefix), prefix, pure=False).result()
+        read_back = db.from_sequence(written, npartitions=PARTITIONS).map(
+            probes.by_value(probes.read_records)
+        )
         rows = [row for chunk in client.compute(read_back, sync=True) for row in chunk]
         checks.append(
             Check(
@@ -159,8 +234,14 @@ def run_demo(console: Console, outputs: dict[str, Any], passwords: dict[str, str
             )
         )
 
+        if xarray_on_workers:
+            checks.append(_xarray_check(client, team_url))
+
         denied = client.submit(
-            probes.s3_attempt, "put", f"{other_url}from-{DEMO_USER}.txt", pure=False
+            probes.by_value(probes.s3_attempt),
+            "put",
+            f"{other_url}from-{DEMO_USER}.txt",
+            pure=False,
         ).result()
         checks.append(
             Check(
@@ -191,7 +272,15 @@ def run_demo(console: Console, outputs: dict[str, Any], passwords: dict[str, str
     return checks
 
 
-def demo() -> None:
+def demo(
+    worker_image: str = typer.Option(
+        None,
+        "--worker-image",
+        help="Run schedulers and workers as podman containers of this image (e.g. "
+        "localhost/dask-platform/worker:lock-<hash> from `make images`; `make demo-images` "
+        "builds it and passes it); default: processes of this virtualenv.",
+    ),
+) -> None:
     """Run the end-to-end keyless-S3 demo on the embedded local platform."""
     from dask_platform.local.platform import LocalPlatform
     from dask_platform.local.processes import ComponentError
@@ -200,24 +289,30 @@ def demo() -> None:
     # Wide enough for role ARNs when the output is a log rather than a terminal (rich's 80).
     console = Console(width=None if sys.stdout.isatty() else 120)
     started_at = time.monotonic()
-    platform = LocalPlatform()
+    platform = LocalPlatform(container_image=worker_image)
     running = any(c.alive for c in platform.status())
     checks: list[Check] = []
     try:
         if running:
-            console.print("using the local platform that is already running (left running)")
+            console.print(
+                "using the local platform that is already running (left running; it keeps the "
+                "worker image it was started with)"
+            )
             outputs = platform.outputs()
         else:
             with console.status("starting the local platform") as status:
                 outputs = platform.up(progress=lambda m: status.update(m))
             console.print(
                 f"[green]✓[/green] local platform up: gateway {outputs['gateway_address']}, "
-                f"AWS emulator {outputs['aws_endpoint_url']} (IAM enforced)"
+                f"AWS emulator {outputs['aws_endpoint_url']} (IAM enforced), workers: "
+                + (f"containers of {worker_image}" if worker_image else "virtualenv processes")
             )
         stats_before = (
             platform.emulator().stats()["counters"].get("sts:AssumeRoleWithWebIdentity", 0)
         )
-        checks = run_demo(console, outputs, platform.passwords())
+        checks = run_demo(
+            console, outputs, platform.passwords(), xarray_on_workers=bool(worker_image)
+        )
         sts_calls = (
             platform.emulator().stats()["counters"].get("sts:AssumeRoleWithWebIdentity", 0)
             - stats_before

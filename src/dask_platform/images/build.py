@@ -65,6 +65,19 @@ BUILD_KEY_VERSION = "1"  # bump when the way images are assembled changes
 # Debian bookworm's glibc; wheels needing a newer one would not load in the base.
 GLIBC = (2, 36)
 PROJECT_WHEEL_IMAGES = frozenset({"gateway", "notebook"})
+CREDENTIAL_PROCESS_IMAGES = frozenset({"worker"})
+"""Images whose context holds the standalone credential process (images built FROM them have
+it too): the worker image does not install the dask_platform package."""
+CREDENTIAL_PROCESS_SCRIPT = "dask-platform-credential-process"
+OBJECT_STORES_MODULE = "dask_platform_object_stores.py"
+"""The same module, importable in the worker image's environment under its own name, for the
+.pth that turns DASK_PLATFORM_AWS_CONFIG into a file (ECS/Fargate and EC2 have no mount)."""
+AWS_CONFIG_PTH = "dask-platform-aws-config.pth"
+AWS_CONFIG_PTH_LINE = (
+    "import os; os.environ.get('DASK_PLATFORM_AWS_CONFIG') and "
+    "__import__('dask_platform_object_stores').materialize_aws_config()\n"
+)
+SCRIPT_INTERPRETER = "/opt/venv/bin/python"
 
 
 class ImageBuildError(RuntimeError):
@@ -283,6 +296,21 @@ def project_wheel(out_dir: Path, reporter: Reporter) -> Path:
     return wheels[0]
 
 
+def credential_process_script() -> str:
+    """The ``dask-platform-credential-process`` executable of the worker image, derived from
+    :mod:`dask_platform.object_stores` at build time (its source behind a ``#!`` line for the
+    image's Python), so it cannot drift from the module the platform renders profiles with.
+
+    The module imports the standard library only at import time (boto3 when it runs), and runs
+    ``credential_process_main()`` as ``__main__``.
+    ref: https://docs.aws.amazon.com/sdkref/latest/guide/feature-process-credentials.html
+    """
+    from dask_platform import object_stores
+
+    source = Path(object_stores.__file__).read_text()
+    return f"#!{SCRIPT_INTERPRETER}\n{source}"
+
+
 def build_key(parts: Mapping[str, str]) -> str:
     payload = json.dumps({"version": BUILD_KEY_VERSION, **parts}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -320,6 +348,14 @@ def assemble_context(
             os.link(path, target)
         except OSError:
             shutil.copy2(path, target)
+    if image in CREDENTIAL_PROCESS_IMAGES:
+        script = context / CREDENTIAL_PROCESS_SCRIPT
+        script.write_text(credential_process_script())
+        script.chmod(0o755)
+        from dask_platform import object_stores
+
+        shutil.copy2(object_stores.__file__, context / OBJECT_STORES_MODULE)
+        (context / AWS_CONFIG_PTH).write_text(AWS_CONFIG_PTH_LINE)
     return text
 
 
@@ -475,6 +511,8 @@ def build_images(
         context = cache / "context" / image
         key_parts["requirements"] = assemble_context(context, image, requirements, wheels, extra)
         key_parts["containerfile"] = (context / "Containerfile").read_text()
+        if image in CREDENTIAL_PROCESS_IMAGES:
+            key_parts["credential_process"] = credential_process_script() + AWS_CONFIG_PTH_LINE
         for source in image_files(image):
             key_parts[f"file:{source.name}"] = source.read_text()
         buildargs = {"LOCK_SHA256": sha, "LOCK_TAG": tag, "VCS_REF": vcs_ref}

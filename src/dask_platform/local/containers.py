@@ -2,7 +2,7 @@
 them: the image's own uid 1000 and environment, the team's projected token file mounted where
 the EKS pod-identity webhook mounts it, and nothing of the host's home or of the platform's state
 directory - only the cluster's working directory (its TLS certificate and key, as a Secret is
-mounted on EKS).
+mounted on EKS) and the platform AWS config (at /etc/dask-platform/aws, as on EKS).
 
 The gateway's local backend (``UnsafeLocalBackend``) builds the scheduler/worker command and
 environment as usual; :class:`ContainerBackend` runs that command in ``podman run`` instead of
@@ -27,9 +27,13 @@ from typing import Any
 from dask_gateway_server.backends.local import UnsafeLocalBackend
 from traitlets import Unicode
 
+from dask_platform.object_stores import AWS_CONFIG_FILE_ENV, AWS_CONFIG_PATH
+
 # Where the EKS pod-identity webhook mounts the projected ServiceAccount token.
 POD_TOKEN_DIR = "/var/run/secrets/eks.amazonaws.com/serviceaccount"  # noqa: S105 - a path
 STATE_LABEL = "org.dask-platform.local-state-dir"
+AWS_CONFIG_DIR = os.path.dirname(AWS_CONFIG_PATH)
+"""Where scheduler and worker pods get the platform AWS config (the ConfigMap mount on EKS)."""
 CONTAINER_UID = 1000
 """The worker image's user (images/worker/Containerfile)."""
 
@@ -52,6 +56,12 @@ def container_command(
         # each rotation, which a file mount would not follow. Only this team's directory.
         mounts += ["--volume", f"{os.path.dirname(token)}:{POD_TOKEN_DIR}:ro"]
         passed["AWS_WEB_IDENTITY_TOKEN_FILE"] = f"{POD_TOKEN_DIR}/{os.path.basename(token)}"
+    config_file = passed.get(AWS_CONFIG_FILE_ENV)
+    if config_file:
+        # The platform AWS config (object store profiles, the emulator as default endpoint),
+        # mounted where EKS mounts its ConfigMap: only that file's directory, read-only.
+        mounts += ["--volume", f"{os.path.dirname(config_file)}:{AWS_CONFIG_DIR}:ro"]
+        passed[AWS_CONFIG_FILE_ENV] = f"{AWS_CONFIG_DIR}/{os.path.basename(config_file)}"
     argv = [
         engine,
         "run",

@@ -227,6 +227,7 @@ def demo_checks(
     team's role is refused the store's key by IAM; PANGEO_SCRATCH is the user's prefix."""
     import subprocess
 
+    from dask_platform.local.probes import by_value
     from dask_platform.object_stores import CREDENTIAL_PROCESS, store_round_trip
 
     checks: list[tuple[str, bool, str]] = []
@@ -237,7 +238,7 @@ def demo_checks(
     for store, spec in sorted((outputs.get("object_stores") or {}).items()):
         if team in spec["teams"]:
             url = f"s3://{store}/demo/{user}.txt"
-            result = client.submit(store_round_trip, store, url, pure=False).result()
+            result = client.submit(by_value(store_round_trip), store, url, pure=False).result()
             keys = client.run(lambda: sorted(k for k in os.environ if "SECRET" in k.upper()))
             checks.append(
                 (

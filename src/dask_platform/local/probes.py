@@ -10,9 +10,30 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from dask_platform.credentials import FORBIDDEN_ENV_VARS, key_variables_present
+
+
+def by_value(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` behind a local closure, for ``client.submit`` / ``dask.delayed`` / ``map``.
+
+    distributed pickles a task graph with the standard pickle first, which sends functions by
+    reference (the worker imports their module), and switches to cloudpickle only for objects
+    pickle cannot handle. A local closure is one, so the graph goes through cloudpickle, which
+    sends ``function`` by value when its module is registered with
+    ``cloudpickle.register_pickle_by_value`` - what workers without dask_platform (the worker
+    image) need. ``client.run(function)`` needs no wrapper (it checks the registry itself).
+    ref: https://github.com/dask/distributed/blob/main/distributed/protocol/pickle.py
+    """
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs)
+
+    call.__name__ = getattr(function, "__name__", "call")
+    call.__doc__ = function.__doc__
+    return call
 
 
 def _split(url: str) -> tuple[str, str]:
