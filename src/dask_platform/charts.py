@@ -10,9 +10,11 @@ ref: https://helm.sh/docs/helm/helm_template/ (what ``render`` reproduces)
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,6 +177,19 @@ def render(
     pin = chart_pin(name, version)
     chart = _load(chart_archive(name, version), pin.sha256)
     return dict(chart.render(values, name=release, namespace=namespace, is_install=True))
+
+
+def merge_values(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` layered on ``base`` as Helm layers values files: mappings merge key by key,
+    anything else (lists included) replaces. Neither input is changed.
+    ref: https://helm.sh/docs/chart_template_guide/values_files/"""
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_values(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def manifests(rendered: dict[str, str]) -> list[dict[str, Any]]:

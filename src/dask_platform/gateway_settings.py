@@ -8,7 +8,6 @@ chart's schema. The Pulumi program and the local platform both call these.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import jsonschema
 import yaml
 
 from dask_platform import charts, placement
+from dask_platform.charts import merge_values
 from dask_platform.credentials import check_environment
 from dask_platform.iam import service_account_name
 from dask_platform.object_stores import gateway_object_store_settings, object_store_helm_values
@@ -93,16 +93,6 @@ def gateway_settings(config: StackConfig, images: ImageRefs | None = None) -> di
     }
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def _load_yaml(path: Path) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
@@ -121,7 +111,7 @@ def committed_values(overlay: str | None) -> dict[str, Any]:
                 f"gateway.values_overlay: no {path.name} in helm/dask-gateway "
                 f"(available: {', '.join(known) or 'none'})"
             )
-        values = _merge(values, _load_yaml(path))
+        values = merge_values(values, _load_yaml(path))
     return values
 
 
@@ -256,8 +246,8 @@ def render_values(config: StackConfig, images: ImageRefs | None = None) -> dict[
     generated["gateway"]["image"] = server
     generated["controller"] = {"image": server}
     # The platform AWS config mounted into scheduler and worker pods (object stores).
-    generated = _merge(generated, object_store_helm_values(config.object_stores))
-    return _merge(values, generated)
+    generated = merge_values(generated, object_store_helm_values(config.object_stores))
+    return merge_values(values, generated)
 
 
 CHART = "dask-gateway"

@@ -302,7 +302,8 @@ def test_the_aws_config_map_has_a_profile_per_store_and_no_key(
 def test_the_chart_values_mount_the_config_and_pass_the_chart_schema(
     evaluation: Evaluation,
 ) -> None:
-    from dask_platform.gateway_settings import _merge, chart_defaults, chart_schema, validate_values
+    from dask_platform.charts import merge_values as _merge
+    from dask_platform.gateway_settings import chart_defaults, chart_schema, validate_values
 
     (release,) = [
         r

@@ -226,7 +226,8 @@ def test_chart_is_pinned(evaluation, config):
 
 
 def _merged_with_chart_defaults(values):
-    from dask_platform.gateway_settings import _merge, chart_defaults
+    from dask_platform.charts import merge_values as _merge
+    from dask_platform.gateway_settings import chart_defaults
 
     return _merge(chart_defaults(), values)
 

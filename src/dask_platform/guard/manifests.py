@@ -20,7 +20,6 @@ ref: https://www.pulumi.com/docs/iac/cli/commands/pulumi_preview/ (what ``plan -
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from dask_platform import charts, kube_schema
+from dask_platform.charts import merge_values
 
 if TYPE_CHECKING:
     from dask_platform.guard.lint import LintFinding
@@ -206,26 +206,16 @@ def _values_files(inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def release_values(record: RecordedResource, secret_values: Collection[str] = ()) -> dict[str, Any]:
     """The values a release passes to Helm: its ``valueYamlFiles`` merged in order, then its
     ``values`` over them (as the provider does), secrets as :data:`REDACTED`."""
     merged: dict[str, Any] = {}
     for document in _values_files(record.inputs):
-        merged = _merge(merged, document)
+        merged = merge_values(merged, document)
     values = redact(record.inputs.get("values") or {}, secret_values)
     if not isinstance(values, dict):  # a secret scalar where a mapping belongs
         raise charts.ChartError(f"release {record.name}: values is {values!r}, not a mapping")
-    return _merge(merged, values)
+    return merge_values(merged, values)
 
 
 def render_release(

@@ -10,7 +10,6 @@ lifetimes of the stand-ins for the EKS issuer and STS.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,6 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from dask_platform.charts import merge_values
 from dask_platform.stack_config import (
     StackConfig,
     StackConfigError,
@@ -163,16 +163,6 @@ class LocalConfig(_Model):
         return [t.name for t in self.stack.teams if groups.intersection(t.groups)]
 
 
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def load_local_config(
     path: Path = DEFAULT_CONFIG, overrides: Mapping[str, Any] | None = None
 ) -> LocalConfig:
@@ -184,7 +174,7 @@ def load_local_config(
     document = yaml.safe_load(path.read_text()) or {}
     if not isinstance(document, dict):
         raise StackConfigError(["(top level): must be a mapping with stack: and local:"], source)
-    document = _merge(document, overrides or {})
+    document = merge_values(document, overrides or {})
     problems = [
         f"{key}: unknown top-level key; allowed: local, stack"
         for key in sorted(set(document) - {"stack", "local"})
