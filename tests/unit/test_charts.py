@@ -137,7 +137,7 @@ def test_no_product_code_reads_the_workspace_or_a_machine_path() -> None:
             if not path.is_file() or path.suffix not in {".py", ".yaml", ".yml", ""}:
                 continue
             text = path.read_text(errors="replace")
-            for needle in ("/work/", "shared/upstream", "DASK_GATEWAY_CHART_DIR"):
+            for needle in ("/" + "work/", "shared/upstream", "DASK_GATEWAY_CHART_DIR"):
                 if needle in text:
                     offenders.append(f"{path.relative_to(REPO)}: {needle}")
     assert offenders == []
