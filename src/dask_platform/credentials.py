@@ -50,10 +50,10 @@ IDENTITY_ENV_VARS = frozenset(
 FORBIDDEN_ENV_VARS = KEY_ENV_VARS | IDENTITY_ENV_VARS
 
 
-SECRET_NAME_PARTS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
+SECRET_NAME_PARTS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CONNECTION_STRING")
 """A variable whose upper-cased name contains one of these carries a secret."""
 
-SECRET_NAME_SUFFIXES = ("_KEY",)
+SECRET_NAME_SUFFIXES = ("_KEY", "_PWD")  # MYSQL_PWD; the shell's PWD/OLDPWD do not match
 """A variable whose upper-cased name ends in one of these carries a secret (API_KEY, *__KEY of
 Dask's TLS settings, PRIVATE_KEY, ...)."""
 
@@ -163,7 +163,8 @@ class InvalidEnvironmentError(ValueError):
         self.field = field
         self.problems = problems
         self.names = sorted(names)
-        super().__init__("\n".join(problems))
+        # One line: the gateway sends this message as an HTTP reason, which cannot hold "\n".
+        super().__init__("; ".join(problems))
 
 
 class ForbiddenEnvironmentError(InvalidEnvironmentError):

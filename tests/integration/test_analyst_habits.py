@@ -22,7 +22,8 @@ from .conftest import CLOSED_GATEWAYS
 EVERY_STATUS = ["pending", "running", "stopping", "stopped", "failed"]
 SECRET_HINT = (
     "may not be set: they carry secrets (names containing TOKEN, SECRET, PASSWORD, PASSWD, "
-    "CREDENTIAL or ending in _KEY, and JupyterHub's and Dask Gateway's own auth variables), "
+    "CREDENTIAL, CONNECTION_STRING or ending in _KEY, _PWD, and JupyterHub's and Dask "
+    "Gateway's own auth variables), "
     "and cluster options are stored by the gateway and seen by every process of the cluster. "
     'Pass only the configuration the workers need, e.g. environment={"MY_SETTING": "value"} '
     "instead of dict(os.environ); S3 access comes from the team's IAM role, and a secret a "
@@ -106,6 +107,16 @@ def test_an_environment_no_process_can_hold_is_refused_at_new_cluster(
     environment: dict[str, Any], message: str, gateway_as: Callable[[str], Any]
 ) -> None:
     assert refused(gateway_as("alice"), environment=environment) == message
+
+
+def test_several_bad_entries_get_every_problem_not_a_server_error(
+    gateway_as: Callable[[str], Any],
+) -> None:
+    """Found by a reviewer: two bad entries made the gateway answer 500 (an HTTP reason cannot
+    hold the newline that joined the problems)."""
+    message = refused(gateway_as("alice"), environment={"X": None, "A=B": "1"})
+    assert "environment: X has a value of type None" in message
+    assert "environment: 'A=B' is not a valid variable name" in message
 
 
 def test_pangeo_scalar_settings_reach_the_scheduler_as_dask_config(

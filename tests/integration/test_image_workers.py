@@ -135,3 +135,23 @@ def test_processes_of_the_image_platform_are_its_containers(
         if name.startswith(f"dask-{alice_image_cluster.name}-")
     )
     assert len(names) == 2, names
+
+
+def _install_target_is_writable() -> tuple[str, bool, bool]:
+    import os as _os
+    import sys as _sys
+
+    target = _os.environ["PIP_TARGET"]
+    return target, _os.access(target, _os.W_OK), target in _sys.path
+
+
+def test_the_run_time_install_target_is_writable_under_a_read_only_root(
+    alice_image_cluster: Any,
+) -> None:
+    """Found by a reviewer: with --read-only, PipInstall failed with 'Read-only file system'
+    on /opt/runtime-packages; it is a tmpfs owned by the worker's uid, on sys.path."""
+    with alice_image_cluster.get_client() as client:
+        workers = client.run(_install_target_is_writable)
+        scheduler = client.run_on_scheduler(_install_target_is_writable)
+    assert set(workers.values()) == {("/opt/runtime-packages", True, True)}
+    assert tuple(scheduler) == ("/opt/runtime-packages", True, True)

@@ -16,7 +16,8 @@ from dask_platform.credentials import (
 
 SECRET_HINT = (
     "may not be set: they carry secrets (names containing TOKEN, SECRET, PASSWORD, PASSWD, "
-    "CREDENTIAL or ending in _KEY, and JupyterHub's and Dask Gateway's own auth variables), "
+    "CREDENTIAL, CONNECTION_STRING or ending in _KEY, _PWD, and JupyterHub's and Dask "
+    "Gateway's own auth variables), "
     "and cluster options are stored by the gateway and seen by every process of the cluster. "
     'Pass only the configuration the workers need, e.g. environment={"MY_SETTING": "value"} '
     "instead of dict(os.environ); S3 access comes from the team's IAM role, and a secret a "
@@ -85,9 +86,23 @@ def test_aws_and_other_secrets_are_both_named():
     assert str(caught.value) == (
         "env: AWS_SECRET_ACCESS_KEY may not be set. Workers get S3 access from their team's IAM "
         "role (no key is ever copied), so AWS key and identity variables are refused rather "
-        "than passed on. Remove them; allowed: any other variable.\n"
+        "than passed on. Remove them; allowed: any other variable.; "
         f"env: GITHUB_TOKEN {SECRET_HINT}"
     )
+    # One line: the gateway sends it as an HTTP reason, which cannot hold a newline.
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["MYSQL_PWD", "AZURE_STORAGE_CONNECTION_STRING"])
+def test_secret_names_found_by_a_reviewer_are_refused(name):
+    with pytest.raises(ForbiddenEnvironmentError) as caught:
+        checked_environment({name: "x"}, field="environment")
+    assert caught.value.names == [name]
+
+
+@pytest.mark.parametrize("name", ["PWD", "OLDPWD"])
+def test_the_shells_working_directory_variables_pass(name):
+    assert checked_environment({name: "/home/alice"}, field="environment") == {name: "/home/alice"}
 
 
 def test_scalars_become_the_strings_dask_config_reads_back():

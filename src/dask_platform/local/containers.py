@@ -34,6 +34,8 @@ POD_TOKEN_DIR = "/var/run/secrets/eks.amazonaws.com/serviceaccount"  # noqa: S10
 STATE_LABEL = "org.dask-platform.local-state-dir"
 AWS_CONFIG_DIR = os.path.dirname(AWS_CONFIG_PATH)
 """Where scheduler and worker pods get the platform AWS config (the ConfigMap mount on EKS)."""
+RUNTIME_PACKAGES = "/opt/runtime-packages"
+"""The worker image's PIP_TARGET (images/worker/Containerfile), on sys.path."""
 CONTAINER_UID = 1000
 """The worker image's user (images/worker/Containerfile)."""
 
@@ -77,6 +79,10 @@ def container_command(
         "--read-only",
         "--tmpfs",
         "/tmp",  # noqa: S108 - the container's own tmpfs, as an emptyDir on EKS
+        # The image's run-time install target (PIP_TARGET) must stay writable under
+        # --read-only, or PipInstall and pip-on-worker fail as uid 1000.
+        "--tmpfs",
+        f"{RUNTIME_PACKAGES}:rw,U",  # U: owned by the container user (podman)
         "--workdir",
         workdir,
         *mounts,
