@@ -20,3 +20,16 @@ def with_example_keys(text: str) -> str:
     for placeholder, value in PLACEHOLDERS.items():
         text = text.replace(placeholder, value)
     return text
+
+
+# The exact hint a refused secret-carrying variable gets (asserted word for word by the unit and
+# the integration tests of dask_platform.credentials, so that a change of wording is seen).
+SECRET_HINT = (
+    "may not be set: they carry secrets (names containing TOKEN, SECRET, PASSWORD, PASSWD, "
+    "CREDENTIAL, CONNECTION_STRING or ending in _KEY, _PWD, and JupyterHub's and Dask "
+    "Gateway's own auth variables), "
+    "and cluster options are stored by the gateway and seen by every process of the cluster. "
+    'Pass only the configuration the workers need, e.g. environment={"MY_SETTING": "value"} '
+    "instead of dict(os.environ); S3 access comes from the team's IAM role, and a secret a "
+    "worker must use belongs in AWS Secrets Manager, read with that role."
+)

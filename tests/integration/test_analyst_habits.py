@@ -16,19 +16,11 @@ import pytest
 
 from dask_platform.credentials import MAX_VALUE_BYTES
 from dask_platform.local.platform import LocalPlatform
+from tests.examples import SECRET_HINT
 
 from .conftest import CLOSED_GATEWAYS
 
 EVERY_STATUS = ["pending", "running", "stopping", "stopped", "failed"]
-SECRET_HINT = (
-    "may not be set: they carry secrets (names containing TOKEN, SECRET, PASSWORD, PASSWD, "
-    "CREDENTIAL, CONNECTION_STRING or ending in _KEY, _PWD, and JupyterHub's and Dask "
-    "Gateway's own auth variables), "
-    "and cluster options are stored by the gateway and seen by every process of the cluster. "
-    'Pass only the configuration the workers need, e.g. environment={"MY_SETTING": "value"} '
-    "instead of dict(os.environ); S3 access comes from the team's IAM role, and a secret a "
-    "worker must use belongs in AWS Secrets Manager, read with that role."
-)
 NAME_RULE = "(letters, digits, '_', '-' or '.', not starting with a digit)"
 TYPE_RULE = "a process environment holds strings (str, or bool, int, float, which are converted)"
 

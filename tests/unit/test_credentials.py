@@ -13,16 +13,7 @@ from dask_platform.credentials import (
     checked_environment,
     is_secret_name,
 )
-
-SECRET_HINT = (
-    "may not be set: they carry secrets (names containing TOKEN, SECRET, PASSWORD, PASSWD, "
-    "CREDENTIAL, CONNECTION_STRING or ending in _KEY, _PWD, and JupyterHub's and Dask "
-    "Gateway's own auth variables), "
-    "and cluster options are stored by the gateway and seen by every process of the cluster. "
-    'Pass only the configuration the workers need, e.g. environment={"MY_SETTING": "value"} '
-    "instead of dict(os.environ); S3 access comes from the team's IAM role, and a secret a "
-    "worker must use belongs in AWS Secrets Manager, read with that role."
-)
+from tests.examples import SECRET_HINT
 
 
 @pytest.mark.parametrize(

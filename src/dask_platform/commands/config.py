@@ -42,14 +42,18 @@ def check(
         raise typer.Exit(2)
 
 
+STACK_OUTPUTS_FILE = typer.Option(
+    ...,
+    "--outputs",
+    help="A stack's outputs: `pulumi stack output --json` saved to a file, or the local "
+    "platform's outputs.json.",
+)
+"""`--outputs` of the commands that write client-side files from a stack's outputs."""
+
+
 @app.command("dask")
 def dask(
-    outputs: Path = typer.Option(
-        ...,
-        "--outputs",
-        help="A stack's outputs: `pulumi stack output --json` saved to a file, or the local "
-        "platform's outputs.json.",
-    ),
+    outputs: Path = STACK_OUTPUTS_FILE,
     out: Path = typer.Option(
         ...,
         "--out",
@@ -78,12 +82,7 @@ def dask(
 
 @app.command("aws")
 def aws(
-    outputs: Path = typer.Option(
-        ...,
-        "--outputs",
-        help="A stack's outputs: `pulumi stack output --json` saved to a file, or the local "
-        "platform's outputs.json.",
-    ),
+    outputs: Path = STACK_OUTPUTS_FILE,
     out: Path = typer.Option(
         ...,
         "--out",
