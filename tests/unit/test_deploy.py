@@ -342,16 +342,17 @@ def test_the_ordering_check_catches_a_provider_without_prerequisites(evaluation)
         assert not addons <= broken.prerequisites(resource), resource.name
 
 
-# --------------------------------------------------------------------------- docs/deploy.md
+# ------------------------------------------------ docs/how-to/deploy.md, docs/reference/outputs.md
 
 
-DEPLOY_DOC = REPO / "docs" / "deploy.md"
+DEPLOY_DOC = REPO / "docs" / "how-to" / "deploy.md"
+OUTPUTS_DOC = REPO / "docs" / "reference" / "outputs.md"
 
 
 def test_deploy_doc_names_every_export(stack):
-    """docs/deploy.md lists what each stack exports: every output of the evaluated platform
-    stack (ecs_gpu's keys too) and of the bootstrap stack."""
-    text = DEPLOY_DOC.read_text()
+    """docs/reference/outputs.md lists what each stack exports: every output of the evaluated
+    platform stack (ecs_gpu's keys too) and of the bootstrap stack."""
+    text = OUTPUTS_DOC.read_text()
     outputs = evaluated(stack).outputs
     missing = [name for name in outputs if f"`{name}`" not in text]
     gpu = outputs.get("ecs_gpu") or {}
