@@ -225,7 +225,8 @@ CLOUDPROVIDER_CALLS: tuple[ApiCall, ...] = (
 )  # fmt: skip
 """Every call FargateCluster/ECSCluster/EC2Cluster make to start, use and stop a cluster with
 the kwargs below (skip_cleanup=True, every resource supplied), read from dask-cloudprovider
-2025.9 source. The README table and the analyst-policy replay test are generated from it.
+2025.9 source. The table in docs/explanation/cloudprovider.md and the analyst-policy replay test
+are generated from it.
 
 Not listed: ``logs:GetLogEvents``. ``ECSCluster.logs()`` would call it from ``Task.logs``, but in
 2025.9 ``Task.__init__`` keeps ``log_group``/``log_stream_prefix`` in ``self.kwargs``, so
@@ -234,7 +235,9 @@ logs from the scheduler instead, with no AWS call). A test holds this against th
 
 
 def calls_table() -> str:
-    """The README's markdown table of the calls the analyst policy covers."""
+    """The markdown table of the calls the analyst policy covers.
+
+    ref: docs/explanation/cloudprovider.md (where it is pasted; a test keeps it current)"""
     rows = [
         "| IAM action | also authorized | cluster managers | when | dask-cloudprovider source |",
         "|---|---|---|---|---|",

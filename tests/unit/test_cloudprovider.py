@@ -298,10 +298,11 @@ def test_every_call_in_the_source_is_listed_or_explained():
     assert listed <= operations, f"listed but no longer in the source: {listed - operations}"
 
 
-def test_readme_lists_the_calls():
-    readme = (REPO / "README.md").read_text()
-    assert calls_table() in readme, (
-        "README table is stale: paste dask_platform.cloudprovider.calls_table()"
+def test_docs_list_the_calls():
+    doc = (REPO / "docs" / "explanation" / "cloudprovider.md").read_text()
+    assert calls_table() in doc, (
+        "docs/explanation/cloudprovider.md table is stale: paste "
+        "dask_platform.cloudprovider.calls_table()"
     )
 
 

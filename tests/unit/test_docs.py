@@ -12,6 +12,7 @@ What the docs follow (and this file enforces):
   run from the repository root unless the block is marked not-run. ``uv run python -m bench ...``
   is parsed by ``bench.__main__.app``. A bare ``dask-platform`` is not what a user types in a
   fresh checkout: it must be shown with ``uv run``.
+- ``uv run pytest PATH...``: every PATH exists.
 - A block preceded by ``<!-- not-run: <reason> -->`` is checked but not run (it needs AWS, a
   running local platform, a container engine or the network). Other programs (pulumi, helm,
   kubectl, aws, git, curl) appear only in such blocks.
@@ -233,6 +234,11 @@ def check(command: Command) -> str:
 
             parse_with(bench_app, "bench", rest[3:])
             return "bench"
+        if rest[:1] == ["pytest"]:
+            missing = [w for w in rest[1:] if not w.startswith("-") and not (REPO / w).exists()]
+            if missing:
+                raise DocError(f"pytest: no test path {', '.join(missing)}")
+            return "pytest"
         raise DocError(f"uv run: not a command this project ships: {' '.join(rest)}")
     if program in BUILTINS:
         return "builtin"
@@ -440,6 +446,10 @@ BAD = {
         "uv run dask-platform",
     ),
     "unknown make target": ("```bash\nmake deploy\n```\n", "no target 'deploy'"),
+    "test file that is gone": (
+        "<!-- not-run: slow -->\n```bash\nuv run pytest tests/unit/test_nothing.py -q\n```\n",
+        "no test path tests/unit/test_nothing.py",
+    ),
     "unknown make variable": ("```bash\nmake plan STAK=prod\n```\n", "no variable STAK"),
     "external tool not marked": ("```bash\npulumi up\n```\n", "not-run"),
     "not-run without a reason": ("<!-- not-run: -->\n```bash\nmake test\n```\n", "reason"),
