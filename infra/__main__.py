@@ -1,5 +1,5 @@
 """dask-platform: the Pulumi program. It only loads the stack config, composes one component per
-AWS concern, and exports. Everything it builds is described in docs/design.md."""
+AWS concern, and exports. Everything it builds is described in docs/explanation/design.md."""
 
 import pulumi
 import pulumi_aws as aws

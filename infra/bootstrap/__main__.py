@@ -1,6 +1,6 @@
 """dask-platform bootstrap: the ECR repositories and the image tags every platform stack runs.
 
-Applied before any platform stack (docs/deploy.md): `pulumi up` here, push the images to the
+Applied before any platform stack (docs/how-to/deploy.md): `pulumi up` here, push the images to the
 repositories it exports, then the platform stacks read ``images`` through a stack reference.
 """
 

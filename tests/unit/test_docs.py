@@ -328,7 +328,7 @@ ALL_COMMANDS = [command for doc in DOCS for command in _commands(doc)]
 
 
 def _id(command: Command) -> str:
-    return f"{command.doc}:{command.line}:{command.words[0]}"
+    return f"{command.doc}:{command.line}:{' '.join(command.words)}"
 
 
 # ------------------------------------------------------------------------------ the tests
@@ -374,6 +374,32 @@ def test_runnable_command_exits_0(command, tmp_path):
         argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
     )
     assert result.returncode == 0, (command.text, result.stdout[-3000:], result.stderr[-3000:])
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    linked = {
+        (REPO / target.partition("#")[0]).resolve()
+        for target in LINK.findall(README.read_text())
+        if not re.match(r"[a-z]+:", target)
+    }
+    assert [doc.relative_to(REPO).as_posix() for doc in DOCS[1:] if doc not in linked] == []
+
+
+CODE_GLOBS = ["src/**/*.py", "infra/**/*.py", "infra/**/*.yaml", "tests/**/*.py", "bench/*.py",
+              "policies/**/*.yaml", "images/*.toml", "helm/**/*.yaml", "Makefile"]  # fmt: skip
+
+
+def test_doc_paths_named_in_code_exist():
+    """Docstrings and comments that send a reader to docs/ name pages that exist."""
+    named = {
+        (path.relative_to(REPO).as_posix(), page)
+        for pattern in CODE_GLOBS
+        for path in REPO.glob(pattern)
+        if path != Path(__file__).resolve() and ".venv" not in path.parts
+        for page in re.findall(r"(?<![/\w.-])docs/[\w/.-]+\.md", path.read_text(errors="replace"))
+    }
+    assert len(named) >= 5
+    assert sorted((path, page) for path, page in named if not (REPO / page).is_file()) == []
 
 
 def test_chart_cache_is_filled_as_the_readme_says():

@@ -73,7 +73,8 @@ STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 # STS refuses DurationSeconds under 900. ref: API_AssumeRoleWithWebIdentity.html
 STS_MINIMUM_SESSION_SECONDS = 900
 # The lowest floor the emulator can be set to: tests lower the floor so a job runs across
-# several credential lifetimes in real time (a deviation from AWS, declared in the README).
+# several credential lifetimes in real time (a deviation from AWS; see
+# docs/explanation/local-stand-ins.md).
 LOWEST_SESSION_SECONDS = 10
 # How long the gate keeps a fetched JWKS, and the least time between two refetches for an
 # unknown key id (PyJWKClient's cooldown): a verifier that caches keys as STS does (AWS does
