@@ -13,6 +13,8 @@ What the docs follow (and this file enforces):
   is parsed by ``bench.__main__.app``. A bare ``dask-platform`` is not what a user types in a
   fresh checkout: it must be shown with ``uv run``.
 - ``uv run pytest PATH...``: every PATH exists.
+- Commands in prose (code spans starting with ``uv run`` or ``make``, and ``dask-platform``
+  spans with options) are checked the same way, not run.
 - A block preceded by ``<!-- not-run: <reason> -->`` is checked but not run (it needs AWS, a
   running local platform, a container engine or the network). Other programs (pulumi, helm,
   kubectl, aws, git, curl) appear only in such blocks.
@@ -23,6 +25,8 @@ ref: https://diataxis.fr/ (how docs/ is organised); https://click.palletsproject
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shlex
@@ -47,6 +51,9 @@ BUILTINS = {"cd", "export", "echo", "eval"}
 EXTERNAL = {"pulumi", "helm", "kubectl", "aws", "git", "curl", "sha256sum"}
 NOT_RUN = re.compile(r"<!--\s*not-run:(.*?)-->")
 MACHINE_PATHS = re.compile(r"(/work/|/home/[a-z]|/root/|/Users/|\.\./shared\b)")
+INLINE = re.compile(
+    r"(?<!`)`((?:uv run|make) [^`]+|dask-platform [a-z-]+(?: [a-z-]+)? -[^`]*)`(?!`)"
+)
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^\s*(`{3,})\s*([\w-]*)")
 RUN_TIMEOUT_S = 300
@@ -157,10 +164,30 @@ def simple_commands(text: str) -> list[list[str]]:
     return cleaned
 
 
+def inline_commands(text: str) -> list[tuple[int, str]]:
+    """Commands in prose: code spans starting with `uv run` or `make`, and `dask-platform` spans
+    with options (checked as `uv run dask-platform ...`). Fenced blocks are left out."""
+    found = []
+    in_fence = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        if FENCE.match(line):
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            continue
+        for span in INLINE.findall(line):
+            found.append((number, span if span.startswith(("uv ", "make ")) else f"uv run {span}"))
+    return found
+
+
 def commands_of(path: Path, text: str | None = None) -> list[Command]:
     text = path.read_text() if text is None else text
     doc = path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else path.name
-    found = []
+    found = [
+        Command(doc, line, shown, tuple(words), "shown in prose")
+        for line, shown in inline_commands(text)
+        for words in simple_commands(shown)
+    ]
     for block in blocks(text):
         if block.lang == "text" and any(line.startswith("$ ") for line in block.lines):
             raise DocError(f"{doc}:{block.line}: a transcript with commands is a console block")
@@ -195,7 +222,8 @@ def parse_with(command: typer.Typer, prog: str, args: list[str]) -> str:
             raise DocError(f"{' '.join(path)}: no command {name!r} (one of {sorted(cmd.commands)})")
         cmd, path = sub, [*path, name]
     try:
-        cmd.make_context(" ".join(path), rest)
+        with contextlib.redirect_stdout(io.StringIO()):  # --help prints the help
+            cmd.make_context(" ".join(path), rest)
     except typer.Exit as done:  # --help
         if done.exit_code != 0:
             raise DocError(f"{' '.join(path)} {' '.join(rest)}: exit {done.exit_code}") from done
@@ -487,6 +515,10 @@ BAD = {
     "transcript hidden in a text block": (
         "```text\n$ uv run dask-platform local status\n```\n",
         "console block",
+    ),
+    "misspelled option in prose": (
+        "Run `dask-platform local up --sites central` first.\n",
+        "No such option: --sites",
     ),
     "machine path": ("Charts are in /work/shared/upstream/charts.\n", "machine path"),
     "broken link": ("[deploy](docs/deploy.md)\n", "no file docs/deploy.md"),
