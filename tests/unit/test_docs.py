@@ -6,7 +6,8 @@ What the docs follow (and this file enforces):
 
 - Commands live in fenced ``console`` (lines starting with ``$ ``), ``sh``, ``bash`` or ``shell``
   blocks; a ``text`` block never hides a ``$ `` command line.
-- ``make TARGET [VAR=value]``: TARGET is a target of the Makefile, VAR a variable it reads.
+- ``make TARGET [VAR=value]``: TARGET is a target of the Makefile, VAR a variable it reads (not
+  run here: ``make test`` is this suite; what ``make demo`` shows, tests/integration assert).
 - ``uv run [--frozen] dask-platform ...``: parsed by the click command tree of
   ``dask_platform.cli.app`` (an unknown command or option, a missing option value fails), then
   run from the repository root unless the block is marked not-run. ``uv run python -m bench ...``
