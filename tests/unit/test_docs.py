@@ -19,7 +19,8 @@ What the docs follow (and this file enforces):
 - A block preceded by ``<!-- not-run: <reason> -->`` is checked but not run (it needs AWS, a
   running local platform, a container engine or the network). Other programs (pulumi, helm,
   kubectl, aws, git, curl) appear only in such blocks.
-- No machine path (a home directory, the workspace) anywhere.
+- No machine path (a home directory, the workspace) anywhere; a repository path in backticks
+  (`` `infra/...` ``, `` `src/...` ``, ...) exists.
 
 ref: https://diataxis.fr/ (how docs/ is organised); https://click.palletsprojects.com/en/stable/api/#click.Command.make_context
 """
@@ -56,6 +57,10 @@ INLINE = re.compile(
     r"(?<!`)`((?:uv run|make) [^`]+|dask-platform [a-z-]+(?: [a-z-]+)? -[^`]*)`(?!`)"
 )
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
+REPO_PATH = re.compile(
+    r"`((?:infra|policies|helm|images|src|scripts|tests|bench|local|docs)/[^`\s<>*{}]*)`"
+)
+GENERATED = {"policies/crossguard/venv"}  # Pulumi creates it on the pack's first use
 FENCE = re.compile(r"^\s*(`{3,})\s*([\w-]*)")
 RUN_TIMEOUT_S = 300
 
@@ -334,6 +339,11 @@ def problems(path: Path, text: str | None = None) -> list[str]:
     text = path.read_text() if text is None else text
     found = [f"machine path {m.group(0)!r}" for m in MACHINE_PATHS.finditer(text)]
     found += link_problems(path, text)
+    found += [
+        f"no such path in the repository: {name}"
+        for name in REPO_PATH.findall(text)
+        if name not in GENERATED and not (REPO / name).exists()
+    ]
     try:
         commands = commands_of(path, text)
     except DocError as error:
@@ -520,6 +530,10 @@ BAD = {
     "misspelled option in prose": (
         "Run `dask-platform local up --sites central` first.\n",
         "No such option: --sites",
+    ),
+    "a repository path that is gone": (
+        "The program is in `infra/components/nothing.py`.\n",
+        "no such path in the repository: infra/components/nothing.py",
     ),
     "machine path": ("Charts are in /work/shared/upstream/charts.\n", "machine path"),
     "broken link": ("[deploy](docs/deploy.md)\n", "no file docs/deploy.md"),
