@@ -105,7 +105,8 @@ def run(context: Context) -> dict[str, Any]:
         "parameters": {"stacks": stacks, "repeat": repeat},
         "figures": figures,
         "notes": [
-            "Cold = a new `dask-platform plan --stack S --no-resources --no-documents` process (lint on, "
+            "Cold = a new `dask-platform plan --stack S --no-resources --no-documents` process "
+            "(lint on, "
             "so checkov's kubernetes checks run too, as a process of their own); warm = the same "
             "evaluation, rules, IAM lint and manifests (render every release, validate every "
             "object; no checkov) repeated in one process after a warm-up evaluation. The "
