@@ -1,4 +1,4 @@
-"""The registry: every rule as a pulumi_policy policy object, with its name, the reason it exists,
+"""The policies: every rule as a pulumi_policy policy object, with its name, the reason it exists,
 its enforcement level and its config schema. The CrossGuard pack hands :func:`policies` to
 ``PolicyPack``; the offline gate runs the same objects' ``validate``.
 
