@@ -20,7 +20,7 @@ from dask_platform.local.platform import LocalPlatform
 from dask_platform.runbooks import remote
 
 from ..examples import EXAMPLE_ACCESS_KEY_ID
-from .conftest import CLOSED_GATEWAYS, new_cluster
+from .conftest import new_cluster
 
 pytest_plugins = ("tests.integration.federation",)
 
@@ -196,7 +196,6 @@ def three_clusters(oidc_gateway_as: Callable[..., Any]) -> Iterator[dict[str, An
     idle = alice.new_cluster()
     busy = new_cluster(alice, 1)
     other = bob.new_cluster()
-    CLOSED_GATEWAYS.extend([idle, other])
     client = busy.get_client()
     running = client.submit(time.sleep, 120, pure=False)
     time.sleep(4)  # the idle clusters have done nothing for a few seconds
@@ -247,7 +246,6 @@ def test_clusters_across_all_sites(
     state: str, oidc_gateway_as: Callable[..., Any], federation: LocalPlatform
 ) -> None:
     on_hpc = oidc_gateway_as("alice", "hpc").new_cluster()
-    CLOSED_GATEWAYS.append(on_hpc)
     try:
         only_central = run("clusters", "list", "--state-dir", state, "--user", "alice")
         assert on_hpc.name not in only_central.output

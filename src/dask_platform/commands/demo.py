@@ -29,10 +29,6 @@ from rich.table import Table
 DEMO_USER = "alice"
 OTHER_TEAM_USER = "bob"
 WORKERS = 2
-# dask-gateway 2026.3.0's Gateway.__del__ calls close() again after close() stopped its loop,
-# which raises (and prints) "Accessing the loop property while the loop is not running". Closed
-# clients are kept here until the interpreter finalizes, when __del__ skips that call.
-_CLOSED_GATEWAYS: list[Any] = []
 RECORDS = 400
 PARTITIONS = 4
 
@@ -259,16 +255,13 @@ def run_demo(
         name = cluster.name
         client.close()
         cluster.shutdown()
-        _CLOSED_GATEWAYS.append(cluster.gateway)
         cluster = None
         remaining = [c.name for c in gateway.list_clusters()]
         checks.append(Check("the cluster is shut down", name not in remaining, f"{name} gone"))
     finally:
         if cluster is not None:
             cluster.shutdown()
-            _CLOSED_GATEWAYS.append(cluster.gateway)
         gateway.close()
-        _CLOSED_GATEWAYS.append(gateway)
     return checks
 
 

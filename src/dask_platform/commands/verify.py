@@ -53,15 +53,15 @@ def verify_workers(
     ),
 ) -> None:
     """Prove per worker: team role, no keys, own prefix writable, others' denied, same versions."""
-    from dask_platform.runbooks.access import Credentials, load_registry, read_password_stdin
+    from dask_platform.runbooks.access import Credentials, read_password_stdin
     from dask_platform.runbooks.verify import VerifyError, verify
-    from dask_platform.sites import _CLOSED, SiteError
+    from dask_platform.sites import SiteError, load_catalog
 
     console = Console()
     started_at = time.monotonic()
     try:
-        registry = load_registry(outputs, state_dir)
-        chosen = registry[site] if site is not None else next(iter(registry))
+        catalog = load_catalog(outputs, state_dir)
+        chosen = catalog[site] if site is not None else next(iter(catalog))
         password = read_password_stdin() if password_stdin else None
         credentials = Credentials(user, password)
         gateway = credentials.gateway(chosen)
@@ -118,7 +118,6 @@ def verify_workers(
                 cluster.shutdown()
             else:
                 cluster.close(shutdown=False)
-            _CLOSED.append(cluster)
         credentials.close()
 
     table = Table(

@@ -1,50 +1,29 @@
-"""Several sites, one analyst: the site registry and :class:`MultiSiteCluster`.
+"""Several sites, one analyst: :class:`MultiSiteCluster`, and :func:`default_auth` (a login).
 
-A *site* is one deployment of the platform - one Pulumi stack (a central site, an HPC bridge,
-...) or one gateway of the local platform. Everything a client needs to reach it is in the
-stack's outputs (``pulumi stack output --json``): ``gateway_address``,
-``gateway_proxy_address`` and ``site`` (this module's :func:`site_output`: the site's name, how
-its gateway authenticates users, and adaptive-scaling defaults). :class:`SiteRegistry` reads
-those files - or the local platform's ``.local/outputs.json`` and its per-site files.
+:class:`MultiSiteCluster` starts a dask-gateway cluster on every chosen site of a
+:class:`~dask_platform.sites.catalog.SiteCatalog` at once (each adaptive, with the site's
+defaults), gives ``ms["site"]`` / ``ms.clients`` access, and runs a computation where its data
+lives: ``ms.compute(obj)`` sends ``obj`` to the site named by ``obj.attrs["location"]`` (an
+xarray object, or any dask collection with an ``attrs`` mapping). A site that is down or slow
+does not hold up the others: starts run concurrently with one deadline, a failed site is named
+with its reason in ``ms.failures`` (and a warning), and only if every site fails is it an
+error. Instances share nothing: each has its own clusters, clients and login sessions.
 
-:class:`MultiSiteCluster` starts a dask-gateway cluster on every chosen site at once (each
-adaptive, with the site's defaults), gives ``ms["site"]`` / ``ms.clients`` access, and runs a
-computation where its data lives: ``ms.compute(obj)`` sends ``obj`` to the site named by
-``obj.attrs["location"]`` (an xarray object, or any dask collection with an ``attrs`` mapping).
-A site that is down or slow does not hold up the others: starts run concurrently with one
-deadline, a failed site is named with its reason in ``ms.failures`` (and a warning), and only
-if every site fails is it an error. Instances share nothing: each has its own clusters,
-clients and login sessions.
-
-Importing this module imports neither dask nor dask-gateway (the Pulumi program uses
-:func:`site_output`).
+Importing this module imports neither dask nor dask-gateway.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from dask_platform.stack_config import GatewayAuth, StackConfig
-
-# Objects of dask-gateway whose __del__ (2026.3.0) calls close() again after close() stopped
-# their IO loop and prints "Accessing the loop property while the loop is not running"; kept
-# referenced until the interpreter finalizes, when __del__ skips that call. No state is shared
-# through this list: nothing reads it.
-_CLOSED: list[Any] = []
-
-
-class SiteError(ValueError):
-    """A site-registry problem, naming the site or file and the allowed values."""
+from dask_platform.gateway_client import close_quietly
+from dask_platform.sites.catalog import SiteCatalog
+from dask_platform.sites.outputs import Site, SiteError
 
 
 class SitesUnavailableError(RuntimeError):
@@ -54,154 +33,6 @@ class SitesUnavailableError(RuntimeError):
         self.failures = dict(failures)
         lines = "\n".join(f"  - {site}: {reason}" for site, reason in sorted(failures.items()))
         super().__init__(f"no site could start a cluster:\n{lines}")
-
-
-class Adaptive(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    minimum: int = Field(ge=0, description="Workers kept when idle.")
-    maximum: int = Field(ge=1, description="Workers at most (the site's per-cluster limit).")
-
-
-class SiteInfo(BaseModel):
-    """The ``site`` stack output."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")
-    auth: GatewayAuth
-    adaptive: Adaptive
-
-
-def site_output(
-    name: str, stack: StackConfig, auth: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """The ``site`` output of a stack: its name, its gateway's user authentication (no
-    secret: the OIDC issuer and public client id, or just the type) and adaptive defaults."""
-    info = SiteInfo(
-        name=name,
-        auth=GatewayAuth.model_validate(auth) if auth is not None else stack.gateway.auth,
-        # Idle clusters shrink to nothing; a computation may use the whole per-cluster limit.
-        adaptive=Adaptive(minimum=0, maximum=stack.gateway.cluster_max_workers),
-    )
-    return info.model_dump(mode="json", exclude_none=True)
-
-
-@dataclass(frozen=True)
-class Site:
-    """One site: where its gateway is, how it authenticates, its stack outputs."""
-
-    name: str
-    address: str
-    proxy_address: str
-    auth: GatewayAuth
-    adaptive: Adaptive
-    outputs: Mapping[str, Any]
-    source: str
-    local_state_dir: Path | None = None
-
-    @property
-    def teams(self) -> list[str]:
-        return list(self.outputs.get("teams") or [])
-
-
-def _site_from_outputs(outputs: Mapping[str, Any], source: str) -> Site:
-    missing = [
-        key for key in ("gateway_address", "gateway_proxy_address", "site") if not outputs.get(key)
-    ]
-    if missing:
-        raise SiteError(
-            f"{source}: not a site's stack outputs (missing {', '.join(missing)}); use "
-            "`pulumi stack output --json` of a stack of this project, or the local platform's "
-            "outputs.json"
-        )
-    try:
-        info = SiteInfo.model_validate(outputs["site"])
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"site.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise SiteError(f"{source}: {problems}") from None
-    state_dir = outputs.get("state_dir")
-    return Site(
-        name=info.name,
-        address=str(outputs["gateway_address"]).rstrip("/"),
-        proxy_address=str(outputs["gateway_proxy_address"]),
-        auth=info.auth,
-        adaptive=info.adaptive,
-        outputs=dict(outputs),
-        source=source,
-        local_state_dir=Path(state_dir) if state_dir else None,
-    )
-
-
-def _read_outputs(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise SiteError(f"{path}: no such file (write it with `pulumi stack output --json`)")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SiteError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise SiteError(f"{path}: must be a JSON object of stack outputs")
-    return data
-
-
-class SiteRegistry:
-    """Sites by name, in the order given."""
-
-    def __init__(self, sites: Iterable[Site]) -> None:
-        self._sites: dict[str, Site] = {}
-        for site in sites:
-            if site.name in self._sites:
-                raise SiteError(
-                    f"site {site.name!r} appears twice ({self._sites[site.name].source} and "
-                    f"{site.source}); each stack's `site.name` must be unique"
-                )
-            self._sites[site.name] = site
-        if not self._sites:
-            raise SiteError("no site given: pass stack output files or a local platform")
-
-    @classmethod
-    def from_outputs(cls, paths: Iterable[str | Path]) -> SiteRegistry:
-        """From ``pulumi stack output --json`` files, one per stack (site)."""
-        return cls(_site_from_outputs(_read_outputs(Path(p)), str(p)) for p in paths)
-
-    @classmethod
-    def from_local(cls, state_dir: str | Path) -> SiteRegistry:
-        """Every site of a running local platform (its ``outputs.json`` lists them)."""
-        main = Path(state_dir) / "outputs.json"
-        if not main.is_file():
-            raise SiteError(
-                f"the local platform is not running ({main} is missing); start it with "
-                "`dask-platform local up` or pass stack output files"
-            )
-        outputs = _read_outputs(main)
-        files = outputs.get("site_outputs") or {}
-        if not files:
-            return cls([_site_from_outputs(outputs, str(main))])
-        return cls.from_outputs(files.values())
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._sites)
-
-    def __iter__(self) -> Iterator[Site]:
-        return iter(self._sites.values())
-
-    def __len__(self) -> int:
-        return len(self._sites)
-
-    def __getitem__(self, name: str) -> Site:
-        try:
-            return self._sites[name]
-        except KeyError:
-            raise SiteError(
-                f"site: {name!r} is not a known site; known sites: {', '.join(self.names)}"
-            ) from None
-
-    def select(self, names: Iterable[str] | None) -> list[Site]:
-        return [self[n] for n in names] if names is not None else list(self)
 
 
 def default_auth(site: Site, **credentials: Any) -> Any:
@@ -267,13 +98,13 @@ class MultiSiteCluster:
 
     def __init__(
         self,
-        registry: SiteRegistry,
+        catalog: SiteCatalog,
         *,
         auth: Any = None,
         locations: Mapping[str, str] | None = None,
         timeout: float = 120.0,
     ) -> None:
-        self.registry = registry
+        self.catalog = catalog
         self.locations = dict(locations or {})
         self.timeout = float(timeout)
         self._auth = auth
@@ -282,11 +113,11 @@ class MultiSiteCluster:
         self._clusters: dict[str, Any] = {}
         self._clients: dict[str, Any] = {}
         self.failures: dict[str, str] = {}
-        unknown = sorted(set(self.locations.values()) - set(registry.names))
+        unknown = sorted(set(self.locations.values()) - set(catalog.names))
         if unknown:
             raise SiteError(
                 f"locations: {', '.join(unknown)} are not known sites; known sites: "
-                f"{', '.join(registry.names)}"
+                f"{', '.join(catalog.names)}"
             )
 
     # ------------------------------------------------------------------ auth
@@ -322,7 +153,7 @@ class MultiSiteCluster:
         every site's options form. Sites that fail or exceed ``timeout`` are reported in
         :attr:`failures` and with a warning; if none starts, :class:`SitesUnavailableError`.
         """
-        chosen = self.registry.select(sites)
+        chosen = self.catalog.select(sites)
         already = sorted(s.name for s in chosen if s.name in self._clusters)
         if already:
             raise SiteError(f"a cluster is already running on {', '.join(already)}")
@@ -409,14 +240,14 @@ class MultiSiteCluster:
             start.done.set()
             if start.abandoned:
                 # The caller gave up on this site: whatever started late is stopped, not leaked.
-                _close_quietly(start.client, start.cluster, start.gateway)
+                close_quietly(start.client, start.cluster, start.gateway)
 
     # ------------------------------------------------------------------ access
 
     @property
     def sites(self) -> list[str]:
-        """Sites with a running cluster, in registry order."""
-        return [name for name in self.registry.names if name in self._clusters]
+        """Sites with a running cluster, in catalog order."""
+        return [name for name in self.catalog.names if name in self._clusters]
 
     @property
     def clients(self) -> dict[str, Any]:
@@ -433,7 +264,7 @@ class MultiSiteCluster:
     def __getitem__(self, site: str) -> Any:
         if site in self._clusters:
             return self._clusters[site]
-        self.registry[site]  # raises for an unknown site, naming the known ones
+        self.catalog[site]  # raises for an unknown site, naming the known ones
         reason = self.failures.get(site, "no cluster was started there")
         raise SiteError(f"site {site!r} has no running cluster ({reason})")
 
@@ -442,14 +273,14 @@ class MultiSiteCluster:
         if not isinstance(attrs, Mapping) or location_key not in attrs:
             raise SiteError(
                 f"{location_key}: the object has no attrs[{location_key!r}] naming where its "
-                f"data lives; one of {', '.join(self.registry.names)}"
+                f"data lives; one of {', '.join(self.catalog.names)}"
             )
         location = str(attrs[location_key])
         site = self.locations.get(location, location)
-        if site not in self.registry.names:
+        if site not in self.catalog.names:
             raise SiteError(
                 f"attrs[{location_key!r}] = {location!r} is not a site; known sites: "
-                f"{', '.join(self.registry.names)} (or map it with locations=)"
+                f"{', '.join(self.catalog.names)} (or map it with locations=)"
             )
         return site
 
@@ -473,7 +304,7 @@ class MultiSiteCluster:
         threads = {}
         for name in list(self._clusters):
             thread = threading.Thread(
-                target=_close_quietly,
+                target=close_quietly,
                 args=(
                     self._clients.pop(name, None),
                     self._clusters.pop(name),
@@ -533,17 +364,3 @@ def _describe(error: BaseException, site: Site) -> str:
         return str(error)  # already names the outputs file, the address and what answered
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else 'no detail'}"
-
-
-def _close_quietly(client: Any, cluster: Any, gateway: Any) -> None:
-    for closing in (
-        getattr(client, "close", None),
-        getattr(cluster, "shutdown", None),
-        getattr(gateway, "close", None),
-    ):
-        if closing is None:
-            continue
-        # A site already gone has nothing left to close.
-        with contextlib.suppress(Exception):
-            closing()
-    _CLOSED.extend(o for o in (cluster, gateway) if o is not None)
