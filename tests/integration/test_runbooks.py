@@ -60,7 +60,7 @@ def test_outputs_json_is_the_file(state: str, site_outputs: dict) -> None:
 
 
 def test_outputs_of_a_pulumi_stack_file_pass() -> None:
-    result = run("outputs", "--file", str(FIXTURE_OUTPUTS / "prod.json"))
+    result = run("outputs", "--outputs", str(FIXTURE_OUTPUTS / "prod.json"))
     assert result.exit_code == 0, result.output
     assert "site prod" in result.output
     assert "https://keycloak.example.org/realms/earth" in result.output
@@ -87,13 +87,13 @@ def test_outputs_findings_exit_1(tmp_path: Path, mutation: Callable, finding: st
     mutation(outputs)
     file = tmp_path / "outputs.json"
     file.write_text(json.dumps(outputs))
-    result = run("outputs", "--file", str(file))
+    result = run("outputs", "--outputs", str(file))
     assert result.exit_code == 1
     assert finding in result.output
 
 
 def test_outputs_of_a_missing_file_exit_2(tmp_path: Path) -> None:
-    result = run("outputs", "--file", str(tmp_path / "nope.json"))
+    result = run("outputs", "--outputs", str(tmp_path / "nope.json"))
     assert result.exit_code == 2
     assert "no such file" in result.output
     assert "pulumi stack output --json" in result.output

@@ -19,7 +19,6 @@ def check(
     stack: list[str] = typer.Option(
         None,
         "--stack",
-        "-s",
         help="Stack name(s) to validate (Pulumi.<stack>.yaml); default: every committed stack.",
     ),
 ) -> None:
@@ -45,6 +44,7 @@ def check(
 STACK_OUTPUTS_FILE = typer.Option(
     ...,
     "--outputs",
+    "-o",
     help="A stack's outputs: `pulumi stack output --json` saved to a file, or the local "
     "platform's outputs.json.",
 )

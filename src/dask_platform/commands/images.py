@@ -106,6 +106,7 @@ def build_command(
     outputs: Path | None = typer.Option(
         None,
         "--outputs",
+        "-o",
         help="`pulumi stack output --json` file with ecr_repositories (needed with --push).",
     ),
 ) -> None:

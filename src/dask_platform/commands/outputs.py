@@ -60,10 +60,10 @@ def findings_of(outputs: dict[str, Any]) -> list[str]:
 
 
 def outputs(
-    file: Path | None = typer.Option(
+    outputs_file: Path | None = typer.Option(
         None,
-        "--file",
-        "-f",
+        "--outputs",
+        "-o",
         help="A `pulumi stack output --json` file; default: the local platform's outputs.json.",
     ),
     state_dir: Path = typer.Option(
@@ -76,20 +76,20 @@ def outputs(
 ) -> None:
     """Show a stack's outputs; exit 1 if one a client needs is missing or any carries a key."""
     console = Console()
-    path = file
+    path = outputs_file
     if path is None:
         path = state_dir / "outputs.json"
         if site is not None:
             path = state_dir / "sites" / f"{site}.json"
     elif site is not None:
         console.print(
-            "[red]✗ --site selects a local site; with --file, give that site's file[/red]"
+            "[red]✗ --site selects a local site; with --outputs, give that site's file[/red]"
         )
         raise typer.Exit(2)
     if not path.is_file():
         hint = (
             "start the local platform with `dask-platform local up`"
-            if file is None
+            if outputs_file is None
             else "write it with `pulumi stack output --json > FILE`"
         )
         known = sorted(p.stem for p in (state_dir / "sites").glob("*.json")) if site else []

@@ -39,7 +39,6 @@ def plan(
     stack: str = typer.Option(
         ...,
         "--stack",
-        "-s",
         help="Committed stack to evaluate: the NAME of Pulumi.NAME.yaml.",
         show_default=False,
     ),
