@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from dask_platform.runbooks import options as opt
+from dask_platform.runbooks.verify import VerifyReport
 
 
 def verify_workers(
@@ -120,9 +121,31 @@ def verify_workers(
                 cluster.close(shutdown=False)
         credentials.close()
 
-    table = Table(
-        title=f"verify-workers: {cluster.name} at site {chosen.name} (team {report.team})"
+    console.print(
+        report_table(
+            report, f"verify-workers: {cluster.name} at site {chosen.name} (team {report.team})"
+        )
     )
+    for finding in report.findings:
+        console.print(f"[red]✗ {escape(finding)}[/red]")
+    elapsed = time.monotonic() - started_at
+    if report.findings:
+        console.print(
+            f"[red]{len(report.findings)} finding(s) on {len(report.workers)} worker(s)[/red] "
+            f"in {elapsed:.0f}s"
+        )
+        raise typer.Exit(1)
+    console.print(
+        f"[green]✓ {len(report.workers)} worker(s) hold no key and act as "
+        f"{report.role_arn.rsplit('/', 1)[-1]} only[/green] in {elapsed:.0f}s"
+    )
+
+
+def report_table(report: VerifyReport, title: str) -> Table:
+    """The report of :func:`dask_platform.runbooks.verify.verify` as a table: per worker its
+    assumed role, AWS key variables, its team's prefix, the other team's prefix, object stores
+    and versions. ``verify-workers`` and ``demo`` print this same table."""
+    table = Table(title=title)
     for column in (
         "worker",
         "assumed role",
@@ -173,20 +196,7 @@ def verify_workers(
             else "= client ✓",
             "[red]✗[/red]" if worker.findings else "[green]✓[/green]",
         )
-    console.print(table)
-    for finding in report.findings:
-        console.print(f"[red]✗ {escape(finding)}[/red]")
-    elapsed = time.monotonic() - started_at
-    if report.findings:
-        console.print(
-            f"[red]{len(report.findings)} finding(s) on {len(report.workers)} worker(s)[/red] "
-            f"in {elapsed:.0f}s"
-        )
-        raise typer.Exit(1)
-    console.print(
-        f"[green]✓ {len(report.workers)} worker(s) hold no key and act as "
-        f"{report.role_arn.rsplit('/', 1)[-1]} only[/green] in {elapsed:.0f}s"
-    )
+    return table
 
 
 def _object_stores_cell(granted: dict[str, bool], access: dict[str, dict[str, Any]]) -> str:
