@@ -37,7 +37,8 @@ The fix (the first two halves each enough for the refused-request case):
 
 No upstream dask-gateway issue describes the hang; the upstream ``__del__`` fixes
 (dask/dask-gateway#162) predate distributed's class-wide lock and its strict ``loop`` property.
-:func:`close_quietly` is the one way this package closes the client objects it opened.
+:func:`close_quietly` is the one helper that closes a client, cluster and gateway where a
+failure to close (a site already gone) is not itself an error.
 
 It is active wherever the ``dask_platform`` wheel is installed - the client environment
 (``uv sync``) and the notebook image: the wheel ships ``dask_platform_gateway_client.pth``,
@@ -45,7 +46,10 @@ which registers :func:`install_on_import`; :func:`install` patches ``dask_gatewa
 when (and only when) it is imported. Calling :func:`install` again is harmless.
 
 ref: dask_gateway/client.py (``Gateway.__del__``, ``GatewayCluster._init_internal``) and
-distributed/utils.py (``LoopRunner``) in the pinned versions.
+distributed/utils.py (``LoopRunner``) in the pinned versions;
+https://github.com/dask/distributed/issues/7940 (the strict ``loop`` property),
+https://github.com/dask/dask-gateway/pull/162 (upstream's ``__del__`` guards),
+https://github.com/dask/distributed/issues/1229 (a non-blocking ``__del__``).
 """
 
 from __future__ import annotations
