@@ -277,7 +277,7 @@ class GpuOutputs(BaseModel):
 
 class PlatformOutputs(BaseModel):
     """The stack outputs the kwargs are built from (``pulumi stack output --json``, or the local
-    platform's ``.local/outputs.json``: same keys). Other outputs are ignored."""
+    platform's ``.dask-platform/outputs.json``: same keys). Other outputs are ignored."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 

@@ -75,7 +75,7 @@ class GatewayProfile(_Model):
         description="`pulumi stack output --json` files of the sites; empty = the local platform.",
     )
     state_dir: Path | None = Field(
-        default=None, description="The local platform's state directory (default .local)."
+        default=None, description="The local platform's state directory (default .dask-platform)."
     )
     username: str | None = Field(
         default=None, description="Log in as this user (password grant / basic auth)."
