@@ -25,7 +25,6 @@ plain dictionaries, so the infra program and the tests can use its constants wit
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -348,14 +347,13 @@ class Platform:
     @classmethod
     def from_outputs(cls, path: str | Path) -> Platform:
         """Load ``pulumi stack output --json`` (or the local platform's outputs.json)."""
-        source = Path(path)
+        from dask_platform.sites.outputs import StackOutputsError, read_outputs
+
         try:
-            data = json.loads(source.read_text())
-        except (OSError, ValueError) as exc:
-            raise PlatformError(
-                f"{source}: not a readable JSON stack-output file ({exc})"
-            ) from None
-        return cls.from_mapping(data, str(source))
+            data = read_outputs(path)
+        except StackOutputsError as exc:
+            raise PlatformError(str(exc)) from None
+        return cls.from_mapping(data, str(path))
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "stack outputs") -> Platform:

@@ -204,7 +204,7 @@ def test_repositories_come_from_the_stack_outputs(tmp_path):
     [
         ({"region": "us-west-2"}, "no 'ecr_repositories' output"),
         ({"ecr_repositories": {"worker": "r/w"}}, "no repository for gateway, notebook"),
-        ([], "no 'ecr_repositories' output"),
+        ([], "must be a JSON object of stack outputs"),
     ],
 )
 def test_bad_stack_outputs_are_one_clear_error(tmp_path, document, message):
@@ -215,7 +215,9 @@ def test_bad_stack_outputs_are_one_clear_error(tmp_path, document, message):
 def test_an_unreadable_outputs_file_is_one_clear_error(tmp_path):
     path = tmp_path / "outputs.json"
     path.write_text("{not json")
-    with pytest.raises(PushError, match="not a readable `pulumi stack output --json` file"):
+    with pytest.raises(
+        PushError, match=r"outputs\.json: not JSON \(.*\); expected `pulumi stack output"
+    ):
         read_repositories(path, IMAGES)
 
 

@@ -8,8 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
-from dask_platform.sites.outputs import Site, SiteError, read_outputs, site_from_outputs
+from dask_platform.sites.outputs import (
+    Site,
+    SiteError,
+    StackOutputsError,
+    read_outputs,
+    site_from_outputs,
+)
 
 
 class SiteCatalog:
@@ -30,7 +37,7 @@ class SiteCatalog:
     @classmethod
     def from_outputs(cls, paths: Iterable[str | Path]) -> SiteCatalog:
         """From ``pulumi stack output --json`` files, one per stack (site)."""
-        return cls(site_from_outputs(read_outputs(Path(p)), str(p)) for p in paths)
+        return cls(site_from_outputs(_read(p), str(p)) for p in paths)
 
     @classmethod
     def from_local(cls, state_dir: str | Path) -> SiteCatalog:
@@ -41,7 +48,7 @@ class SiteCatalog:
                 f"the local platform is not running ({main} is missing); start it with "
                 "`dask-platform local up` or pass stack output files"
             )
-        outputs = read_outputs(main)
+        outputs = _read(main)
         files = outputs.get("site_outputs") or {}
         if not files:
             return cls([site_from_outputs(outputs, str(main))])
@@ -75,3 +82,10 @@ def load_catalog(outputs: Iterable[str | Path] | None, state_dir: str | Path) ->
     if files:
         return SiteCatalog.from_outputs(files)
     return SiteCatalog.from_local(state_dir)
+
+
+def _read(path: str | Path) -> dict[str, Any]:
+    try:
+        return read_outputs(path)
+    except StackOutputsError as exc:
+        raise SiteError(str(exc)) from None

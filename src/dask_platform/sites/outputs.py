@@ -106,13 +106,32 @@ def site_from_outputs(outputs: Mapping[str, Any], source: str) -> Site:
     )
 
 
-def read_outputs(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise SiteError(f"{path}: no such file (write it with `pulumi stack output --json`)")
+class StackOutputsError(ValueError):
+    """A stack-outputs file that cannot be used; the message names the file and the fix."""
+
+
+def read_outputs(path: str | Path) -> dict[str, Any]:
+    """A ``pulumi stack output --json`` file (or the local platform's ``outputs.json``) as a
+    mapping of output name to value: the one reader every command and library uses.
+
+    Raises :class:`StackOutputsError` when the file is missing or unreadable, is not JSON, or
+    is not a JSON object. ref: https://www.pulumi.com/docs/iac/cli/commands/pulumi_stack_output/
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise StackOutputsError(
+            f"{source}: no such file (write it with `pulumi stack output --json > {source.name}`)"
+        )
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(source.read_text())
+    except OSError as exc:
+        raise StackOutputsError(f"{source}: cannot be read ({exc.strerror})") from None
     except json.JSONDecodeError as exc:
-        raise SiteError(f"{path}: not JSON ({exc})") from None
+        raise StackOutputsError(
+            f"{source}: not JSON ({exc}); expected `pulumi stack output --json`"
+        ) from None
     if not isinstance(data, dict):
-        raise SiteError(f"{path}: must be a JSON object of stack outputs")
+        raise StackOutputsError(
+            f"{source}: must be a JSON object of stack outputs (`pulumi stack output --json`)"
+        )
     return data
