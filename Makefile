@@ -82,4 +82,4 @@ bench: setup
 	$(UV) run --frozen python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf .venv .local .pytest_cache .ruff_cache .mypy_cache
+	rm -rf .venv .dask-platform .pytest_cache .ruff_cache .mypy_cache

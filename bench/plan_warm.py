@@ -19,7 +19,7 @@ def measure(stacks: list[str], repeat: int) -> dict[str, Any]:
     from dask_platform.guard import documents as iam_documents
     from dask_platform.guard.lint import lint_documents
     from dask_platform.guard.manifests import check_manifests
-    from dask_platform.guard.registry import pack_config
+    from dask_platform.guard.policies import pack_config
     from dask_platform.guard.runner import run_evaluation
     from dask_platform.project import project_root
     from dask_platform.pulumi_eval import evaluate_stack

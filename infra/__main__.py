@@ -244,7 +244,7 @@ pulumi.export("data_buckets", [b.name for b in config.data_buckets])
 pulumi.export("worker_image", worker_image)
 pulumi.export("karpenter_interruption_queue", karpenter.interruption_queue)
 pulumi.export("karpenter_node_pools", list(karpenter.node_pools))
-pulumi.export("site", site_output(stack, config))  # read by dask_platform.sites.SiteRegistry
+pulumi.export("site", site_output(stack, config))  # read by dask_platform.sites.catalog.SiteCatalog
 if ecs is not None:  # dask-cloudprovider: read by dask_platform.cloudprovider.Platform
     gpu = config.ecs.gpu
     gpu_size = ecs_gpu_worker_size(gpu.instance_types, gpu.gpus_per_worker)

@@ -2,12 +2,12 @@
 
 Constructing ``PolicyPack`` starts the analyzer's gRPC server and blocks until the Pulumi engine
 is done with it, so this file is run by the engine only; the rules are in
-``dask_platform.guard.rules`` and registered in ``dask_platform.guard.registry``.
+``dask_platform.guard.rules`` and registered in ``dask_platform.guard.policies``.
 """
 
 from pulumi_policy import EnforcementLevel, PolicyPack
 
-from dask_platform.guard.registry import PACK_DESCRIPTION, PACK_NAME, policies
+from dask_platform.guard.policies import PACK_DESCRIPTION, PACK_NAME, policies
 
 PolicyPack(
     name=PACK_NAME,

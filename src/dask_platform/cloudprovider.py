@@ -25,12 +25,11 @@ plain dictionaries, so the infra program and the tests can use its constants wit
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -43,6 +42,11 @@ from dask_platform.object_stores import (
     aws_config_env_value,
     aws_config_from_outputs,
 )
+
+CloudProviderKwargs: TypeAlias = dict[str, Any]
+"""Keyword arguments of a dask-cloudprovider cluster manager (``FargateCluster``,
+``ECSCluster``, ``EC2Cluster``), by the manager's own argument names.
+ref: https://cloudprovider.dask.org/en/latest/aws.html"""
 
 TEAM_TAG = "dask-platform/team"
 """The tag naming a resource's team; the analyst policy scopes EC2 instances with it."""
@@ -275,7 +279,7 @@ class GpuOutputs(BaseModel):
 
 class PlatformOutputs(BaseModel):
     """The stack outputs the kwargs are built from (``pulumi stack output --json``, or the local
-    platform's ``.local/outputs.json``: same keys). Other outputs are ignored."""
+    platform's ``.dask-platform/outputs.json``: same keys). Other outputs are ignored."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -346,14 +350,13 @@ class Platform:
     @classmethod
     def from_outputs(cls, path: str | Path) -> Platform:
         """Load ``pulumi stack output --json`` (or the local platform's outputs.json)."""
-        source = Path(path)
+        from dask_platform.sites.outputs import StackOutputsError, read_outputs
+
         try:
-            data = json.loads(source.read_text())
-        except (OSError, ValueError) as exc:
-            raise PlatformError(
-                f"{source}: not a readable JSON stack-output file ({exc})"
-            ) from None
-        return cls.from_mapping(data, str(source))
+            data = read_outputs(path)
+        except StackOutputsError as exc:
+            raise PlatformError(str(exc)) from None
+        return cls.from_mapping(data, str(path))
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "stack outputs") -> Platform:
@@ -367,14 +370,14 @@ class Platform:
 
     # ----------------------------------------------------------------------- public
 
-    def fargate_kwargs(self, team: str, **extra: Any) -> dict[str, Any]:
+    def fargate_kwargs(self, team: str, **extra: Any) -> CloudProviderKwargs:
         """``FargateCluster(**kwargs)``: scheduler on FARGATE, workers on FARGATE_SPOT if the
         stack says so, all as the team's task role."""
         kwargs = self._ecs_base(team)
         kwargs["fargate_spot"] = self.outputs.ecs_fargate_spot
         return self._merge(kwargs, extra, team, env_field="environment")
 
-    def ecs_kwargs(self, team: str, gpu: bool = False, **extra: Any) -> dict[str, Any]:
+    def ecs_kwargs(self, team: str, gpu: bool = False, **extra: Any) -> CloudProviderKwargs:
         """``ECSCluster(**kwargs)``. Without ``gpu``: everything on Fargate. With ``gpu``: the
         scheduler on Fargate, workers on the GPU capacity provider with ``worker_gpu`` GPUs."""
         kwargs = self._ecs_base(team)
@@ -413,7 +416,7 @@ class Platform:
             ]
         return self._merge(kwargs, extra, team, env_field="environment")
 
-    def ec2_kwargs(self, team: str, gpu: bool = False, **extra: Any) -> dict[str, Any]:
+    def ec2_kwargs(self, team: str, gpu: bool = False, **extra: Any) -> CloudProviderKwargs:
         """``EC2Cluster(**kwargs)``: private subnet, the platform security group and image, the
         team's instance profile, team-tagged instances and volumes."""
         out = self._require_ecs()
@@ -426,7 +429,7 @@ class Platform:
                 "ecs.imdsv2_account_default: true in the stack, or use fargate_kwargs/ecs_kwargs."
             )
         tags = {TEAM_TAG: team}
-        kwargs: dict[str, Any] = {
+        kwargs: CloudProviderKwargs = {
             "region": out.region,
             "vpc": out.vpc_id,
             "subnet_id": out.private_subnet_ids[0],
@@ -502,7 +505,7 @@ class Platform:
             return {}
         return {AWS_CONFIG_CONTENT_ENV: aws_config_env_value(text), TEAM_ENV: team}
 
-    def _ecs_base(self, team: str) -> dict[str, Any]:
+    def _ecs_base(self, team: str) -> CloudProviderKwargs:
         out = self._require_ecs()
         self._check_team(team)
         return {
@@ -521,8 +524,8 @@ class Platform:
         }
 
     def _merge(
-        self, kwargs: dict[str, Any], extra: Mapping[str, Any], team: str, env_field: str
-    ) -> dict[str, Any]:
+        self, kwargs: CloudProviderKwargs, extra: Mapping[str, Any], team: str, env_field: str
+    ) -> CloudProviderKwargs:
         if env_field in extra:
             check_environment(dict(extra[env_field] or {}), env_field)
         found: list[str] = []

@@ -280,5 +280,6 @@ def check_environment(environment: Mapping[str, object], field: str = "environme
 
 
 def key_variables_present(environment: Mapping[str, str]) -> list[str]:
-    """Key-material variables present (non-empty) in a process environment, for verification."""
-    return sorted(k for k in KEY_ENV_VARS if environment.get(k))
+    """Key-material variables present (non-empty, any letter case) in a process environment,
+    for verification: the names, never the values."""
+    return sorted(k for k, v in environment.items() if k.upper() in KEY_ENV_VARS and v)

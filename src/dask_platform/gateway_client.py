@@ -23,14 +23,22 @@ The fix (the first two halves each enough for the refused-request case):
 * ``Gateway.__del__`` never blocks: it hands ``close()`` to a short-lived daemon thread, so a
   collection in any thread, at any point, cannot wait on a lock or a loop that thread owns.
   (distributed made the same change for ``Future.__del__``, dask/distributed#1229.)
+* ``Gateway.__del__`` of a closed client does nothing. Upstream's calls ``close()`` a second
+  time, whose ``self.loop`` raises "Accessing the loop property while the loop is not running
+  is not supported" since distributed made that property strict (dask/distributed#7940); the
+  guards dask-gateway put in ``__del__`` (dask/dask-gateway#162) cover interpreter shutdown,
+  not a stopped loop. Every closed client, and every cluster's own client, is then collected
+  silently: nobody needs to keep closed clients referenced to dodge the message.
 * a cluster created with ``shutdown_on_close=False`` is marked on its scheduler as meant to
   outlive its client, which exempts it from the no-client shutdown (:mod:`dask_platform.no_client`);
 * and, while it is patched: a wrong gateway or proxy address fails within seconds naming the
   address and what answered there (:mod:`dask_platform.gateway_probe`), checked once per
   client before its first request and once per cluster before connecting through the proxy.
 
-No upstream dask-gateway issue describes this; the upstream ``__del__`` fixes (#162) predate
-distributed's class-wide lock.
+No upstream dask-gateway issue describes the hang; the upstream ``__del__`` fixes
+(dask/dask-gateway#162) predate distributed's class-wide lock and its strict ``loop`` property.
+:func:`close_quietly` is the one helper that closes a client, cluster and gateway where a
+failure to close (a site already gone) is not itself an error.
 
 It is active wherever the ``dask_platform`` wheel is installed - the client environment
 (``uv sync``) and the notebook image: the wheel ships ``dask_platform_gateway_client.pth``,
@@ -38,13 +46,17 @@ which registers :func:`install_on_import`; :func:`install` patches ``dask_gatewa
 when (and only when) it is imported. Calling :func:`install` again is harmless.
 
 ref: dask_gateway/client.py (``Gateway.__del__``, ``GatewayCluster._init_internal``) and
-distributed/utils.py (``LoopRunner``) in the pinned versions.
+distributed/utils.py (``LoopRunner``) in the pinned versions;
+https://github.com/dask/distributed/issues/7940 (the strict ``loop`` property),
+https://github.com/dask/dask-gateway/pull/162 (upstream's ``__del__`` guards),
+https://github.com/dask/distributed/issues/1229 (a non-blocking ``__del__``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib.abc
 import importlib.machinery
 import sys
@@ -66,6 +78,33 @@ def _close_in_background(gateway: Any) -> None:
     threading.Thread(target=close, name="dask-gateway client close", daemon=True).start()
 
 
+def close_quietly(
+    client: Any = None, cluster: Any = None, gateway: Any = None, *, shutdown: bool = True
+) -> None:
+    """Close a ``distributed.Client``, a ``GatewayCluster`` and a ``Gateway``, in that order
+    (each may be None); an error from one (its site is already gone) does not stop the others
+    and is not raised. The cluster is shut down, unless ``shutdown=False``: a handle from
+    ``Gateway.connect`` that the caller does not own is closed and the cluster keeps running.
+
+    ref: https://gateway.dask.org/api-client.html (``GatewayCluster.close``, ``Gateway.close``)
+    """
+    closers = [
+        getattr(client, "close", None),
+        (
+            functools.partial(cluster.close, shutdown=shutdown)
+            if cluster is not None and hasattr(cluster, "close")
+            else None
+        ),
+        getattr(gateway, "close", None),
+    ]
+    for closing in closers:
+        if closing is None:
+            continue
+        # A site already gone has nothing left to close.
+        with contextlib.suppress(Exception):
+            closing()
+
+
 def install(module: ModuleType | None = None) -> bool:
     """Patch ``dask_gateway.client`` (imported if not given); False if it was already patched."""
     if module is None:
@@ -84,6 +123,8 @@ def install(module: ModuleType | None = None) -> bool:
             or sys.is_finalizing()
         ):
             return
+        # Closed already (close() stopped the runner): upstream would call close() again and
+        # raise from the stopped loop (dask/distributed#7940).
         if self._loop_runner.is_started():
             _close_in_background(self)
 

@@ -17,9 +17,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from dask_platform.project import project_root
+
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
 
-_REPO_DIR = Path(__file__).resolve().parents[2] / "policies" / "iam"
+PACKAGE_DATA = "_iam"
+"""Where the wheel carries policies/iam (pyproject's force-include): the product renders these
+documents at run time (the analyst policy, the emulator's provisioning), installed or not."""
 
 
 class PolicyRenderError(ValueError):
@@ -27,10 +31,15 @@ class PolicyRenderError(ValueError):
 
 
 def policy_dir() -> Path:
-    """Where the JSON lives: the repository's policies/iam, or the copy inside the wheel."""
-    if _REPO_DIR.is_dir():
-        return _REPO_DIR
-    return Path(str(resources.files("dask_platform") / "_iam"))
+    """Where the JSON lives: inside the installed wheel (``dask_platform/_iam``), else - a
+    source checkout, where the package has no copy - the project's ``policies/iam``.
+
+    ref: https://docs.python.org/3/library/importlib.resources.html
+    """
+    packaged = resources.files("dask_platform") / PACKAGE_DATA
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return project_root() / "policies" / "iam"
 
 
 def policy_names() -> list[str]:

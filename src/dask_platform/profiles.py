@@ -75,7 +75,7 @@ class GatewayProfile(_Model):
         description="`pulumi stack output --json` files of the sites; empty = the local platform.",
     )
     state_dir: Path | None = Field(
-        default=None, description="The local platform's state directory (default .local)."
+        default=None, description="The local platform's state directory (default .dask-platform)."
     )
     username: str | None = Field(
         default=None, description="Log in as this user (password grant / basic auth)."
@@ -294,14 +294,14 @@ def _connect_gateway(profile: GatewayProfile, auth: Any, password: str | None) -
     from dask_gateway import Gateway
 
     from dask_platform.local.config import DEFAULT_STATE_DIR
-    from dask_platform.sites import SiteRegistry, default_auth
+    from dask_platform.sites import SiteCatalog, default_auth
 
-    registry = (
-        SiteRegistry.from_outputs([p.expanduser() for p in profile.outputs])
+    catalog = (
+        SiteCatalog.from_outputs([p.expanduser() for p in profile.outputs])
         if profile.outputs
-        else SiteRegistry.from_local(profile.state_dir or DEFAULT_STATE_DIR)
+        else SiteCatalog.from_local(profile.state_dir or DEFAULT_STATE_DIR)
     )
-    site = registry[profile.site]
+    site = catalog[profile.site]
     if auth is None:
         auth = default_auth(site, username=profile.username, password=password)
     gateway = Gateway(site.address, proxy_address=site.proxy_address, auth=auth)

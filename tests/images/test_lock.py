@@ -12,12 +12,12 @@ from dask_platform.images import IMAGES, all_images
 from dask_platform.images.base import DebootstrapRecipe
 from dask_platform.images.build import build_fraction, wheel_platforms
 from dask_platform.images.lock import (
-    LOCK_FILE,
     LockError,
     applicable,
     client_mismatches,
     generated_project_dependencies,
     image_packages,
+    images_lock_file,
     lock_is_current,
     lock_sha256,
     lock_tag,
@@ -44,12 +44,12 @@ def test_the_images_lock_pins_every_shared_package_to_the_clients_version():
 
 def test_a_client_version_change_is_caught(tmp_path):
     client = tmp_path / "uv.lock"
-    text = (LOCK_FILE.parent.parent / "uv.lock").read_text()
+    text = (images_lock_file().parent.parent / "uv.lock").read_text()
     dask_version = image_packages("worker", ENV_3_11_9)["dask"]
     marker = f'name = "dask"\nversion = "{dask_version}"'
     assert marker in text
     client.write_text(text.replace(marker, 'name = "dask"\nversion = "1999.1.0"'))
-    mismatches = client_mismatches(LOCK_FILE, client)
+    mismatches = client_mismatches(images_lock_file(), client)
     assert [(m.package, m.images, m.client) for m in mismatches] == [
         ("dask", dask_version, "1999.1.0")
     ]
@@ -76,7 +76,7 @@ def test_the_images_python_is_one_minor_version(tmp_path):
 @pytest.mark.parametrize("image", all_images())
 def test_every_image_has_a_group_and_a_containerfile(image):
     assert image_packages(image, ENV_3_11_9)
-    assert (LOCK_FILE.parent / image / "Containerfile").is_file()
+    assert (images_lock_file().parent / image / "Containerfile").is_file()
 
 
 def test_the_worker_has_the_compute_stack_and_no_jupyter():
@@ -204,7 +204,7 @@ def test_repositories_come_from_the_stack_outputs(tmp_path):
     [
         ({"region": "us-west-2"}, "no 'ecr_repositories' output"),
         ({"ecr_repositories": {"worker": "r/w"}}, "no repository for gateway, notebook"),
-        ([], "no 'ecr_repositories' output"),
+        ([], "must be a JSON object of stack outputs"),
     ],
 )
 def test_bad_stack_outputs_are_one_clear_error(tmp_path, document, message):
@@ -215,7 +215,9 @@ def test_bad_stack_outputs_are_one_clear_error(tmp_path, document, message):
 def test_an_unreadable_outputs_file_is_one_clear_error(tmp_path):
     path = tmp_path / "outputs.json"
     path.write_text("{not json")
-    with pytest.raises(PushError, match="not a readable `pulumi stack output --json` file"):
+    with pytest.raises(
+        PushError, match=r"outputs\.json: not JSON \(.*\); expected `pulumi stack output"
+    ):
         read_repositories(path, IMAGES)
 
 

@@ -38,7 +38,6 @@ SHORT_TOKEN_SECONDS = 20
 # connected; the no-client shutdown (default 15 minutes) must not stop them in a long run.
 # tests/integration/test_no_client.py sets its own short timeout.
 SESSION_NO_CLIENT_SECONDS = 4 * 3600
-CLOSED_GATEWAYS: list[Any] = []
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -169,9 +168,6 @@ def _gateway_factory(platform: LocalPlatform) -> Iterator[Callable[..., Any]]:
             for report in gateway.list_clusters():
                 gateway.stop_cluster(report.name)
         gateway.close()
-        # dask-gateway's Gateway.__del__ calls close() again and raises once its loop has
-        # stopped; kept referenced, it is collected at exit, when __del__ skips that call.
-        CLOSED_GATEWAYS.append(gateway)
 
 
 def new_cluster(gateway: Any, workers: int, **options: Any) -> Any:
@@ -179,8 +175,6 @@ def new_cluster(gateway: Any, workers: int, **options: Any) -> Any:
     for key, value in options.items():
         setattr(cluster_options, key, value)
     cluster = gateway.new_cluster(cluster_options)
-    # Its internal Gateway client has the same __del__ problem as above.
-    CLOSED_GATEWAYS.append(cluster)
     cluster.scale(workers)
     client = cluster.get_client()
     client.wait_for_workers(workers, timeout=120)

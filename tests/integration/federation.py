@@ -29,7 +29,7 @@ from dask_platform.local.platform import LocalPlatform
 from dask_platform.local.processes import marked_processes
 
 from ..examples import EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY
-from .conftest import CLOSED_GATEWAYS, platform_config
+from .conftest import platform_config
 
 SITES = ("central", "hpc", "rogue")
 ACCESS_TOKEN_SECONDS = 8
@@ -186,4 +186,3 @@ def oidc_gateway_as(
                 gateway.stop_cluster(report.name)
         with contextlib.suppress(RuntimeError):
             gateway.close()
-        CLOSED_GATEWAYS.append(gateway)

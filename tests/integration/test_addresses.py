@@ -20,9 +20,7 @@ import pytest
 from dask_platform.gateway_probe import GatewayAddressError
 from dask_platform.local.platform import LocalPlatform
 from dask_platform.local.processes import free_port
-from dask_platform.sites import MultiSiteCluster, SiteRegistry, SitesUnavailableError
-
-from .conftest import CLOSED_GATEWAYS
+from dask_platform.sites import MultiSiteCluster, SiteCatalog, SitesUnavailableError
 
 
 class _NotAGateway(http.server.BaseHTTPRequestHandler):
@@ -122,7 +120,6 @@ def _gateway(platform: LocalPlatform, address: str, proxy_address: str) -> Any:
         proxy_address=proxy_address,
         auth=BasicAuth("alice", platform.passwords()["alice"]),
     )
-    CLOSED_GATEWAYS.append(gateway)
     return gateway
 
 
@@ -195,9 +192,9 @@ def test_the_multisite_client_checks_its_outputs_file_before_use(
     outputs["gateway_proxy_address"] = proxy
     outputs_file = tmp_path / "local.json"
     outputs_file.write_text(json.dumps(outputs))
-    registry = SiteRegistry.from_outputs([outputs_file])
+    catalog = SiteCatalog.from_outputs([outputs_file])
     multi = MultiSiteCluster(
-        registry, auth=BasicAuth("alice", platform.passwords()["alice"]), timeout=60
+        catalog, auth=BasicAuth("alice", platform.passwords()["alice"]), timeout=60
     )
     before = _running(platform)
     with pytest.raises(SitesUnavailableError) as caught, pytest.warns(RuntimeWarning):

@@ -18,8 +18,6 @@ from dask_platform.credentials import MAX_VALUE_BYTES
 from dask_platform.local.platform import LocalPlatform
 from tests.examples import SECRET_HINT
 
-from .conftest import CLOSED_GATEWAYS
-
 EVERY_STATUS = ["pending", "running", "stopping", "stopped", "failed"]
 NAME_RULE = "(letters, digits, '_', '-' or '.', not starting with a digit)"
 TYPE_RULE = "a process environment holds strings (str, or bool, int, float, which are converted)"
@@ -122,7 +120,6 @@ def test_pangeo_scalar_settings_reach_the_scheduler_as_dask_config(
             "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": 5,
         }
     )
-    CLOSED_GATEWAYS.append(cluster)
     try:
         with cluster.get_client() as client:
             seen = client.run_on_scheduler(

@@ -71,7 +71,7 @@ def simulate() -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
         pytest.skip("node and npm are needed for the IAM simulator (apt-get install nodejs npm)")
-    work = REPO / ".local" / "iam-simulate"
+    work = REPO / ".dask-platform" / "iam-simulate"
     work.mkdir(parents=True, exist_ok=True)
     changed = False
     for name in ("package.json", "package-lock.json", "simulate.mjs"):

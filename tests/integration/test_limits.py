@@ -20,7 +20,6 @@ from dask_platform.local.config import load_local_config
 from dask_platform.local.platform import LocalPlatform
 
 from .conftest import (
-    CLOSED_GATEWAYS,
     SHORT_CREDENTIALS_SECONDS,
     SHORT_TOKEN_SECONDS,
     _gateway_factory,
@@ -82,7 +81,6 @@ def test_limits_per_user_and_per_team(limited_as: Callable[..., Any]) -> None:
     options.worker_cores = 1
     options.worker_memory = 1.0
     first = alice.new_cluster(options)
-    CLOSED_GATEWAYS.append(first)
 
     # A second cluster of alice's: refused, naming the limit and her running cluster.
     with pytest.raises((GatewayClusterError, ValueError)) as caught:
@@ -108,7 +106,6 @@ def test_limits_per_user_and_per_team(limited_as: Callable[..., Any]) -> None:
     # dave, same team: the team's 3 cores, 2 of them held by alice, leave him one worker.
     dave = limited_as("dave")
     second = dave.new_cluster(options)
-    CLOSED_GATEWAYS.append(second)
     message = scale_warning(second, 2)
     assert message is not None
     assert (
@@ -178,7 +175,6 @@ def test_scale_names_the_cores_limit_with_the_scheduler(limited_as: Callable[...
     options.worker_cores = 2
     options.worker_memory = 1.0
     cluster = bob.new_cluster(options)
-    CLOSED_GATEWAYS.append(cluster)
     message = scale_warning(cluster, 2)
     assert message == (
         "Requested 2 workers (2 cores, 1 GiB each); granted 1: cluster_max_cores is 4: the "

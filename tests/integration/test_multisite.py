@@ -1,4 +1,4 @@
-"""The site registry and MultiSiteCluster on two real local gateways (sites central and hpc,
+"""The site catalog and MultiSiteCluster on two real local gateways (sites central and hpc,
 see federation.py): concurrent starts, routing by location, one site down or hanging, instances
 that share nothing."""
 
@@ -23,8 +23,8 @@ from dask_platform.local.platform import LocalPlatform
 from dask_platform.oidc.client import OIDCAuth
 from dask_platform.sites import (
     MultiSiteCluster,
+    SiteCatalog,
     SiteError,
-    SiteRegistry,
     SitesUnavailableError,
 )
 
@@ -36,13 +36,13 @@ TWO_SITES = ["central", "hpc"]
 
 
 @pytest.fixture(scope="module")
-def registry(federation: LocalPlatform) -> SiteRegistry:
-    return SiteRegistry.from_local(federation.state_dir)
+def catalog(federation: LocalPlatform) -> SiteCatalog:
+    return SiteCatalog.from_local(federation.state_dir)
 
 
 @pytest.fixture(scope="module")
-def alice(registry: SiteRegistry, passwords: dict[str, str]) -> OIDCAuth:
-    oidc = registry["central"].auth.oidc
+def alice(catalog: SiteCatalog, passwords: dict[str, str]) -> OIDCAuth:
+    oidc = catalog["central"].auth.oidc
     assert oidc is not None
     return OIDCAuth(
         oidc.issuer, oidc.client_id, flow="password", username="alice", password=passwords["alice"]
@@ -50,8 +50,8 @@ def alice(registry: SiteRegistry, passwords: dict[str, str]) -> OIDCAuth:
 
 
 @pytest.fixture(scope="module")
-def two_sites(registry: SiteRegistry, alice: OIDCAuth) -> Iterator[MultiSiteCluster]:
-    multi = MultiSiteCluster(registry, auth=alice, timeout=120)
+def two_sites(catalog: SiteCatalog, alice: OIDCAuth) -> Iterator[MultiSiteCluster]:
+    multi = MultiSiteCluster(catalog, auth=alice, timeout=120)
     multi.new_cluster(TWO_SITES, minimum=1, maximum=2)
     yield multi
     multi.shutdown()
@@ -80,25 +80,22 @@ def starting(site: str) -> bool:
 def clusters_at(site_outputs: dict[str, Any], site: str, auth: OIDCAuth) -> set[str]:
     from dask_gateway import Gateway
 
-    from .conftest import CLOSED_GATEWAYS
-
     outputs = site_outputs[site]
     gateway = Gateway(outputs["gateway_address"], auth=auth)
     try:
         return {c.name for c in gateway.list_clusters()}
     finally:
         gateway.close()
-        CLOSED_GATEWAYS.append(gateway)
 
 
-# --------------------------------------------------------------------------- the registry
+# --------------------------------------------------------------------------- the catalog
 
 
-def test_the_local_registry_has_every_site(
-    registry: SiteRegistry, site_outputs: dict[str, Any], issuer: dict[str, Any]
+def test_the_local_catalog_has_every_site(
+    catalog: SiteCatalog, site_outputs: dict[str, Any], issuer: dict[str, Any]
 ) -> None:
-    assert registry.names == ["central", "hpc", "rogue"]
-    for site in registry:
+    assert catalog.names == ["central", "hpc", "rogue"]
+    for site in catalog:
         assert site.address == site_outputs[site.name]["gateway_address"]
         assert site.proxy_address == site_outputs[site.name]["gateway_proxy_address"]
         assert site.auth.type == "custom"
@@ -106,15 +103,15 @@ def test_the_local_registry_has_every_site(
         assert site.auth.oidc.issuer == issuer["url"]
         assert site.auth.oidc.client_id == LocalOidc().client_id
         assert (site.adaptive.minimum, site.adaptive.maximum) == (0, 4)
-    assert len({s.address for s in registry}) == 3, "three gateways, three addresses"
+    assert len({s.address for s in catalog}) == 3, "three gateways, three addresses"
 
 
-def test_the_registry_reads_pulumi_output_files() -> None:
-    registry = SiteRegistry.from_outputs(
+def test_the_catalog_reads_pulumi_output_files() -> None:
+    catalog = SiteCatalog.from_outputs(
         [FIXTURE_OUTPUTS / "prod.json", FIXTURE_OUTPUTS / "dev.json"]
     )
-    assert registry.names == ["prod", "dev"]
-    prod, dev = registry["prod"], registry["dev"]
+    assert catalog.names == ["prod", "dev"]
+    prod, dev = catalog["prod"], catalog["dev"]
     assert prod.auth.type == "custom"
     assert prod.auth.oidc is not None
     assert prod.auth.oidc.issuer == "https://keycloak.example.org/realms/earth"
@@ -129,21 +126,21 @@ def test_the_registry_reads_pulumi_output_files() -> None:
     assert dev.proxy_address.endswith(":8786")
 
 
-def test_registry_errors_name_the_site_or_file(tmp_path: Path) -> None:
+def test_catalog_errors_name_the_site_or_file(tmp_path: Path) -> None:
     with pytest.raises(SiteError, match=r"'mars' is not a known site; known sites: prod, dev"):
-        SiteRegistry.from_outputs([FIXTURE_OUTPUTS / "prod.json", FIXTURE_OUTPUTS / "dev.json"])[
+        SiteCatalog.from_outputs([FIXTURE_OUTPUTS / "prod.json", FIXTURE_OUTPUTS / "dev.json"])[
             "mars"
         ]
     with pytest.raises(SiteError, match="site 'prod' appears twice"):
-        SiteRegistry.from_outputs([FIXTURE_OUTPUTS / "prod.json", FIXTURE_OUTPUTS / "prod.json"])
+        SiteCatalog.from_outputs([FIXTURE_OUTPUTS / "prod.json", FIXTURE_OUTPUTS / "prod.json"])
     bare = tmp_path / "outputs.json"
     bare.write_text('{"region": "us-west-2"}')
     with pytest.raises(SiteError, match="missing gateway_address, gateway_proxy_address, site"):
-        SiteRegistry.from_outputs([bare])
+        SiteCatalog.from_outputs([bare])
     with pytest.raises(SiteError, match="no such file"):
-        SiteRegistry.from_outputs([tmp_path / "missing.json"])
+        SiteCatalog.from_outputs([tmp_path / "missing.json"])
     with pytest.raises(SiteError, match="the local platform is not running"):
-        SiteRegistry.from_local(tmp_path / "not-started")
+        SiteCatalog.from_local(tmp_path / "not-started")
 
 
 # --------------------------------------------------------------------------- MultiSiteCluster
@@ -170,12 +167,12 @@ def test_compute_runs_where_the_data_lives(two_sites: MultiSiteCluster) -> None:
 
 
 def test_locations_can_be_mapped_to_sites(
-    registry: SiteRegistry, two_sites: MultiSiteCluster
+    catalog: SiteCatalog, two_sites: MultiSiteCluster
 ) -> None:
-    mapped = MultiSiteCluster(registry, locations={"ecmwf-archive": "hpc"})
+    mapped = MultiSiteCluster(catalog, locations={"ecmwf-archive": "hpc"})
     assert mapped.site_for(located("ecmwf-archive")) == "hpc"
     with pytest.raises(SiteError, match=r"locations: moon are not known sites"):
-        MultiSiteCluster(registry, locations={"x": "moon"})
+        MultiSiteCluster(catalog, locations={"x": "moon"})
 
 
 def test_routing_errors_are_clear(two_sites: MultiSiteCluster) -> None:
@@ -190,26 +187,26 @@ def test_routing_errors_are_clear(two_sites: MultiSiteCluster) -> None:
         two_sites["nowhere"]
 
 
-def test_one_login_serves_every_site_of_an_identity_provider(registry: SiteRegistry) -> None:
-    multi = MultiSiteCluster(registry)
-    central, hpc = multi.auth_for(registry["central"]), multi.auth_for(registry["hpc"])
+def test_one_login_serves_every_site_of_an_identity_provider(catalog: SiteCatalog) -> None:
+    multi = MultiSiteCluster(catalog)
+    central, hpc = multi.auth_for(catalog["central"]), multi.auth_for(catalog["hpc"])
     assert central is hpc
     assert isinstance(central, OIDCAuth)
     assert central.flow == "device"
 
 
 def test_instances_share_no_state(
-    registry: SiteRegistry, alice: OIDCAuth, site_outputs: dict[str, Any]
+    catalog: SiteCatalog, alice: OIDCAuth, site_outputs: dict[str, Any]
 ) -> None:
     assert not any(
         isinstance(value, dict | list | set)
         for name, value in vars(MultiSiteCluster).items()
         if not name.startswith("__")
     ), "no class-level containers"
-    first = MultiSiteCluster(registry, auth=alice).new_cluster(["central"], workers=0)
-    second = MultiSiteCluster(registry, auth=alice).new_cluster(["hpc"], workers=0)
+    first = MultiSiteCluster(catalog, auth=alice).new_cluster(["central"], workers=0)
+    second = MultiSiteCluster(catalog, auth=alice).new_cluster(["hpc"], workers=0)
     assert (first.sites, second.sites) == (["central"], ["hpc"])
-    assert MultiSiteCluster(registry).sites == []
+    assert MultiSiteCluster(catalog).sites == []
     hpc_cluster = second["hpc"].name
     first.shutdown()
     assert second.sites == ["hpc"]
@@ -219,9 +216,9 @@ def test_instances_share_no_state(
 
 
 def test_shutdown_stops_every_sites_cluster(
-    registry: SiteRegistry, alice: OIDCAuth, site_outputs: dict[str, Any]
+    catalog: SiteCatalog, alice: OIDCAuth, site_outputs: dict[str, Any]
 ) -> None:
-    with MultiSiteCluster(registry, auth=alice).new_cluster(TWO_SITES, workers=0) as multi:
+    with MultiSiteCluster(catalog, auth=alice).new_cluster(TWO_SITES, workers=0) as multi:
         names = {site: multi[site].name for site in TWO_SITES}
         for site, name in names.items():
             assert name in clusters_at(site_outputs, site, alice)
@@ -233,11 +230,11 @@ def test_shutdown_stops_every_sites_cluster(
 
 
 def test_a_site_that_is_down_does_not_block_the_others(
-    registry: SiteRegistry, alice: OIDCAuth, federation: LocalPlatform
+    catalog: SiteCatalog, alice: OIDCAuth, federation: LocalPlatform
 ) -> None:
     federation.stop_gateway("hpc")
     try:
-        multi = MultiSiteCluster(registry, auth=alice, timeout=60)
+        multi = MultiSiteCluster(catalog, auth=alice, timeout=60)
         with pytest.warns(
             RuntimeWarning, match="site hpc is unavailable .*continuing with central"
         ):
@@ -246,7 +243,7 @@ def test_a_site_that_is_down_does_not_block_the_others(
             assert multi.sites == ["central"]
             assert "gateway address" in multi.failures["hpc"]
             assert "the connection failed" in multi.failures["hpc"]
-            assert registry["hpc"].address in multi.failures["hpc"]
+            assert catalog["hpc"].address in multi.failures["hpc"]
             assert set(multi.compute(located("central"))) == {scheduler_of(multi, "central")}
             with pytest.raises(
                 SiteError, match=r"site 'hpc' has no running cluster .*the connection failed"
@@ -260,7 +257,7 @@ def test_a_site_that_is_down_does_not_block_the_others(
 
 
 def test_every_site_down_is_one_clear_error(
-    registry: SiteRegistry, alice: OIDCAuth, federation: LocalPlatform
+    catalog: SiteCatalog, alice: OIDCAuth, federation: LocalPlatform
 ) -> None:
     federation.stop_gateway("hpc")
     federation.stop_gateway("rogue")
@@ -268,7 +265,7 @@ def test_every_site_down_is_one_clear_error(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             with pytest.raises(SitesUnavailableError) as failed:
-                MultiSiteCluster(registry, auth=alice, timeout=30).new_cluster(["hpc", "rogue"])
+                MultiSiteCluster(catalog, auth=alice, timeout=30).new_cluster(["hpc", "rogue"])
         assert set(failed.value.failures) == {"hpc", "rogue"}
         assert "hpc.json: gateway address http://127.0.0.1:" in str(failed.value)
     finally:
@@ -277,7 +274,7 @@ def test_every_site_down_is_one_clear_error(
 
 
 def test_a_hanging_site_times_out_and_its_late_cluster_is_stopped(
-    registry: SiteRegistry,
+    catalog: SiteCatalog,
     alice: OIDCAuth,
     federation: LocalPlatform,
     site_outputs: dict[str, Any],
@@ -287,13 +284,13 @@ def test_a_hanging_site_times_out_and_its_late_cluster_is_stopped(
     before = clusters_at(site_outputs, "hpc", alice)
     os.kill(pid, signal.SIGSTOP)
     try:
-        multi = MultiSiteCluster(registry, auth=alice)
+        multi = MultiSiteCluster(catalog, auth=alice)
         with pytest.warns(RuntimeWarning, match="site hpc is unavailable"):
             multi.new_cluster(TWO_SITES, workers=0, timeout=10)
         assert multi.sites == ["central"]
         # The outputs file's address is checked first: a hung gateway is named within seconds.
         assert multi.failures["hpc"] == (
-            f"{registry['hpc'].source}: gateway address {registry['hpc'].address}: no answer "
+            f"{catalog['hpc'].source}: gateway address {catalog['hpc'].address}: no answer "
             "within 5s"
         )
     finally:

@@ -21,7 +21,7 @@ import pytest
 
 from dask_platform.local.platform import LocalPlatform
 
-from .conftest import CLOSED_GATEWAYS, _gateway_factory, _running_platform, platform_config
+from .conftest import _gateway_factory, _running_platform, platform_config
 
 NO_CLIENT_SECONDS = 5
 POLL_LIMIT_SECONDS = 120  # a bound on the polls below, not a claim about speed
@@ -120,7 +120,6 @@ def test_a_cluster_meant_to_outlive_its_client_is_kept(
     time.sleep(3 * NO_CLIENT_SECONDS)
     assert name in running(gateway)
     cluster = gateway.connect(name)
-    CLOSED_GATEWAYS.append(cluster)
     with cluster.get_client() as client:
         assert client.run_on_scheduler(lambda: 42) == 42
     cluster.shutdown()
@@ -139,11 +138,9 @@ def test_reap_stops_the_gateway_clusters_no_client_owns(
 
     gateway = quick_as("alice")
     kept = gateway.new_cluster(shutdown_on_close=False)
-    CLOSED_GATEWAYS.append(kept)
     kept_name = kept.name
     kept.close()  # the handle only: the cluster stays, with no client
     owned = gateway.new_cluster()
-    CLOSED_GATEWAYS.append(owned)
     client = owned.get_client()
     try:
         found = find_gateway_leftovers(gateway, "local", 0)

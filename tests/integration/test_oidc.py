@@ -33,8 +33,6 @@ from dask_platform.oidc.client import (
     OIDCError,
 )
 
-from .conftest import CLOSED_GATEWAYS
-
 pytest_plugins = ("tests.integration.federation",)
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -228,7 +226,6 @@ def test_device_login_approved_at_the_verification_page(
         assert gateway.cluster_options().team == "hydrology"
     finally:
         gateway.close()
-        CLOSED_GATEWAYS.append(gateway)
 
 
 def test_a_denied_device_login_says_so(issuer_url: str, passwords: dict[str, str]) -> None:
@@ -388,7 +385,6 @@ def test_the_client_reports_the_gateways_reason(
             gateway.list_clusters()
     finally:
         gateway.close()
-        CLOSED_GATEWAYS.append(gateway)
 
 
 def test_a_valid_minted_token_is_accepted(mint: Any, issuer_url: str, gateway_url: str) -> None:

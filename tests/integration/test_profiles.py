@@ -15,8 +15,6 @@ import dask_platform
 from dask_platform.local.platform import LocalPlatform
 from dask_platform.sites import SiteError
 
-from .conftest import CLOSED_GATEWAYS
-
 pytest_plugins = ("tests.integration.federation",)
 
 
@@ -67,7 +65,6 @@ def test_the_gateway_profile_logs_in_once_and_runs_a_task(
 ) -> None:
     password = passwords["alice"]
     cluster, client = dask_platform.connect("hpc-gateway", path=profiles_file, password=password)
-    CLOSED_GATEWAYS.append(cluster)
     try:
         assert cluster.dashboard_link.startswith(site_outputs["hpc"]["gateway_address"])
         client.wait_for_workers(1, timeout=120)

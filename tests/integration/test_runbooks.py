@@ -20,7 +20,7 @@ from dask_platform.local.platform import LocalPlatform
 from dask_platform.runbooks import remote
 
 from ..examples import EXAMPLE_ACCESS_KEY_ID
-from .conftest import CLOSED_GATEWAYS, new_cluster
+from .conftest import new_cluster
 
 pytest_plugins = ("tests.integration.federation",)
 
@@ -60,7 +60,7 @@ def test_outputs_json_is_the_file(state: str, site_outputs: dict) -> None:
 
 
 def test_outputs_of_a_pulumi_stack_file_pass() -> None:
-    result = run("outputs", "--file", str(FIXTURE_OUTPUTS / "prod.json"))
+    result = run("outputs", "--outputs", str(FIXTURE_OUTPUTS / "prod.json"))
     assert result.exit_code == 0, result.output
     assert "site prod" in result.output
     assert "https://keycloak.example.org/realms/earth" in result.output
@@ -87,13 +87,13 @@ def test_outputs_findings_exit_1(tmp_path: Path, mutation: Callable, finding: st
     mutation(outputs)
     file = tmp_path / "outputs.json"
     file.write_text(json.dumps(outputs))
-    result = run("outputs", "--file", str(file))
+    result = run("outputs", "--outputs", str(file))
     assert result.exit_code == 1
     assert finding in result.output
 
 
 def test_outputs_of_a_missing_file_exit_2(tmp_path: Path) -> None:
-    result = run("outputs", "--file", str(tmp_path / "nope.json"))
+    result = run("outputs", "--outputs", str(tmp_path / "nope.json"))
     assert result.exit_code == 2
     assert "no such file" in result.output
     assert "pulumi stack output --json" in result.output
@@ -196,7 +196,6 @@ def three_clusters(oidc_gateway_as: Callable[..., Any]) -> Iterator[dict[str, An
     idle = alice.new_cluster()
     busy = new_cluster(alice, 1)
     other = bob.new_cluster()
-    CLOSED_GATEWAYS.extend([idle, other])
     client = busy.get_client()
     running = client.submit(time.sleep, 120, pure=False)
     time.sleep(4)  # the idle clusters have done nothing for a few seconds
@@ -247,7 +246,6 @@ def test_clusters_across_all_sites(
     state: str, oidc_gateway_as: Callable[..., Any], federation: LocalPlatform
 ) -> None:
     on_hpc = oidc_gateway_as("alice", "hpc").new_cluster()
-    CLOSED_GATEWAYS.append(on_hpc)
     try:
         only_central = run("clusters", "list", "--state-dir", state, "--user", "alice")
         assert on_hpc.name not in only_central.output

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from dask_platform.cli import app
 from dask_platform.guard import rules
-from dask_platform.guard.registry import pack_config, policies
+from dask_platform.guard.policies import pack_config, policies
 from dask_platform.guard.runner import (
     GuardResource,
     resources_from_evaluation,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from dask_platform.guard.registry import policies
+from dask_platform.guard.policies import policies
 from dask_platform.guard.runner import run_policies
 
 from .policy_harness import FIXTURE_STACK, PROJECT, Case, PackClient, load_cases

@@ -233,7 +233,7 @@ def test_outputs_without_ecs_are_refused():
 
 
 def test_bad_outputs_files_name_the_problem(tmp_path):
-    with pytest.raises(PlatformError, match="not a readable JSON"):
+    with pytest.raises(PlatformError, match=r"missing\.json: no such file \(write it with"):
         Platform.from_outputs(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"region": "us-west-2"}))

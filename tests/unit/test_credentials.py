@@ -194,3 +194,16 @@ def test_every_problem_is_in_one_error():
         checked_environment({"A": None, "": "1", "OK": "1"})
     assert len(caught.value.problems) == 2
     assert str(caught.value).splitlines()[0].startswith("environment: A has a value of type None")
+
+
+def test_key_variables_present_names_key_variables_in_any_case_never_values() -> None:
+    from dask_platform.credentials import key_variables_present
+
+    environment = {
+        "aws_secret_access_key": "lower-case still reaches some tools",
+        "AWS_ACCESS_KEY_ID": "",  # empty: no key material
+        "AWS_SESSION_TOKEN": "token",
+        "AWS_ROLE_ARN": "arn:aws:iam::111122223333:role/team",  # the webhook's, not a key
+        "PATH": "/usr/bin",
+    }
+    assert key_variables_present(environment) == ["AWS_SESSION_TOKEN", "aws_secret_access_key"]

@@ -58,15 +58,14 @@ def _survey(
     from dask_platform.runbooks.access import (
         Credentials,
         choose_sites,
-        load_registry,
         read_password_stdin,
     )
     from dask_platform.runbooks.clusters import survey
-    from dask_platform.sites import SiteError
+    from dask_platform.sites import SiteError, load_catalog
 
     try:
-        registry = load_registry(outputs, state_dir)
-        sites = choose_sites(registry, site, all_sites)
+        catalog = load_catalog(outputs, state_dir)
+        sites = choose_sites(catalog, site, all_sites)
         credentials = Credentials(user, read_password_stdin() if password_stdin else None)
     except SiteError as exc:
         console.print(f"[red]✗ {escape(str(exc))}[/red]")

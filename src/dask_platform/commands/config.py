@@ -19,7 +19,6 @@ def check(
     stack: list[str] = typer.Option(
         None,
         "--stack",
-        "-s",
         help="Stack name(s) to validate (Pulumi.<stack>.yaml); default: every committed stack.",
     ),
 ) -> None:
@@ -45,6 +44,7 @@ def check(
 STACK_OUTPUTS_FILE = typer.Option(
     ...,
     "--outputs",
+    "-o",
     help="A stack's outputs: `pulumi stack output --json` saved to a file, or the local "
     "platform's outputs.json.",
 )
@@ -62,18 +62,20 @@ def dask(
     ),
 ) -> None:
     """Write the dask config that makes `Gateway()` and `GatewayCluster()` need no arguments."""
-    import json
-
     from dask_platform.dask_config import (
         DaskConfigError,
         dask_config_from_outputs,
         write_dask_config,
     )
+    from dask_platform.sites.outputs import StackOutputsError, read_outputs
 
     console = Console()
     try:
-        config = dask_config_from_outputs(json.loads(outputs.read_text()))
-    except (OSError, DaskConfigError, json.JSONDecodeError) as exc:
+        config = dask_config_from_outputs(read_outputs(outputs))
+    except StackOutputsError as exc:
+        console.print(f"[red]✗ {exc}[/red]")
+        raise typer.Exit(2) from None
+    except DaskConfigError as exc:
         console.print(f"[red]✗ {outputs}: {exc}[/red]")
         raise typer.Exit(2) from None
     path = write_dask_config(out, config)
@@ -92,15 +94,18 @@ def aws(
 ) -> None:
     """Write the platform AWS config of a stack's outputs: one profile per object store, whose
     credential_process reads the store's secret with the caller's own role (no key in it)."""
-    import json
     import os
 
     from dask_platform.object_stores import ObjectStoreError, aws_config_from_outputs
+    from dask_platform.sites.outputs import StackOutputsError, read_outputs
 
     console = Console()
     try:
-        text = aws_config_from_outputs(json.loads(outputs.read_text()))
-    except (OSError, ObjectStoreError, json.JSONDecodeError) as exc:
+        text = aws_config_from_outputs(read_outputs(outputs))
+    except StackOutputsError as exc:
+        console.print(f"[red]✗ {exc}[/red]")
+        raise typer.Exit(2) from None
+    except ObjectStoreError as exc:
         console.print(f"[red]✗ {outputs}: {exc}[/red]")
         raise typer.Exit(2) from None
     if text is None:

@@ -106,6 +106,7 @@ def build_command(
     outputs: Path | None = typer.Option(
         None,
         "--outputs",
+        "-o",
         help="`pulumi stack output --json` file with ecr_repositories (needed with --push).",
     ),
 ) -> None:
@@ -279,12 +280,8 @@ def _cluster_sources(
             return drift_module.cluster_versions(client, packages)
     from dask_gateway import Gateway
 
-    from dask_platform.sites import _CLOSED
-
     with gateway or Gateway() as connected:
         cluster = connected.connect(str(gateway_cluster))
-        # Kept referenced: dask-gateway's __del__ complains about closed clients (sites.py).
-        _CLOSED.extend([connected, cluster])
         try:
             with cluster.get_client(set_as_default=False) as client:
                 return drift_module.cluster_versions(client, packages)

@@ -51,6 +51,7 @@ def up(
     sites: list[str] = typer.Option(
         None,
         "--site",
+        "-s",
         help="Run a gateway for this site (repeat for several sites sharing the emulator and "
         "issuer); default: the config's local.sites.",
     ),
@@ -92,7 +93,9 @@ def up(
 
 @app.command("env")
 def env(
-    user: str = typer.Option(..., "--user", help="A user of the local platform (local.users)."),
+    user: str = typer.Option(
+        ..., "--user", "-u", help="A user of the local platform (local.users)."
+    ),
     state_dir: Path = STATE_DIR_OPTION,
 ) -> None:
     """Print the shell line that makes `Gateway()` and `GatewayCluster()` connect as USER."""

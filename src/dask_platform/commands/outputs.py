@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dask_platform.local.config import DEFAULT_STATE_DIR
+from dask_platform.sites.outputs import StackOutputsError, read_outputs
 
 REQUIRED = (
     "gateway_address",
@@ -60,10 +61,10 @@ def findings_of(outputs: dict[str, Any]) -> list[str]:
 
 
 def outputs(
-    file: Path | None = typer.Option(
+    outputs_file: Path | None = typer.Option(
         None,
-        "--file",
-        "-f",
+        "--outputs",
+        "-o",
         help="A `pulumi stack output --json` file; default: the local platform's outputs.json.",
     ),
     state_dir: Path = typer.Option(
@@ -76,34 +77,30 @@ def outputs(
 ) -> None:
     """Show a stack's outputs; exit 1 if one a client needs is missing or any carries a key."""
     console = Console()
-    path = file
+    path = outputs_file
     if path is None:
         path = state_dir / "outputs.json"
         if site is not None:
             path = state_dir / "sites" / f"{site}.json"
     elif site is not None:
         console.print(
-            "[red]✗ --site selects a local site; with --file, give that site's file[/red]"
+            "[red]✗ --site selects a local site; with --outputs, give that site's file[/red]"
         )
         raise typer.Exit(2)
-    if not path.is_file():
-        hint = (
-            "start the local platform with `dask-platform local up`"
-            if file is None
-            else "write it with `pulumi stack output --json > FILE`"
-        )
+    if outputs_file is None and not path.is_file():
+        # The local platform's file: say how to start it, and which sites it has.
         known = sorted(p.stem for p in (state_dir / "sites").glob("*.json")) if site else []
         extra = f" (local sites: {', '.join(known)})" if known else ""
-        console.print(f"[red]✗ {path}: no such file{extra}; {hint}[/red]")
+        console.print(
+            f"[red]✗ {path}: no such file{extra}; start the local platform with "
+            "`dask-platform local up`[/red]"
+        )
         raise typer.Exit(2)
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        console.print(f"[red]✗ {path}: not JSON ({exc})[/red]")
+        data = read_outputs(path)
+    except StackOutputsError as exc:
+        console.print(f"[red]✗ {escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
-    if not isinstance(data, dict):
-        console.print(f"[red]✗ {path}: must be a JSON object of stack outputs[/red]")
-        raise typer.Exit(2)
     if as_json:
         typer.echo(json.dumps(data, indent=2, sort_keys=True))
     else:

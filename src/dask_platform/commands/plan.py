@@ -39,7 +39,6 @@ def plan(
     stack: str = typer.Option(
         ...,
         "--stack",
-        "-s",
         help="Committed stack to evaluate: the NAME of Pulumi.NAME.yaml.",
         show_default=False,
     ),
@@ -105,7 +104,7 @@ def plan(
     from dask_platform.guard import report
     from dask_platform.guard.lint import CheckovUnavailable
     from dask_platform.guard.manifests import check_manifests, plan_document
-    from dask_platform.guard.registry import pack_config as stack_pack_config
+    from dask_platform.guard.policies import pack_config as stack_pack_config
     from dask_platform.guard.runner import run_evaluation
 
     pack = stack_pack_config(config)

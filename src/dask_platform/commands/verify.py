@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from dask_platform.runbooks import options as opt
+from dask_platform.runbooks.verify import VerifyReport
 
 
 def verify_workers(
@@ -53,15 +54,15 @@ def verify_workers(
     ),
 ) -> None:
     """Prove per worker: team role, no keys, own prefix writable, others' denied, same versions."""
-    from dask_platform.runbooks.access import Credentials, load_registry, read_password_stdin
+    from dask_platform.runbooks.access import Credentials, read_password_stdin
     from dask_platform.runbooks.verify import VerifyError, verify
-    from dask_platform.sites import _CLOSED, SiteError
+    from dask_platform.sites import SiteError, load_catalog
 
     console = Console()
     started_at = time.monotonic()
     try:
-        registry = load_registry(outputs, state_dir)
-        chosen = registry[site] if site is not None else next(iter(registry))
+        catalog = load_catalog(outputs, state_dir)
+        chosen = catalog[site] if site is not None else next(iter(catalog))
         password = read_password_stdin() if password_stdin else None
         credentials = Credentials(user, password)
         gateway = credentials.gateway(chosen)
@@ -118,12 +119,33 @@ def verify_workers(
                 cluster.shutdown()
             else:
                 cluster.close(shutdown=False)
-            _CLOSED.append(cluster)
         credentials.close()
 
-    table = Table(
-        title=f"verify-workers: {cluster.name} at site {chosen.name} (team {report.team})"
+    console.print(
+        report_table(
+            report, f"verify-workers: {cluster.name} at site {chosen.name} (team {report.team})"
+        )
     )
+    for finding in report.findings:
+        console.print(f"[red]✗ {escape(finding)}[/red]")
+    elapsed = time.monotonic() - started_at
+    if report.findings:
+        console.print(
+            f"[red]{len(report.findings)} finding(s) on {len(report.workers)} worker(s)[/red] "
+            f"in {elapsed:.0f}s"
+        )
+        raise typer.Exit(1)
+    console.print(
+        f"[green]✓ {len(report.workers)} worker(s) hold no key and act as "
+        f"{report.role_arn.rsplit('/', 1)[-1]} only[/green] in {elapsed:.0f}s"
+    )
+
+
+def report_table(report: VerifyReport, title: str) -> Table:
+    """The report of :func:`dask_platform.runbooks.verify.verify` as a table: per worker its
+    assumed role, AWS key variables, its team's prefix, the other team's prefix, object stores
+    and versions. ``verify-workers`` and ``demo`` print this same table."""
+    table = Table(title=title)
     for column in (
         "worker",
         "assumed role",
@@ -174,20 +196,7 @@ def verify_workers(
             else "= client ✓",
             "[red]✗[/red]" if worker.findings else "[green]✓[/green]",
         )
-    console.print(table)
-    for finding in report.findings:
-        console.print(f"[red]✗ {escape(finding)}[/red]")
-    elapsed = time.monotonic() - started_at
-    if report.findings:
-        console.print(
-            f"[red]{len(report.findings)} finding(s) on {len(report.workers)} worker(s)[/red] "
-            f"in {elapsed:.0f}s"
-        )
-        raise typer.Exit(1)
-    console.print(
-        f"[green]✓ {len(report.workers)} worker(s) hold no key and act as "
-        f"{report.role_arn.rsplit('/', 1)[-1]} only[/green] in {elapsed:.0f}s"
-    )
+    return table
 
 
 def _object_stores_cell(granted: dict[str, bool], access: dict[str, dict[str, Any]]) -> str:

@@ -4,7 +4,7 @@ These are plain functions over pulumi_policy's argument classes, so the same cod
 CrossGuard pack (``policies/crossguard``, during ``pulumi preview``/``up``) and in the offline
 gate (``dask-platform plan``, over the resources the program declares under mocks). The policy
 objects - names, descriptions (the WHY), enforcement and config schemas - are in
-:mod:`dask_platform.guard.registry`.
+:mod:`dask_platform.guard.policies`.
 
 Property names are the engine's (camelCase), as both callers see them.
 """
@@ -101,7 +101,7 @@ STS_AUDIENCE = "sts.amazonaws.com"
 
 CONFIG_DEFAULTS: dict[str, Any] = {
     # Unset counts as production and as "no CIDR may be open": a pack run without config is as
-    # strict as it can be. The registry's config schemas declare the same defaults.
+    # strict as it can be. The policies' config schemas declare the same defaults.
     "production": True,
     "ingress_cidrs": [],
     "data_buckets": [],

@@ -28,8 +28,8 @@ from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.policy import _NotApplicableError  # what args.not_applicable() raises
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
-from dask_platform.guard.registry import policies as all_policies
-from dask_platform.guard.registry import policy_config
+from dask_platform.guard.policies import policies as all_policies
+from dask_platform.guard.policies import policy_config
 from dask_platform.guard.rules import STACK_TYPE
 
 if TYPE_CHECKING:

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-REPO_DIR = Path(__file__).resolve().parents[3]
-IMAGES_DIR = REPO_DIR / "images"
+from dask_platform.project import project_root
 
 IMAGES: tuple[str, ...] = ("worker", "notebook", "gateway")
 """The images ``make images`` builds, in build order (the notebook is built FROM the worker)."""
@@ -48,3 +47,9 @@ def all_images() -> tuple[str, ...]:
 
 def local_name(image: str) -> str:
     return f"{LOCAL_REPOSITORY}/{image}"
+
+
+def images_dir() -> Path:
+    """The checkout's ``images/`` (Containerfiles, the images' lock). Building images needs a
+    checkout; outside one this raises :class:`~dask_platform.project.ProjectNotFoundError`."""
+    return project_root() / "images"

@@ -36,11 +36,10 @@ from rich.progress import TaskID
 from dask_platform.images import (
     BUILD_KEY_LABEL,
     IMAGES,
-    IMAGES_DIR,
     LOCK_LABEL,
     PARENT_IMAGE,
-    REPO_DIR,
     all_images,
+    images_dir,
     local_name,
 )
 from dask_platform.images.audit import audit_image
@@ -59,6 +58,7 @@ from dask_platform.images.lock import (
     uv,
 )
 from dask_platform.images.progress import Reporter
+from dask_platform.project import project_root
 
 CACHE_ENV = "DASK_PLATFORM_IMAGES_CACHE"
 BUILD_KEY_VERSION = "1"  # bump when the way images are assembled changes
@@ -85,7 +85,7 @@ class ImageBuildError(RuntimeError):
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or REPO_DIR / ".images-cache")
+    return Path(os.environ.get(CACHE_ENV) or project_root() / ".images-cache")
 
 
 @dataclass(frozen=True)
@@ -284,7 +284,7 @@ def project_wheel(out_dir: Path, reporter: Reporter) -> Path:
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     result = subprocess.run(
-        [uv(), "build", "--wheel", "--quiet", "--out-dir", str(out_dir), str(REPO_DIR)],
+        [uv(), "build", "--wheel", "--quiet", "--out-dir", str(out_dir), str(project_root())],
         capture_output=True,
         text=True,
         check=False,
@@ -319,7 +319,7 @@ def build_key(parts: Mapping[str, str]) -> str:
 def image_files(image: str) -> list[Path]:
     """The files of ``images/<image>/`` besides its Containerfile (part of the build key)."""
     return sorted(
-        p for p in (IMAGES_DIR / image).iterdir() if p.is_file() and p.name != "Containerfile"
+        p for p in (images_dir() / image).iterdir() if p.is_file() and p.name != "Containerfile"
     )
 
 
@@ -334,7 +334,7 @@ def assemble_context(
     if context.exists():
         shutil.rmtree(context)
     (context / "wheels").mkdir(parents=True)
-    shutil.copy2(IMAGES_DIR / image / "Containerfile", context / "Containerfile")
+    shutil.copy2(images_dir() / image / "Containerfile", context / "Containerfile")
     # Files the Containerfile COPYs from its own folder (scripts such as the GPU worker's
     # dask-cuda-worker), under files/.
     for source in image_files(image):
@@ -362,7 +362,7 @@ def assemble_context(
 def _git(*args: str) -> str:
     try:
         result = subprocess.run(
-            ["git", "-C", str(REPO_DIR), *args], capture_output=True, text=True, check=False
+            ["git", "-C", str(project_root()), *args], capture_output=True, text=True, check=False
         )
     except OSError:
         return "unknown"

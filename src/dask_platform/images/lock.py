@@ -25,13 +25,30 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from dask_platform.images import IMAGES_DIR, REPO_DIR
+from dask_platform.images import images_dir
+from dask_platform.project import project_root
 
-LOCK_FILE = IMAGES_DIR / "uv.lock"
-PYPROJECT = IMAGES_DIR / "pyproject.toml"
-CLIENT_LOCK = REPO_DIR / "uv.lock"
 
-CLIENT_PYPROJECT = REPO_DIR / "pyproject.toml"
+def images_lock_file() -> Path:
+    """``images/uv.lock``: the one lock of every image."""
+    return images_dir() / "uv.lock"
+
+
+def images_pyproject_file() -> Path:
+    """``images/pyproject.toml``: the images' dependency groups (partly generated)."""
+    return images_dir() / "pyproject.toml"
+
+
+def client_lock_file() -> Path:
+    """The client's ``uv.lock`` (the project root's)."""
+    return project_root() / "uv.lock"
+
+
+def client_pyproject_file() -> Path:
+    """The client's ``pyproject.toml``."""
+    return project_root() / "pyproject.toml"
+
+
 BEGIN_GENERATED = "# BEGIN GENERATED: "
 END_GENERATED = "# END GENERATED: "
 
@@ -40,7 +57,8 @@ class LockError(RuntimeError):
     """The images' lock is missing, stale, or inconsistent with the client's lock."""
 
 
-def lock_sha256(path: Path = LOCK_FILE) -> str:
+def lock_sha256(path: Path | None = None) -> str:
+    path = path or images_lock_file()
     if not path.is_file():
         raise LockError(f"{path} is missing: run `make images-lock` to create it")
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -62,8 +80,9 @@ def locked_versions(path: Path) -> dict[str, set[str]]:
     return versions
 
 
-def client_constraints(client_lock: Path = CLIENT_LOCK) -> list[str]:
+def client_constraints(client_lock: Path | None = None) -> list[str]:
     """``name==version`` for every package the client's lock pins to a single version."""
+    client_lock = client_lock or client_lock_file()
     return [
         f"{name}=={next(iter(versions))}"
         for name, versions in sorted(locked_versions(client_lock).items())
@@ -92,19 +111,22 @@ def replace_generated(text: str, name: str, key: str, items: list[str]) -> str:
     return text[: match.start()] + block + text[match.end() :]
 
 
-def project_dependencies(client_pyproject: Path = CLIENT_PYPROJECT) -> list[str]:
+def project_dependencies(client_pyproject: Path | None = None) -> list[str]:
     """The project's runtime dependencies: the gateway image installs its wheel with them."""
+    client_pyproject = client_pyproject or client_pyproject_file()
     return list(tomllib.loads(client_pyproject.read_text())["project"]["dependencies"])
 
 
-def generated_project_dependencies(pyproject: Path = PYPROJECT) -> list[str]:
+def generated_project_dependencies(pyproject: Path | None = None) -> list[str]:
     """The ``project`` group as last generated into images/pyproject.toml."""
+    pyproject = pyproject or images_pyproject_file()
     groups = tomllib.loads(pyproject.read_text())["dependency-groups"]
     return [item for item in groups.get("project", []) if isinstance(item, str)]
 
 
-def write_generated(pyproject: Path = PYPROJECT) -> bool:
+def write_generated(pyproject: Path | None = None) -> bool:
     """Copy the client's pins and the project's dependencies in; True if the file changed."""
+    pyproject = pyproject or images_pyproject_file()
     text = pyproject.read_text()
     updated = replace_generated(text, "project", "project", project_dependencies())
     updated = replace_generated(
@@ -126,9 +148,10 @@ def uv() -> str:
 
 def relock(upgrade: bool = False) -> bool:
     """Pin the client's versions, then resolve ``images/uv.lock``. True if the lock changed."""
-    before = LOCK_FILE.read_bytes() if LOCK_FILE.is_file() else b""
+    lock_file = images_lock_file()
+    before = lock_file.read_bytes() if lock_file.is_file() else b""
     write_generated()
-    command = [uv(), "lock", "--project", str(IMAGES_DIR)]
+    command = [uv(), "lock", "--project", str(images_dir())]
     if upgrade:
         command.append("--upgrade")
     result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -137,7 +160,7 @@ def relock(upgrade: bool = False) -> bool:
             "uv could not resolve images/pyproject.toml pinned to the client's uv.lock:\n"
             + result.stderr.strip()
         )
-    return LOCK_FILE.read_bytes() != before
+    return lock_file.read_bytes() != before
 
 
 def lock_is_current() -> tuple[bool, str]:
@@ -153,7 +176,7 @@ def lock_is_current() -> tuple[bool, str]:
             "`make images-lock`; the gateway image installs them"
         )
     result = subprocess.run(
-        [uv(), "lock", "--check", "--offline", "--project", str(IMAGES_DIR)],
+        [uv(), "lock", "--check", "--offline", "--project", str(images_dir())],
         capture_output=True,
         text=True,
         check=False,
@@ -169,9 +192,11 @@ class Mismatch:
 
 
 def client_mismatches(
-    images_lock: Path = LOCK_FILE, client_lock: Path = CLIENT_LOCK
+    images_lock: Path | None = None, client_lock: Path | None = None
 ) -> list[Mismatch]:
     """Packages both locks have at different versions (none, after ``make images-lock``)."""
+    images_lock = images_lock or images_lock_file()
+    client_lock = client_lock or client_lock_file()
     images = locked_versions(images_lock)
     client = locked_versions(client_lock)
     return [
@@ -202,8 +227,9 @@ class LockedRequirement:
         return f"{self.name}=={self.version} {hashes}"
 
 
-def export_group(group: str, lock_dir: Path = IMAGES_DIR) -> str:
+def export_group(group: str, lock_dir: Path | None = None) -> str:
     """One image's requirements from the lock (hashes, markers), exported without resolving."""
+    lock_dir = lock_dir or images_dir()
     result = subprocess.run(
         [
             uv(),
@@ -264,8 +290,9 @@ def _group_requirements(
     return tuple(parse_requirements(export_group(group, lock_dir)))
 
 
-def group_requirements(group: str, lock_dir: Path = IMAGES_DIR) -> list[LockedRequirement]:
+def group_requirements(group: str, lock_dir: Path | None = None) -> list[LockedRequirement]:
     """Every requirement line of a group (all forks), from the lock as it is now."""
+    lock_dir = lock_dir or images_dir()
     digest = lock_sha256(lock_dir / "uv.lock")
     return list(_group_requirements(group, lock_dir, digest))
 
@@ -306,15 +333,17 @@ def target_environment(python_full_version: str, machine: str | None = None) -> 
 
 
 def image_packages(
-    group: str, environment: Mapping[str, str], lock_dir: Path = IMAGES_DIR
+    group: str, environment: Mapping[str, str], lock_dir: Path | None = None
 ) -> dict[str, str]:
     """The packages (canonical name -> version) an image of ``group`` installs from the lock."""
+    lock_dir = lock_dir or images_dir()
     chosen = applicable(group_requirements(group, lock_dir), environment)
     return {name: requirement.version for name, requirement in chosen.items()}
 
 
-def requires_python(pyproject: Path = PYPROJECT) -> str:
+def requires_python(pyproject: Path | None = None) -> str:
     """The images' Python minor version, from ``requires-python = "==3.X.*"``."""
+    pyproject = pyproject or images_pyproject_file()
     spec = tomllib.loads(pyproject.read_text())["project"]["requires-python"]
     match = re.fullmatch(r"==\s*(\d+\.\d+)\.\*", spec.strip())
     if match is None:

@@ -37,13 +37,13 @@ class PushError(RuntimeError):
 
 def read_repositories(outputs: Path, images: Iterable[str]) -> dict[str, str]:
     """image -> repository URL, for every image asked for, from a stack-outputs JSON file."""
+    from dask_platform.sites.outputs import StackOutputsError, read_outputs
+
     try:
-        document = json.loads(outputs.read_text())
-    except (OSError, ValueError) as exc:
-        raise PushError(
-            f"{outputs}: not a readable `pulumi stack output --json` file: {exc}"
-        ) from exc
-    repositories = document.get(OUTPUT_KEY) if isinstance(document, dict) else None
+        document = read_outputs(outputs)
+    except StackOutputsError as exc:
+        raise PushError(str(exc)) from None
+    repositories = document.get(OUTPUT_KEY)
     if not isinstance(repositories, dict):
         raise PushError(
             f"{outputs}: no {OUTPUT_KEY!r} output (image -> repository URL); deploy a stack "

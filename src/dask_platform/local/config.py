@@ -27,7 +27,7 @@ from dask_platform.stack_config import (
 
 REPO_DIR = Path(__file__).resolve().parents[3]
 DEFAULT_CONFIG = REPO_DIR / "local" / "platform.yaml"
-DEFAULT_STATE_DIR = REPO_DIR / ".local"
+DEFAULT_STATE_DIR = REPO_DIR / ".dask-platform"
 
 UserName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 SiteName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")]

@@ -1,6 +1,6 @@
 """`dask-platform local up | down | status`: the embedded platform's processes and state.
 
-Layout of the state directory (``.local/``, gitignored)::
+Layout of the state directory (``.dask-platform/``, gitignored)::
 
     state.json          which components run (pids, logs); written by `up`, removed by `down`
     outputs.json        the same keys as the Pulumi stack outputs, plus local-only extras

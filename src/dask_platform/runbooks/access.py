@@ -10,34 +10,24 @@ state directory's ``passwords.json``. Sites sharing an identity provider share o
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from dask_platform.sites import Site, SiteError, SiteRegistry, default_auth
-
-# Gateway clients whose dask-gateway __del__ would complain after close() (see sites.py).
-_CLOSED: list[Any] = []
+from dask_platform.gateway_client import close_quietly
+from dask_platform.sites import Site, SiteCatalog, SiteError, default_auth, load_catalog
 
 
-def load_registry(outputs: Iterable[Path] | None, state_dir: Path) -> SiteRegistry:
-    files = list(outputs or [])
-    if files:
-        return SiteRegistry.from_outputs(files)
-    return SiteRegistry.from_local(state_dir)
-
-
-def choose_sites(registry: SiteRegistry, site: str | None, all_sites: bool) -> list[Site]:
+def choose_sites(catalog: SiteCatalog, site: str | None, all_sites: bool) -> list[Site]:
     if site is not None and all_sites:
         raise SiteError("--site and --all-sites: give one")
     if all_sites:
-        return list(registry)
+        return list(catalog)
     if site is not None:
-        return [registry[site]]
-    return [next(iter(registry))]
+        return [catalog[site]]
+    return [next(iter(catalog))]
 
 
 def read_password_stdin() -> str:
@@ -99,10 +89,7 @@ class Credentials:
     def close(self) -> None:
         """Close every gateway client this opened (their HTTP sessions and IO loops)."""
         while self._gateways:
-            gateway = self._gateways.pop()
-            with contextlib.suppress(Exception):
-                gateway.close()
-            _CLOSED.append(gateway)
+            close_quietly(gateway=self._gateways.pop())
 
     def __enter__(self) -> Credentials:
         return self
@@ -119,8 +106,8 @@ def gateway_from_options(
     password_stdin: bool,
 ) -> Any:
     """A gateway client for the site the shared runbook options name."""
-    registry = load_registry(outputs, state_dir)
-    chosen = registry[site] if site is not None else next(iter(registry))
+    catalog = load_catalog(outputs, state_dir)
+    chosen = catalog[site] if site is not None else next(iter(catalog))
     password = read_password_stdin() if password_stdin else None
     # The caller closes the gateway (e.g. `with gateway:`); nothing else stays open.
     return Credentials(user, password).gateway(chosen)

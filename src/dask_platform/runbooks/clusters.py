@@ -10,13 +10,12 @@ own clusters, so these commands cannot see or stop anyone else's.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from dask_platform.gateway_client import close_quietly
 from dask_platform.runbooks import remote
-from dask_platform.sites import _CLOSED
 
 
 @dataclass
@@ -47,9 +46,7 @@ def activity(gateway: Any, name: str) -> dict[str, Any]:
             client.close()
     finally:
         # connect() does not own the cluster: close the handle, never the cluster.
-        with contextlib.suppress(Exception):
-            cluster.close(shutdown=False)
-        _CLOSED.append(cluster)
+        close_quietly(cluster=cluster, shutdown=False)
     return report
 
 

@@ -168,9 +168,7 @@ class GatewayLeftover:
 def other_clients(gateway: Any, name: str) -> list[str]:
     """The ids of the clients connected to cluster ``name``'s scheduler, besides the one this
     function connects with (it connects without owning the cluster)."""
-    import contextlib
-
-    from dask_platform.sites import _CLOSED
+    from dask_platform.gateway_client import close_quietly
 
     cluster = gateway.connect(name)
     try:
@@ -186,9 +184,8 @@ def other_clients(gateway: Any, name: str) -> list[str]:
         finally:
             client.close()
     finally:
-        with contextlib.suppress(Exception):
-            cluster.close(shutdown=False)
-        _CLOSED.append(cluster)
+        # connect() does not own the cluster: close the handle, never the cluster.
+        close_quietly(cluster=cluster, shutdown=False)
 
 
 def _has_clients(gateway: Any, name: str) -> bool:

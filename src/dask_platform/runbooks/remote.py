@@ -1,9 +1,10 @@
 """Functions that run on a cluster's workers or scheduler, sent by value.
 
 Production worker images carry the compute stack, not this project, so these functions must not
-need ``dask_platform`` on the other side: :func:`by_value` registers this module with
-cloudpickle, which then sends the functions' code (and the constants they use) instead of an
-import path. They import only the standard library, boto3 and botocore, inside the functions.
+need ``dask_platform`` on the other side: :func:`by_value` registers this module (and
+:mod:`dask_platform.credentials`) with cloudpickle, which then sends the functions' code (and
+the constants they use) instead of an import path. They import only the standard library,
+boto3 and botocore, inside the functions.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import os
 import time
 from typing import Any
 
-from dask_platform.credentials import FORBIDDEN_ENV_VARS, KEY_ENV_VARS
+from dask_platform import credentials
+from dask_platform.credentials import FORBIDDEN_ENV_VARS, KEY_ENV_VARS, key_variables_present
 
 PROBE_PREFIX = "verify-workers"
 # What the EKS pod-identity webhook (and the local overlay playing it) sets: expected, not a
@@ -26,12 +28,14 @@ OVERRIDES = FORBIDDEN_ENV_VARS - KEY_ENV_VARS - WEBHOOK_IDENTITY
 
 
 def by_value() -> None:
-    """Send this module's functions by value (idempotent)."""
+    """Send this module's functions by value, and :mod:`dask_platform.credentials` (the one
+    list of key variables; it imports only the standard library), idempotently."""
     import sys
 
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cloudpickle.register_pickle_by_value(credentials)
 
 
 def _s3(operation: str, url: str, body: bytes = b"") -> dict[str, Any]:
@@ -70,9 +74,7 @@ def verify_worker(
     name = str(getattr(dask_worker, "name", None) or os.getpid())
     report: dict[str, Any] = {
         "worker": name,
-        "key_variables": sorted(
-            k for k in os.environ if k.upper() in KEY_ENV_VARS and os.environ[k]
-        ),
+        "key_variables": key_variables_present(os.environ),
         "aws_variables": sorted(k for k in os.environ if k.upper().startswith("AWS_")),
         "identity_overrides": sorted(k for k in os.environ if k.upper() in OVERRIDES),
         "team": os.environ.get("DASK_PLATFORM_TEAM"),
