@@ -484,7 +484,7 @@ $ uv run dask-platform config check --stack dev
 <!-- not-run: needs AWS -->
 ```bash
 pulumi up --stack dev   # the deploy
-uv run dask-platform outputs --file outputs.dev.json > /dev/null
+uv run dask-platform outputs --outputs outputs.dev.json > /dev/null
 make plan STACK=prod
 ```
 """
