@@ -25,7 +25,7 @@ import yaml
 
 from dask_platform.object_stores import offline_object_store_keys
 from dask_platform.project import project_root
-from dask_platform.stack_config import NAMESPACE, ImageRefs, StackConfigError, read_stack_file
+from dask_platform.stack_config import NAMESPACE, ImageRefs, read_stack_file
 
 ACCOUNT_ID = "123456789012"
 UNDECRYPTED_SECRET = "[secret: not decrypted by the offline plan]"
@@ -370,11 +370,7 @@ def _evaluate(
         def run_program() -> None:
             runpy.run_path(str(program / "__main__.py"), run_name="__main__")
 
-        try:
-            _sync_await(pulumi.runtime.stack.run_pulumi_func(run_program))
-        except StackConfigError as exc:
-            exc.resources_declared = [r for r in mocks.records if not r.type.startswith("pulumi:")]
-            raise
+        _sync_await(pulumi.runtime.stack.run_pulumi_func(run_program))
         assert root is not None
         exported: dict[str, Any] = root.outputs  # type: ignore[attr-defined]
         names = list(exported)

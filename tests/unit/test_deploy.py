@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from dask_platform.pulumi_eval import Evaluation
+from dask_platform.pulumi_eval import Evaluation, RecordingMocks
 from dask_platform.stack_config import (
     DOCUMENTATION_RANGES,
     EKS_STANDARD_SUPPORT,
@@ -23,7 +22,8 @@ from dask_platform.stack_config import (
     regional_owner_problems,
 )
 
-from .conftest import REPO, STACKS, evaluated, evaluated_bootstrap
+from ..programs import declared, run_program
+from .conftest import BOOTSTRAP, REPO, STACKS, evaluated, evaluated_bootstrap
 
 CLUSTER = "aws:eks/cluster:Cluster"
 ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
@@ -398,81 +398,38 @@ def test_deploy_doc_order_matches_the_projects():
         assert f"`{load_stack_file(REPO, stack).eks.endpoint.private_access_cidrs[0]}`" in text
 
 
-def run_program_with_credentials_of(
-    account: str, project_dir: Path, stack: str, stack_outputs: dict[str, Any]
-) -> None:
-    """Run the Pulumi program of ``project_dir`` for ``stack`` under Pulumi's mocks (the one
-    allowed stand-in), with deploying credentials of ``account``: the mocks answer
-    ``aws.get_caller_identity`` with it. Raises whatever the program raises."""
-    import contextvars
-    import runpy
-    import sys
-
-    import pulumi
-    from pulumi.runtime import mocks as pulumi_mocks
-    from pulumi.runtime import settings as pulumi_settings
-    from pulumi.runtime.sync_await import _sync_await
-
-    from dask_platform.pulumi_eval import RecordingMocks, pulumi_config_for_stack
-
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
-    program = project_dir / project.get("main", ".")
-    config, secret_keys = pulumi_config_for_stack(project_dir, stack)
-    recording = RecordingMocks(
-        region=config[f"{project['name']}:region"], account_id=account, stack_outputs=stack_outputs
-    )
-
-    class Mocks(pulumi.runtime.Mocks):
-        def new_resource(self, args):  # type: ignore[no-untyped-def]
-            return recording.new_resource(args)
-
-        def call(self, args):  # type: ignore[no-untyped-def]
-            result, failures = recording.call(args)
-            return result, failures or []
-
-    def run() -> None:
-        pulumi_settings.set_root_resource(None)  # type: ignore[arg-type]
-        pulumi.runtime.set_all_config(config, secret_keys)
-        pulumi_mocks.set_mocks(Mocks(), project=project["name"], stack=stack, preview=False)
-        main = str(program / "__main__.py")
-        _sync_await(
-            pulumi.runtime.stack.run_pulumi_func(lambda: runpy.run_path(main, run_name="__main__"))
-        )
-
-    sys.path.insert(0, str(program))
-    try:
-        contextvars.copy_context().run(run)
-    finally:
-        sys.path.remove(str(program))
-
-
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_program_refuses_credentials_of_another_account(stack):
-    config = load_stack_file(REPO, stack)
-    bootstrap_stack = config.images.bootstrap_stack
-    assert bootstrap_stack is not None
+    """`up` with credentials of an account the stack does not name fails before it declares
+    anything there; with the named account's it goes ahead."""
     from dask_platform.bootstrap_config import split_stack_name
 
-    bootstrap = evaluated_bootstrap(split_stack_name(bootstrap_stack)[2])
+    config = load_stack_file(REPO, stack)
+    assert config.images.bootstrap_stack is not None
+    bootstrap = evaluated_bootstrap(split_stack_name(config.images.bootstrap_stack)[2])
+
+    def credentials_of(account: str) -> RecordingMocks:
+        return RecordingMocks(
+            config.region,
+            account_id=account,
+            stack_outputs={config.images.bootstrap_stack: bootstrap.outputs},
+        )
+
     with pytest.raises(
         ValueError,
         match=rf"account_id: this stack deploys to account {config.account_id}, "
         "but the credentials are for account 999999999999",
     ):
-        run_program_with_credentials_of(
-            "999999999999", REPO, stack, {bootstrap_stack: bootstrap.outputs}
-        )
-    # The same program and stack with the named account's credentials deploys.
-    run_program_with_credentials_of(
-        config.account_id, REPO, stack, {bootstrap_stack: bootstrap.outputs}
-    )
+        run_program(REPO, stack, credentials_of("999999999999"))
+    recording = credentials_of(config.account_id)
+    run_program(REPO, stack, recording)
+    assert len(declared(recording)) > 50
 
 
 def test_the_bootstrap_program_refuses_credentials_of_another_account():
-    project_dir = REPO / "infra" / "bootstrap"
     with pytest.raises(
         ValueError,
         match=r"account_id: this stack deploys to account \d{12}, "
         "but the credentials are for account 999999999999",
     ):
-        run_program_with_credentials_of("999999999999", project_dir, "prod", {})
+        run_program(BOOTSTRAP, "prod", RecordingMocks("us-west-2", account_id="999999999999"))
