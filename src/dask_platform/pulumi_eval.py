@@ -48,10 +48,6 @@ class RecordedResource:
     # every resource whose output feeds one of its inputs, as the engine receives them.
     dependencies: tuple[str, ...] = ()
 
-    @property
-    def urn_name(self) -> str:
-        return f"{self.type}::{self.name}"
-
 
 @dataclass
 class Evaluation:
@@ -59,7 +55,6 @@ class Evaluation:
     resources: list[RecordedResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
-    protected: set[str] = field(default_factory=set)
     # The plain text of every secure config value as the program received it, so that whatever
     # the program derives from one can be redacted (dask_platform.guard.manifests.redact).
     secret_values: set[str] = field(default_factory=set)
