@@ -33,10 +33,6 @@ LIMITS = {
 PROBE_PERIOD_S = 0.5
 
 
-class LimitsBenchError(RuntimeError):
-    pass
-
-
 def _team_of(index: int) -> str:
     return list(TEAMS)[index % 2]
 

@@ -34,9 +34,6 @@ BOOTSTRAP_NAMESPACE = "dask-platform-bootstrap"
 STACK_NAME_PATTERN = r"[A-Za-z0-9_.-]+/" + BOOTSTRAP_NAMESPACE + r"/[A-Za-z0-9_.-]+"
 """``<organization>/dask-platform-bootstrap/<stack>``: how a platform stack names it."""
 
-BOOTSTRAP_DIR = "infra/bootstrap"
-"""The bootstrap project's directory, relative to the checkout's root (beside the platform
-program, infra/)."""
 
 IMAGE_OUTPUT = "images"
 """The bootstrap output the platform reads: image name -> ``<repository url>:<tag>``."""

@@ -481,18 +481,3 @@ def pod_placement_problems(pod: Mapping[str, Any], node_pool: Mapping[str, Any])
                 f"({key}: {', '.join(labels.get(key, [])) or 'unset'})"
             )
     return problems
-
-
-def pod_fits_node_pool(
-    pod: Mapping[str, Any],
-    node_pool: Mapping[str, Any],
-    instance_types: Iterable[InstanceCapacity],
-    overhead: Resources,
-) -> tuple[list[str], list[InstanceCapacity]]:
-    """(placement problems, instance types the pod's requests fit on beside ``overhead``) for a
-    pod and a NodePool whose allowed ``instance_types`` the caller resolved
-    (:func:`pool_instance_types`). A pod is schedulable when there is no problem and at least
-    one type fits."""
-    return pod_placement_problems(pod, node_pool), fitting(
-        requests_of_pod(pod), instance_types, overhead
-    )

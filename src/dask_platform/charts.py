@@ -171,8 +171,10 @@ def render(
 ) -> dict[str, str]:
     """Render a pinned chart as ``helm template`` would: ``{template path: manifest text}``.
 
-    Values are merged over the chart's defaults and checked against its values schema by Helm.
-    Raises ChartError (cache, pin) or helm_python.HelmError (values, templates).
+    Values are merged over the chart's defaults; Helm checks them against the chart's
+    ``values.schema.json`` when it has one (for a chart with only ``values.schema.yaml``, see
+    :func:`values_schema_problems`). Raises ChartError (cache, pin) or helm_python.HelmError
+    (values, templates).
     """
     pin = chart_pin(name, version)
     chart = _load(chart_archive(name, version), pin.sha256)
@@ -228,6 +230,40 @@ def chart_crds(name: str, version: str | None = None) -> dict[str, str]:
                 if extracted is not None:
                     out[member.name] = extracted.read().decode()
     return out
+
+
+SCHEMA_FILES = ("values.schema.json", "values.schema.yaml")
+"""Where a chart keeps its values schema: Helm reads only the JSON one. dask-gateway's
+published archive carries only the YAML one, which Helm therefore never applies."""
+
+
+def values_schema_problems(
+    name: str, values: Mapping[str, Any], version: str | None = None
+) -> list[str]:
+    """Every way ``values``, layered over the chart's own ``values.yaml`` as Helm layers them,
+    break the chart's values schema: ``["<key.path>: <message>", ...]``, sorted by path; ``[]``
+    when they conform or the chart has no schema. A misspelled key (``gateway.extraconfig``)
+    is one such problem: Helm would render it silently when the schema is not the JSON one.
+    Raises ChartError (cache, pin). ref: https://helm.sh/docs/topics/charts/#schema-files
+    """
+    import tarfile
+
+    import jsonschema
+
+    pin = chart_pin(name, version)
+    with tarfile.open(chart_archive(name, version)) as archive:
+        members = set(archive.getnames())
+    schema_file = next((f for f in SCHEMA_FILES if f"{pin.name}/{f}" in members), None)
+    if schema_file is None:
+        return []
+    schema = yaml.safe_load(chart_file(name, schema_file, version))  # JSON is YAML too
+    defaults = yaml.safe_load(chart_file(name, "values.yaml", version)) or {}
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = validator.iter_errors(merge_values(defaults, values))
+    return [
+        f"{'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
+        for e in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path])
+    ]
 
 
 def chart_file(name: str, member: str, version: str | None = None) -> str:

@@ -2,8 +2,9 @@
 
 ``gateway_settings`` is the JSON the gateway config file (helm/dask-gateway/gateway_config.py)
 reads from ``DASK_PLATFORM_GATEWAY_SETTINGS``; ``render_values`` layers the committed values
-files with the stack's settings; ``validate_values`` checks the result against the upstream
-chart's schema. The Pulumi program and the local platform both call these.
+files with the stack's settings (`plan` checks them against the upstream chart's schema:
+:func:`dask_platform.charts.values_schema_problems`). The Pulumi program and the local
+platform both call these.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
-from dask_platform import charts, placement
+from dask_platform import placement
 from dask_platform.charts import merge_values
 from dask_platform.credentials import check_environment
 from dask_platform.iam import service_account_name
@@ -250,10 +250,6 @@ def render_values(config: StackConfig, images: ImageRefs | None = None) -> dict[
     return merge_values(values, generated)
 
 
-CHART = "dask-gateway"
-"""The upstream chart this module configures (pinned in helm/charts.yaml)."""
-
-
 def proxy_addresses(values: dict[str, Any], host: str) -> tuple[str, str]:
     """``(gateway_address, gateway_proxy_address)`` of the proxy Service at ``host`` (with TLS:
     ``gateway.tls.hostname``, the name the certificate covers), from the values that configure
@@ -267,36 +263,3 @@ def proxy_addresses(values: dict[str, Any], host: str) -> tuple[str, str]:
     web = int(ports["web"]["port"])
     address = f"{scheme}://{host}" if web == default_port else f"{scheme}://{host}:{web}"
     return address, f"gateway://{host}:{int(ports['tcp']['port'])}"
-
-
-def chart_schema(version: str | None = None) -> dict[str, Any]:
-    """The pinned chart's values schema (``values.schema.yaml`` inside the chart archive).
-
-    ``version``, when given, must be the pinned one. Raises
-    :class:`dask_platform.charts.ChartError` when the chart cache lacks the archive or holds
-    other bytes than the pin. ref: dask/dask-gateway resources/helm/dask-gateway/values.schema.yaml
-    """
-    return _parse_chart_yaml(charts.chart_file(CHART, "values.schema.yaml", version))
-
-
-def chart_defaults(version: str | None = None) -> dict[str, Any]:
-    """The pinned chart's own ``values.yaml``: Helm merges user values over it before
-    validating. Raises :class:`dask_platform.charts.ChartError` as :func:`chart_schema`."""
-    return _parse_chart_yaml(charts.chart_file(CHART, "values.yaml", version))
-
-
-def _parse_chart_yaml(text: str) -> dict[str, Any]:
-    data = yaml.safe_load(text) or {}
-    if not isinstance(data, dict):
-        raise charts.ChartError(f"chart {CHART}: expected a mapping, got {type(data).__name__}")
-    return data
-
-
-def validate_values(values: dict[str, Any], schema: dict[str, Any]) -> list[str]:
-    """Every schema violation, as ``path: message`` lines (empty when valid)."""
-    validator = jsonschema.Draft202012Validator(schema)
-    problems = []
-    for error in sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path)):
-        path = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        problems.append(f"{path}: {error.message}")
-    return problems

@@ -112,17 +112,9 @@ def render_policy(name: str, **values: Any) -> dict[str, Any]:
     return _substitute(template, values, set())
 
 
-def render_policy_json(name: str, **values: Any) -> str:
-    return json.dumps(render_policy(name, **values), indent=2, sort_keys=False)
-
-
 # --------------------------------------------------------------------------- team documents
 # The per-team documents every backend (EKS IRSA, ECS task role, EC2 instance profile, the local
 # emulator) attaches. One function each, so the scope cannot differ between backends.
-
-
-def scratch_bucket_arn(bucket: str) -> str:
-    return f"arn:aws:s3:::{bucket}"
 
 
 def issuer_host(issuer_url: str) -> str:

@@ -91,7 +91,6 @@ class GpuWorkerSize:
     worker_cpu: int  # CPU units
     worker_mem: int  # MiB
     worker_gpu: int
-    workers_per_instance: int
 
 
 def ecs_gpu_worker_size(instance_types: list[str], gpus_per_worker: int) -> GpuWorkerSize:
@@ -109,14 +108,11 @@ def ecs_gpu_worker_size(instance_types: list[str], gpus_per_worker: int) -> GpuW
                 f"{name} has {kind.gpus} GPU(s), fewer than gpus_per_worker ({gpus_per_worker})"
             )
         per_instance = kind.gpus // gpus_per_worker
-        sizes.append(
-            (kind.ecs_cpu_units // per_instance, kind.ecs_memory_mib // per_instance, per_instance)
-        )
+        sizes.append((kind.ecs_cpu_units // per_instance, kind.ecs_memory_mib // per_instance))
     cpu = min(s[0] for s in sizes)
     mem = min(s[1] for s in sizes)
     return GpuWorkerSize(
         worker_cpu=cpu,
         worker_mem=mem,
         worker_gpu=gpus_per_worker,
-        workers_per_instance=min(s[2] for s in sizes),
     )

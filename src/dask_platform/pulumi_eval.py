@@ -25,7 +25,7 @@ import yaml
 
 from dask_platform.object_stores import offline_object_store_keys
 from dask_platform.project import project_root
-from dask_platform.stack_config import NAMESPACE, ImageRefs, StackConfigError, read_stack_file
+from dask_platform.stack_config import NAMESPACE, ImageRefs, read_stack_file
 
 ACCOUNT_ID = "123456789012"
 UNDECRYPTED_SECRET = "[secret: not decrypted by the offline plan]"
@@ -48,10 +48,6 @@ class RecordedResource:
     # every resource whose output feeds one of its inputs, as the engine receives them.
     dependencies: tuple[str, ...] = ()
 
-    @property
-    def urn_name(self) -> str:
-        return f"{self.type}::{self.name}"
-
 
 @dataclass
 class Evaluation:
@@ -59,7 +55,6 @@ class Evaluation:
     resources: list[RecordedResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
-    protected: set[str] = field(default_factory=set)
     # The plain text of every secure config value as the program received it, so that whatever
     # the program derives from one can be redacted (dask_platform.guard.manifests.redact).
     secret_values: set[str] = field(default_factory=set)
@@ -370,11 +365,7 @@ def _evaluate(
         def run_program() -> None:
             runpy.run_path(str(program / "__main__.py"), run_name="__main__")
 
-        try:
-            _sync_await(pulumi.runtime.stack.run_pulumi_func(run_program))
-        except StackConfigError as exc:
-            exc.resources_declared = [r for r in mocks.records if not r.type.startswith("pulumi:")]
-            raise
+        _sync_await(pulumi.runtime.stack.run_pulumi_func(run_program))
         assert root is not None
         exported: dict[str, Any] = root.outputs  # type: ignore[attr-defined]
         names = list(exported)

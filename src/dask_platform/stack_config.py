@@ -40,9 +40,6 @@ class StackConfigError(ValueError):
     def __init__(self, problems: list[str], source: str = "stack config") -> None:
         self.problems = problems
         self.source = source
-        # Filled in by the mocks harness: what the program had declared when it refused (the
-        # contract is "nothing", and the tests hold it to that).
-        self.resources_declared: list[object] = []
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
 

@@ -11,6 +11,8 @@ import pytest
 
 from dask_platform.local import probes
 
+from . import worker_probes
+
 WEBHOOK_VARIABLES = {
     "AWS_ROLE_ARN",
     "AWS_WEB_IDENTITY_TOKEN_FILE",
@@ -132,11 +134,11 @@ def test_a_worker_cannot_assume_another_teams_role_with_its_token(
 ) -> None:
     other_role = outputs["team_role_arns"]["hydrology"]
     own_role = outputs["team_role_arns"]["climate"]
-    assert run_on_cluster(bob_cluster, probes.assume_role_with_own_token, other_role) == {
+    assert run_on_cluster(bob_cluster, worker_probes.assume_role_with_own_token, other_role) == {
         "ok": False,
         "error": "AccessDenied",
     }
-    assert run_on_cluster(bob_cluster, probes.assume_role_with_own_token, own_role)["ok"]
+    assert run_on_cluster(bob_cluster, worker_probes.assume_role_with_own_token, own_role)["ok"]
 
 
 @pytest.mark.parametrize(

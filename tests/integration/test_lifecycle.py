@@ -48,41 +48,35 @@ def test_status_shows_every_component(small_platform: LocalPlatform) -> None:
     assert "running" in result.output
 
 
-def test_the_gateway_runs_the_charts_rendered_config(small_platform: LocalPlatform) -> None:
-    """One config path: the local gateway runs the file the chart renders for the API pod,
-    byte for byte, with only the local overlay appended after it."""
-    from dask_platform.gateway_pods import CONFIG_FILE, render_gateway
+def test_the_gateway_runs_the_charts_rendered_config(
+    small_platform: LocalPlatform, small_gateway_as: Callable[[str], Any]
+) -> None:
+    """One config path: the running gateway serves the cluster options of the config file the
+    chart renders for the API pod (loaded here with traitlets' loader, as the pod loads it), on
+    dask-gateway's local backend with the platform's limits."""
+    import asyncio
+    import tempfile
 
-    rendered = render_gateway(small_platform.config.stack)
-    site = small_platform.sites[0]
-    directory = small_platform.config_dir(site)
-    assert {p.name for p in directory.iterdir()} == set(rendered.gateway_files)
-    chart_file = rendered.gateway_files[CONFIG_FILE].rstrip("\n")
-    text = small_platform.config_file(site).read_text()
-    assert text.startswith(chart_file)
-    assert "# From gateway.extraConfig.50-dask-platform" in chart_file
-    assert (
-        'c.DaskGateway.backend_class = "dask_gateway_server.backends.kubernetes.KubeBackend"'
-        in (chart_file)
-    )
-    appended = [
-        line
-        for line in text[len(chart_file) :].splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    overlay = small_platform.site_dir(site) / "overlay.json"
-    assert appended == [
-        "from dask_platform.local.webhook import configure_local_gateway",
-        f"configure_local_gateway(c, {str(overlay)!r})  # noqa: F821",
-    ]
-    assert "load_subconfig" not in text
-    log = small_platform.log("gateway").read_text()
-    # dask-gateway's local backend with the platform's limits (dask_platform.gateway_limits).
     from dask_gateway_server.backends.local import UnsafeLocalBackend
+    from dask_gateway_server.models import User
 
     from dask_platform.gateway_limits import PlatformLimits
+    from dask_platform.gateway_pods import kube_backend_class, load_config_file, render_gateway
     from dask_platform.local.limited import LimitedLocalBackend
 
+    rendered = render_gateway(small_platform.config.stack)
+    with tempfile.TemporaryDirectory() as directory:
+        chart_config = load_config_file(
+            rendered.gateway_files, rendered.gateway_env, Path(directory)
+        )
+        backend = kube_backend_class(chart_config.DaskGateway.backend_class)(config=chart_config)
+        alice = User("alice", groups=small_platform.config.local.users["alice"].groups)
+        chart_options = asyncio.run(backend.get_cluster_options(alice))
+    served = small_gateway_as("alice").cluster_options()
+    assert dict(served) == {f.field: f.get_default() for f in chart_options.fields}
+    assert len(served) > 1, "the platform's options, not dask-gateway's empty default"
+
+    log = small_platform.log("gateway").read_text()
     assert "dask_platform.local.limited.LimitedLocalBackend" in log
     assert issubclass(LimitedLocalBackend, UnsafeLocalBackend)
     assert issubclass(LimitedLocalBackend, PlatformLimits)

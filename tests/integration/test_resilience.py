@@ -15,9 +15,10 @@ from typing import Any
 
 import requests
 
-from dask_platform.local import probes
 from dask_platform.local.emulator_server import LOWEST_SESSION_SECONDS
+from dask_platform.local.probes import by_value
 
+from . import worker_probes
 from .conftest import SHORT_CREDENTIALS_SECONDS, SHORT_TOKEN_SECONDS, new_cluster
 
 
@@ -56,7 +57,7 @@ def test_a_worker_killed_mid_computation_does_not_lose_the_result(
     try:
         with cluster.get_client() as client:
             pids = client.run(os.getpid)
-            futures = client.map(probes.slow_square, range(24), seconds=0.5)
+            futures = client.map(by_value(worker_probes.slow_square), range(24), seconds=0.5)
             time.sleep(1.5)
             victim = sorted(pids.values())[0]
             os.kill(victim, signal.SIGKILL)
@@ -105,7 +106,7 @@ def test_short_credentials_and_rotated_tokens_do_not_break_a_job(
     with alice_cluster.get_client() as client:
         # About 1.7 token lifetimes: the projector rewrites the file at least once mid-job.
         result = client.submit(
-            probes.s3_round_trips,
+            by_value(worker_probes.s3_round_trips),
             outputs["scratch_urls"]["hydrology"] + "rotation/",
             int(SHORT_TOKEN_SECONDS * 1.7),
             1.0,
@@ -173,7 +174,7 @@ def _one_job_per_worker(cluster: Any, url: str, fixed_session: bool) -> list[dic
         workers = sorted(client.scheduler_info()["workers"])
         futures = [
             client.submit(
-                probes.s3_round_trips_recorded,
+                by_value(worker_probes.s3_round_trips_recorded),
                 f"{url}{'fixed' if fixed_session else 'refresh'}/{index}/",
                 LIFETIMES * REFRESH_SESSION_SECONDS + 2,
                 0.5,

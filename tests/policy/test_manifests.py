@@ -108,6 +108,23 @@ def test_release_is_rendered_with_the_values_the_program_passes(
 # --------------------------------------------------------------------------- planted violations
 
 
+def test_a_misspelled_chart_value_is_caught_though_helm_renders_it(
+    evaluated: Callable[[str], Evaluation],
+) -> None:
+    """dask-gateway's schema is YAML, which Helm does not apply: the plan applies it."""
+    evaluation = copy.deepcopy(evaluated(COMMITTED_STACKS[0]))
+    (release,) = [
+        r for r in evaluation.of_type(manifests.RELEASE_TYPE) if r.inputs["name"] == "dask-gateway"
+    ]
+    release.inputs["values"]["gateway"]["extraconfig"] = {"50-typo": "pass"}
+    report = check_manifests(evaluation, _version(COMMITTED_STACKS[0]), checkov=False)
+    assert [r.chart for r in report.releases].count("dask-gateway") == 1, "it still renders"
+    (problem,) = report.problems
+    assert problem.source == release.name
+    assert problem.problem.startswith("values gateway: Additional properties are not allowed")
+    assert "'extraconfig' was unexpected" in problem.problem
+
+
 def test_a_deployment_field_kubernetes_rejects_is_caught(
     evaluated: Callable[[str], Evaluation],
 ) -> None:

@@ -178,7 +178,7 @@ def test_plan_prints_the_node_pools_and_the_fit_table(evaluation, config):
 
 
 def test_a_pod_manifest_is_placed_against_a_node_pool(config):
-    from dask_platform.capacity import pod_fits_node_pool, requests_of_pod
+    from dask_platform.capacity import fitting, pod_placement_problems, requests_of_pod
     from dask_platform.karpenter import node_pools
 
     workers, schedulers = node_pools(config.capacity)
@@ -201,20 +201,18 @@ def test_a_pod_manifest_is_placed_against_a_node_pool(config):
     }
     assert requests_of_pod(worker_pod) == Resources(2000, 4 * 2**30)
     types = pool_instance_types(config.capacity, "workers", config.region)
-    problems, fits = pod_fits_node_pool(worker_pod, workers, types, Resources(250, 2**29))
-    assert problems == []
-    assert fits
+    # As dask_platform.schedulability places each pod the controller builds.
+    assert pod_placement_problems(worker_pod, workers) == []
+    assert fitting(requests_of_pod(worker_pod), types, Resources(250, 2**29))
     # The same pod cannot use the scheduler pool (taint, label) ...
-    problems, _ = pod_fits_node_pool(worker_pod, schedulers, types, Resources(0, 0))
-    assert problems == [
+    assert pod_placement_problems(worker_pod, schedulers) == [
         "NodePool dask-schedulers: taint dask-platform/schedulers=true:NoSchedule is not tolerated",
         "NodePool dask-schedulers: nodeSelector dask-platform/node-role=workers is not among "
         "its nodes' labels (dask-platform/node-role: schedulers)",
     ]
     # ... and a worker pinned to a capacity type the pool does not sell cannot use it.
     worker_pod["spec"]["nodeSelector"]["karpenter.sh/capacity-type"] = "reserved"
-    problems, _ = pod_fits_node_pool(worker_pod, workers, types, Resources(0, 0))
-    assert problems == [
+    assert pod_placement_problems(worker_pod, workers) == [
         "NodePool dask-workers: nodeSelector karpenter.sh/capacity-type=reserved is not among "
         "its nodes' labels (karpenter.sh/capacity-type: "
         + ", ".join(config.capacity.workers.capacity_types)

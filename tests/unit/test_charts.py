@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dask_platform import charts, gateway_settings
+from dask_platform import charts
 from dask_platform.charts import CHART_CACHE_ENV, ChartError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,12 +35,31 @@ def test_every_pinned_archive_is_in_the_cache_with_its_pinned_bytes() -> None:
         assert path.name == f"{pin.name}-{pin.version}.tgz"
 
 
-def test_gateway_schema_and_defaults_come_from_the_pinned_archive() -> None:
-    schema = gateway_settings.chart_schema()
-    assert schema["type"] == "object"
-    assert {"gateway", "controller", "traefik"} <= set(schema["properties"])
-    defaults = gateway_settings.chart_defaults()
-    assert defaults["gateway"]["backend"]["scheduler"]["cores"] == {"request": None, "limit": None}
+def test_values_are_checked_against_the_schema_helm_does_not_apply() -> None:
+    """dask-gateway's archive carries values.schema.yaml only, which Helm never reads: a
+    misspelled key renders silently, and values_schema_problems is what catches it."""
+    names = {m.split("/", 1)[1] for m in _members(charts.chart_archive("dask-gateway"))}
+    assert "values.schema.yaml" in names
+    assert "values.schema.json" not in names
+    misspelled = {"gateway": {"extraconfig": {"oops": "pass"}}}
+    assert charts.render("dask-gateway", misspelled, release="r", namespace="n")
+    (problem,) = charts.values_schema_problems("dask-gateway", misspelled)
+    assert problem.startswith("gateway: Additional properties are not allowed")
+    assert "'extraconfig' was unexpected" in problem
+    wrong_type = {"gateway": {"replicas": "two"}}
+    assert charts.values_schema_problems("dask-gateway", wrong_type) == [
+        "gateway.replicas: 'two' is not of type 'integer'"
+    ]
+    # The chart's own defaults conform; a chart without a schema has nothing to break.
+    assert charts.values_schema_problems("dask-gateway", {}) == []
+    assert charts.values_schema_problems("karpenter-crd", {"anything": 1}) == []
+
+
+def _members(archive: Path) -> list[str]:
+    import tarfile
+
+    with tarfile.open(archive) as opened:
+        return opened.getnames()
 
 
 def test_unset_cache_is_one_error_naming_the_setting_and_the_pull_commands(
@@ -48,7 +67,7 @@ def test_unset_cache_is_one_error_naming_the_setting_and_the_pull_commands(
 ) -> None:
     monkeypatch.delenv(CHART_CACHE_ENV, raising=False)
     with pytest.raises(ChartError) as caught:
-        gateway_settings.chart_schema()
+        charts.chart_file("dask-gateway", "values.schema.yaml")
     message = str(caught.value)
     assert f"{CHART_CACHE_ENV} is not set" in message
     assert (
@@ -67,7 +86,7 @@ def test_cache_that_is_not_a_directory(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_archive_missing_from_the_cache_names_chart_version_and_fetch_command(cache: Path) -> None:
     with pytest.raises(ChartError) as caught:
-        gateway_settings.chart_defaults()
+        charts.chart_file("dask-gateway", "values.yaml")
     assert str(caught.value) == (
         f"chart dask-gateway 2026.3.0: dask-gateway-2026.3.0.tgz is not in the chart cache "
         f"{cache} ({CHART_CACHE_ENV}); fetch it with: helm pull dask-gateway --version 2026.3.0 "
@@ -82,7 +101,7 @@ def test_corrupted_archive_is_refused_by_its_digest(cache: Path) -> None:
     corrupted.write_bytes(bytes(data))
     for read in (
         lambda: charts.chart_archive("dask-gateway"),
-        lambda: gateway_settings.chart_schema(),
+        lambda: charts.chart_file("dask-gateway", "values.schema.yaml"),
         lambda: charts.render("dask-gateway", {}, release="r", namespace="n"),
     ):
         with pytest.raises(ChartError) as caught:
@@ -96,7 +115,7 @@ def test_corrupted_archive_is_refused_by_its_digest(cache: Path) -> None:
 def test_a_good_copy_in_another_cache_is_accepted(cache: Path) -> None:
     shutil.copy(SUITE_CACHE / GATEWAY.archive_name, cache)
     assert charts.chart_archive("dask-gateway") == cache / GATEWAY.archive_name
-    assert gateway_settings.chart_schema()["type"] == "object"
+    assert charts.values_schema_problems("dask-gateway", {}) == []
 
 
 def test_unpinned_chart_and_unpinned_version_are_refused() -> None:
@@ -105,7 +124,7 @@ def test_unpinned_chart_and_unpinned_version_are_refused() -> None:
     with pytest.raises(ChartError, match=r"dask-gateway 2025.4.0 is not the pinned version"):
         charts.chart_pin("dask-gateway", "2025.4.0")
     with pytest.raises(ChartError, match=r"dask-gateway 2025.4.0 is not the pinned version"):
-        gateway_settings.chart_schema("2025.4.0")
+        charts.chart_file("dask-gateway", "values.yaml", "2025.4.0")
 
 
 def test_release_chart_references_resolve_to_pins() -> None:

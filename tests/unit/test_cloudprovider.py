@@ -148,13 +148,66 @@ def test_a_renamed_parameter_would_be_caught():
         assert_binds({"cloudwatch_log_group": "x"}, ECSCluster.__init__)
 
 
-def test_ec2_cluster_still_cannot_request_imdsv2():
-    """EC2Cluster sends no MetadataOptions, which is why the platform sets the region default.
-    If an upgrade adds it, this fails: then pass HttpTokens=required through ec2_kwargs."""
-    source = inspect.getsource(ec2_module.EC2Instance.create_vm)
-    assert "run_instances" in source
-    assert "MetadataOptions" not in source
+def test_ec2_cluster_still_cannot_request_imdsv2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EC2Cluster sends no MetadataOptions, which is why the platform sets the region default
+    (infra/components/ecs.py, InstanceMetadataDefaults). dask-cloudprovider's own create_vm runs
+    here against the AWS emulator, and the instance it launched is read back: if an upgrade
+    requests IMDSv2 itself, this fails - then pass HttpTokens=required through ec2_kwargs."""
+    import asyncio
+
+    from dask_platform.local.emulator import Emulator
+
     assert "metadata" not in inspect.signature(EC2Cluster.__init__).parameters
+    with Emulator(tmp_path / "emulator").start() as aws:
+        admin = aws.admin_credentials
+        for name, value in {
+            "AWS_ENDPOINT_URL": aws.endpoint,
+            "AWS_ACCESS_KEY_ID": admin.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": admin.secret_access_key,
+            "AWS_DEFAULT_REGION": aws.region,
+        }.items():
+            monkeypatch.setenv(name, value)
+        ec2 = aws.client("ec2")
+        (vpc,) = ec2.describe_vpcs()["Vpcs"]  # the region's default VPC
+        subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+        group = ec2.create_security_group(
+            GroupName="dask-workers", Description="workers", VpcId=vpc["VpcId"]
+        )["GroupId"]
+        ami, tags = "ami-12c6146b", {TEAM_TAG: "hydrology"}
+
+        async def launch() -> None:
+            cluster = EC2Cluster(asynchronous=True, region=aws.region, security=False)
+            instance = ec2_module.EC2Instance(
+                cluster,
+                cluster.config,
+                region=aws.region,
+                ami=ami,
+                instance_type="t3.medium",
+                vpc=vpc["VpcId"],
+                subnet_id=subnet,
+                security_groups=[group],
+                use_private_ip=True,
+                filesystem_size=40,
+                enable_detailed_monitoring=False,
+                instance_tags=tags,
+                volume_tags=tags,
+                docker_image="worker",
+                env_vars={},
+            )
+            instance.name = "dask-worker-0"  # what the cluster names its workers
+            await instance.create_vm()
+
+        asyncio.run(launch())
+        (launched,) = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+        assert launched["MetadataOptions"]["HttpTokens"] == "optional"
+        # The violating case: a launch that does ask for IMDSv2 reads back as required.
+        (asked,) = ec2.run_instances(
+            ImageId=ami, MinCount=1, MaxCount=1, MetadataOptions={"HttpTokens": "required"}
+        )["Instances"]
+        (read,) = ec2.describe_instances(InstanceIds=[asked["InstanceId"]])["Reservations"]
+        assert read["Instances"][0]["MetadataOptions"]["HttpTokens"] == "required"
 
 
 # --------------------------------------------------------------------------- refusals

@@ -343,12 +343,6 @@ def test_the_shim_refuses_to_start_without_a_gpu():
     assert "no GPU is visible" in result.stderr
 
 
-def test_the_shim_hard_codes_no_gpu_count():
-    text = SHIM.read_text()
-    assert "GPU=1" not in text
-    assert "COPY files/dask-cuda-worker" in (SHIM.parent / "Containerfile").read_text()
-
-
 def test_the_shim_is_in_the_gpu_images_build_context(tmp_path: Path):
     """The Containerfile COPYs files/dask-cuda-worker: the build context carries it, and it is
     part of the build key (a changed shim is a new image)."""
@@ -358,4 +352,7 @@ def test_the_shim_is_in_the_gpu_images_build_context(tmp_path: Path):
     assert image_files("worker") == []
     assemble_context(tmp_path / "context", "worker-gpu", {}, {})
     copied = tmp_path / "context" / "files" / "dask-cuda-worker"
-    assert copied.read_text() == SHIM.read_text()
+    assert copied.read_bytes() == SHIM.read_bytes()
+    # The one static check left: the GPU image (CUDA wheels, gigabytes) is built only on request,
+    # never by the tests, so what its Containerfile COPYs is read rather than run.
+    assert "COPY files/dask-cuda-worker " in (SHIM.parent / "Containerfile").read_text()

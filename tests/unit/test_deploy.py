@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dask_platform.pulumi_eval import Evaluation
+from dask_platform.pulumi_eval import Evaluation, RecordingMocks
 from dask_platform.stack_config import (
     DOCUMENTATION_RANGES,
     EKS_STANDARD_SUPPORT,
@@ -22,7 +22,8 @@ from dask_platform.stack_config import (
     regional_owner_problems,
 )
 
-from .conftest import REPO, STACKS, evaluated, evaluated_bootstrap
+from ..programs import declared, run_program
+from .conftest import BOOTSTRAP, REPO, STACKS, evaluated, evaluated_bootstrap
 
 CLUSTER = "aws:eks/cluster:Cluster"
 ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
@@ -398,11 +399,38 @@ def test_deploy_doc_order_matches_the_projects():
         assert f"`{load_stack_file(REPO, stack).eks.endpoint.private_access_cidrs[0]}`" in text
 
 
-def test_the_program_refuses_credentials_of_another_account():
-    from dask_platform.stack_config import require_account
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_program_refuses_credentials_of_another_account(stack):
+    """`up` with credentials of an account the stack does not name fails before it declares
+    anything there; with the named account's it goes ahead."""
+    from dask_platform.bootstrap_config import split_stack_name
 
-    assert require_account("111122223333", "111122223333") == "111122223333"
-    with pytest.raises(ValueError, match=r"account_id: this stack deploys to account 111122223333"):
-        require_account("111122223333", "123456789012")
-    for program in (REPO / "infra" / "__main__.py", REPO / "infra" / "bootstrap" / "__main__.py"):
-        assert "require_account(config.account_id, account)" in program.read_text()
+    config = load_stack_file(REPO, stack)
+    assert config.images.bootstrap_stack is not None
+    bootstrap = evaluated_bootstrap(split_stack_name(config.images.bootstrap_stack)[2])
+
+    def credentials_of(account: str) -> RecordingMocks:
+        return RecordingMocks(
+            config.region,
+            account_id=account,
+            stack_outputs={config.images.bootstrap_stack: bootstrap.outputs},
+        )
+
+    with pytest.raises(
+        ValueError,
+        match=rf"account_id: this stack deploys to account {config.account_id}, "
+        "but the credentials are for account 999999999999",
+    ):
+        run_program(REPO, stack, credentials_of("999999999999"))
+    recording = credentials_of(config.account_id)
+    run_program(REPO, stack, recording)
+    assert len(declared(recording)) > 50
+
+
+def test_the_bootstrap_program_refuses_credentials_of_another_account():
+    with pytest.raises(
+        ValueError,
+        match=r"account_id: this stack deploys to account \d{12}, "
+        "but the credentials are for account 999999999999",
+    ):
+        run_program(BOOTSTRAP, "prod", RecordingMocks("us-west-2", account_id="999999999999"))

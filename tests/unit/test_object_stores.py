@@ -302,8 +302,7 @@ def test_the_aws_config_map_has_a_profile_per_store_and_no_key(
 def test_the_chart_values_mount_the_config_and_pass_the_chart_schema(
     evaluation: Evaluation,
 ) -> None:
-    from dask_platform.charts import merge_values as _merge
-    from dask_platform.gateway_settings import chart_defaults, chart_schema, validate_values
+    from dask_platform.charts import values_schema_problems
 
     (release,) = [
         r
@@ -311,8 +310,7 @@ def test_the_chart_values_mount_the_config_and_pass_the_chart_schema(
         if r.inputs["name"] == "dask-gateway"
     ]
     values = release.inputs["values"]
-    # As Helm validates: the user values over the chart's own defaults.
-    assert validate_values(_merge(chart_defaults(), values), chart_schema()) == []
+    assert values_schema_problems("dask-gateway", values) == []
     for role in ("scheduler", "worker"):
         backend = values["gateway"]["backend"][role]
         (volume,) = backend["extraPodConfig"]["volumes"]

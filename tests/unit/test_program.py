@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from dask_platform.gateway_settings import chart_schema, validate_values
+from dask_platform.charts import values_schema_problems
 from dask_platform.iam import issuer_host, shared_data_policy, team_scratch_policy
 
 from .conftest import document
@@ -225,27 +225,9 @@ def test_chart_is_pinned(evaluation, config):
     assert release.inputs["atomic"] is True
 
 
-def _merged_with_chart_defaults(values):
-    from dask_platform.charts import merge_values as _merge
-    from dask_platform.gateway_settings import chart_defaults
-
-    return _merge(chart_defaults(), values)
-
-
 def test_release_values_validate_against_the_upstream_schema(evaluation):
     release = gateway_release(evaluation)
-    problems = validate_values(
-        _merged_with_chart_defaults(release.inputs["values"]), chart_schema()
-    )
-    assert problems == []
-
-
-def test_schema_validation_catches_a_misspelled_key(evaluation):
-    release = gateway_release(evaluation)
-    values = _merged_with_chart_defaults(release.inputs["values"])
-    values["gateway"]["extraconfig"] = {"oops": "pass"}
-    problems = validate_values(values, chart_schema())
-    assert any(p.startswith("gateway:") and "extraconfig" in p for p in problems), problems
+    assert values_schema_problems("dask-gateway", release.inputs["values"]) == []
 
 
 def test_release_values_carry_the_gateway_config_file_and_settings(evaluation, config, repo):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dask_platform.pulumi_eval import evaluate_stack
+from dask_platform.pulumi_eval import RecordingMocks
 from dask_platform.stack_config import (
     StackConfigError,
     list_stacks,
@@ -20,6 +20,8 @@ from dask_platform.stack_config import (
     load_stack_path,
     validate_stack_config,
 )
+
+from ..programs import declared, run_program
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "config"
 OK = sorted(FIXTURES.glob("*.ok.yaml"))
@@ -142,7 +144,8 @@ def test_bad_config_creates_nothing(path, repo, tmp_path):
     shutil.copy(repo / "Pulumi.yaml", project / "Pulumi.yaml")
     (project / "infra").symlink_to(repo / "infra")
     shutil.copy(path, project / "Pulumi.broken.yaml")
+    recording = RecordingMocks("us-east-1")
     with pytest.raises(StackConfigError) as caught:
-        evaluate_stack("broken", project)
+        run_program(project, "broken", recording)
     assert caught.value.problems
-    assert caught.value.resources_declared == []
+    assert declared(recording) == []

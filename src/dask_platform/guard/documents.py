@@ -106,10 +106,6 @@ class IamDocument:
         return json.dumps(self.document, indent=2)
 
 
-def _actions(statement: dict[str, Any]) -> list[Any]:
-    return as_list(statement.get("Action"))
-
-
 def classify(document: dict[str, Any]) -> DocumentKind:
     """trust (who may assume a role), resource (has a Principal) or identity."""
     kinds = set()

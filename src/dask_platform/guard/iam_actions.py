@@ -56,11 +56,6 @@ def expand(action: str) -> list[str]:
     return [action.lower()]
 
 
-def is_known(action: str) -> bool:
-    prefix, _, name = action.lower().partition(":")
-    return name in _privileges(prefix)
-
-
 def supports_resource_scoping(action: str) -> bool:
     """True if ``action`` can be limited to resource ARNs (unknown actions count as scopable:
     a "*" on something the reference does not know is not given the benefit of the doubt)."""

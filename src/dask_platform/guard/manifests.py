@@ -347,20 +347,30 @@ def cluster_scoped_kinds(objects: Iterable[KubeObject]) -> set[str]:
 def check_manifests(
     evaluation: Evaluation, kubernetes_version: str, *, checkov: bool = True
 ) -> ManifestReport:
-    """Render every release, gather every declared object, validate them all, run checkov.
+    """Render every release, check its values against its chart's values schema, gather every
+    declared object, validate them all, run checkov.
 
-    A release that cannot render (values its chart refuses, a failing template) is a problem of
-    the report; a chart that is not pinned or not in the cache raises
-    :class:`dask_platform.charts.ChartError` (the stack cannot be checked at all).
+    A release that cannot render (values its chart refuses, a failing template) or whose values
+    break the chart's schema is a problem of the report; a chart that is not pinned or not in
+    the cache raises :class:`dask_platform.charts.ChartError` (the stack cannot be checked at
+    all).
     """
     from helm_python import HelmRenderError, HelmValuesError
 
     report = ManifestReport(kubernetes_version=kubernetes_version)
     for record in declared_releases(evaluation):
         try:
-            report.releases.append(render_release(record, evaluation.secret_values))
+            rendered = render_release(record, evaluation.secret_values)
         except (HelmRenderError, HelmValuesError) as exc:  # the chart refused the values
             report.problems.append(ManifestProblem(record.name, f"does not render: {exc}"))
+            continue
+        report.releases.append(rendered)
+        report.problems += [
+            ManifestProblem(record.name, f"values {problem}")
+            for problem in charts.values_schema_problems(
+                rendered.chart, rendered.values, rendered.version
+            )
+        ]
     report.declared = declared_objects(evaluation)
     objects = report.objects
     report.problems += validate_objects(objects, kubernetes_version, crd_schemas(objects))

@@ -14,8 +14,6 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
-
 
 def is_mapping(value: Any) -> bool:
     return isinstance(value, Mapping)

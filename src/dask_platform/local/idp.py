@@ -79,6 +79,9 @@ class IdpSettings:
 class IdpUser:
     name: str
     groups: tuple[str, ...]
+    # When the user authenticated (epoch seconds): kept across refreshes of the session it
+    # opened, as OIDC's auth_time claim. ref: https://openid.net/specs/openid-connect-core-1_0.html#IDToken
+    auth_time: int = field(default_factory=lambda: int(time.time()))
 
     def get_user_id(self) -> str:
         return self.name
@@ -249,6 +252,7 @@ class LocalAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             "client_id": client.get_client_id(),
             "scope": scope,
             "typ": "Bearer",
+            "auth_time": user.auth_time,
             self.settings.groups_claim: list(user.groups),
         }
         return self._mint(claims, self.settings.access_token_seconds)
@@ -324,7 +328,7 @@ def make_server(
             current = server.users().get(record.user.name)
             if current is None:
                 return record.user
-            return IdpUser(record.user.name, tuple(current["groups"]))
+            return IdpUser(record.user.name, tuple(current["groups"]), record.user.auth_time)
 
         def revoke_old_credential(self, record: RefreshRecord) -> None:
             with store.lock:
@@ -400,6 +404,7 @@ def discovery_fields(issuer_url: str, settings: IdpSettings) -> dict[str, Any]:
             "aud",
             "exp",
             "iat",
+            "auth_time",
             "preferred_username",
             settings.groups_claim,
         ],

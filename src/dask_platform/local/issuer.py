@@ -242,7 +242,6 @@ class TokenProjector:
     def __init__(self, issuer: Issuer, projections: list[Projection]) -> None:
         self.issuer = issuer
         self.projections = projections
-        self.rotations = 0
 
     def refresh(self, force: bool = False) -> int:
         """Rewrite every due token file; return how many were written."""
@@ -259,7 +258,6 @@ class TokenProjector:
                 _write_atomic(projection.path, token)
                 projection.written = now
                 written += 1
-        self.rotations += written
         return written
 
 

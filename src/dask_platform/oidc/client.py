@@ -119,8 +119,6 @@ class OIDCAuth(GatewayAuth):  # type: ignore[misc]
         self._lock = threading.RLock()
         self._metadata: dict[str, Any] | None = None
         self._session: Any = None
-        self.logins = 0
-        self.refreshes = 0
         if password is not None:
             # Log in now so the password goes no further than this call.
             self.login_with_password(password)
@@ -189,7 +187,6 @@ class OIDCAuth(GatewayAuth):  # type: ignore[misc]
             ) from None
         with self._lock:
             self._session = session
-            self.logins += 1
 
     def login_with_device_code(self, max_wait: float | None = None) -> None:
         """Device authorization grant: show the code, poll until approved, denied or expired."""
@@ -244,7 +241,6 @@ class OIDCAuth(GatewayAuth):  # type: ignore[misc]
                 raise LoginRequired(f"the code {login.user_code} was not approved in time")
         with self._lock:
             self._session = session
-            self.logins += 1
 
     def login(self) -> None:
         if self.flow == "device":
@@ -274,7 +270,6 @@ class OIDCAuth(GatewayAuth):  # type: ignore[misc]
             if self._expires_soon(self._session.token):
                 try:
                     self._session.refresh_token(self._endpoint("token_endpoint"))
-                    self.refreshes += 1
                 except OAuthError as exc:
                     self._session = None
                     if self.flow == "device":

@@ -77,11 +77,9 @@ class JwksCache:
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self._lock = asyncio.Lock()
-        self.fetches = 0
 
     async def _refresh(self) -> None:
         self._attempted_at = self._clock()
-        self.fetches += 1
         document = await self._fetch()
         try:
             key_set = jwt.PyJWKSet.from_dict(document)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from dask_platform.local.config import DEFAULT_STATE_DIR
@@ -36,7 +34,3 @@ PASSWORD_STDIN = typer.Option(
     "--password-stdin",
     help="Read the password from stdin (used to log in, never stored).",
 )
-
-
-def outputs_list(outputs: list[Path] | None) -> list[Path]:
-    return list(outputs or [])
