@@ -71,11 +71,12 @@ it too): the worker image does not install the dask_platform package."""
 CREDENTIAL_PROCESS_SCRIPT = "dask-platform-credential-process"
 OBJECT_STORES_MODULE = "dask_platform_object_stores.py"
 """The same module, importable in the worker image's environment under its own name, for the
-.pth that turns DASK_PLATFORM_AWS_CONFIG into a file (ECS/Fargate and EC2 have no mount)."""
+.pth that turns DASK_PLATFORM_AWS_CONFIG into a file (ECS/Fargate and EC2 have no mount) and
+makes botocore's ProfileNotFound name the team's store profiles (``platform_startup``)."""
 AWS_CONFIG_PTH = "dask-platform-aws-config.pth"
 AWS_CONFIG_PTH_LINE = (
-    "import os; os.environ.get('DASK_PLATFORM_AWS_CONFIG') and "
-    "__import__('dask_platform_object_stores').materialize_aws_config()\n"
+    "import os; (os.environ.get('DASK_PLATFORM_AWS_CONFIG') or os.environ.get('AWS_CONFIG_FILE'))"
+    " and __import__('dask_platform_object_stores').platform_startup()\n"
 )
 SCRIPT_INTERPRETER = "/opt/venv/bin/python"
 
