@@ -31,7 +31,6 @@ import os
 import sys
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 CREDENTIAL_PROCESS = "dask-platform-credential-process"
@@ -275,26 +274,12 @@ def unknown_profile_message(name: str, environ: Mapping[str, str] = os.environ) 
     )
 
 
-# --------------------------------------------------------------------------- unknown profiles
-
-PROFILE_HINT_MODULE = "botocore.exceptions"
-"""The module whose ``ProfileNotFound`` :func:`install_profile_hint` extends once it is loaded.
-botocore has no hook for an unknown profile: ``Session.get_scoped_config`` raises
-``ProfileNotFound(profile=name)`` itself, for ``boto3.Session(profile_name=...)``,
-``AWS_PROFILE`` and s3fs's ``profile=`` (aiobotocore's session is botocore's)."""
-PROFILE_HINT_KWARG = "dask_platform_hint"
-"""The key of ``ProfileNotFound.kwargs`` holding the sentence added on a platform's process.
-botocore pickles its errors as (class, kwargs) and rebuilds them with ``cls(**kwargs)``, so the
-sentence written on a worker reaches the client that receives the error (where this hook is
-installed too: the dask_platform wheel's .pth), instead of being recomputed there."""
-_HINTED_MARK = "_dask_platform_profile_hint"
-
-
 def profile_not_found_hint(profile: str, environ: Mapping[str, str] = os.environ) -> str | None:
-    """What follows botocore's ``The config profile (<profile>) could not be found`` where
-    ``AWS_CONFIG_FILE`` is the platform's (a file with at least one object store profile):
-    :func:`unknown_profile_message`. None elsewhere (a laptop's own config, no config, a file
-    that cannot be read or parsed): botocore's message then stands alone. Never raises."""
+    """What :mod:`dask_platform.aws_profile_hint` adds to botocore's ``The config profile
+    (<profile>) could not be found`` where ``AWS_CONFIG_FILE`` is the platform's (a file with
+    at least one object store profile): :func:`unknown_profile_message`. None elsewhere (a
+    laptop's own config, no config, a file that cannot be read or parsed): botocore's message
+    then stands alone. Never raises."""
     config_file = environ.get(AWS_CONFIG_FILE_ENV)
     if not config_file:
         return None
@@ -304,82 +289,6 @@ def profile_not_found_hint(profile: str, environ: Mapping[str, str] = os.environ
         return unknown_profile_message(profile, environ)
     except Exception:  # it runs inside an exception's constructor: never replace that error
         return None
-
-
-def hint_profile_not_found(exceptions: ModuleType) -> bool:
-    """Extend ``exceptions.ProfileNotFound`` (botocore's) in place: an instance raised for a
-    profile the platform's AWS config does not have says which profiles the team can use, e.g.
-    ``The config profile (osn-typo) could not be found: 'osn-typo' is not an object store of
-    this platform; profiles team 'hydrology' can use: osn-renci (from AWS_CONFIG_FILE=...)``.
-    The class stays the same object (``except ProfileNotFound`` keeps working). False if it was
-    already extended (by this module under another name: the notebook image has both)."""
-    error_class: Any = exceptions.ProfileNotFound
-    if getattr(error_class, _HINTED_MARK, False):
-        return False
-    upstream_init = error_class.__init__
-
-    def __init__(self: Any, **kwargs: Any) -> None:
-        if PROFILE_HINT_KWARG not in kwargs:
-            hint = profile_not_found_hint(str(kwargs.get("profile")))
-            if hint:
-                kwargs[PROFILE_HINT_KWARG] = hint
-        upstream_init(self, **kwargs)  # botocore's fmt ignores the extra key
-        if kwargs.get(PROFILE_HINT_KWARG):
-            self.args = (f"{self.args[0]}: {kwargs[PROFILE_HINT_KWARG]}", *self.args[1:])
-
-    error_class.__init__ = __init__
-    setattr(error_class, _HINTED_MARK, True)
-    return True
-
-
-class _HintOnImport:
-    """A meta path finder: finds ``botocore.exceptions`` with the normal machinery and extends
-    it once loaded, so interpreter start imports no botocore."""
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> Any:
-        if fullname != PROFILE_HINT_MODULE:
-            return None
-        from importlib.machinery import PathFinder
-
-        spec = PathFinder.find_spec(fullname, path)
-        if spec is None or spec.loader is None:
-            return None
-        self._loader = spec.loader
-        spec.loader = self  # type: ignore[assignment]
-        return spec
-
-    def create_module(self, spec: Any) -> ModuleType | None:
-        module: ModuleType | None = self._loader.create_module(spec)
-        return module
-
-    def exec_module(self, module: ModuleType) -> None:
-        self._loader.exec_module(module)
-        hint_profile_not_found(module)
-
-
-def install_profile_hint() -> None:
-    """Extend botocore's ``ProfileNotFound`` when ``botocore.exceptions`` is imported (now, if
-    it already is). Harmless to call again, from either copy of this module.
-
-    ref: https://docs.python.org/3/reference/import.html#the-meta-path
-    """
-    if PROFILE_HINT_MODULE in sys.modules:
-        hint_profile_not_found(sys.modules[PROFILE_HINT_MODULE])
-    elif not any(getattr(f, _HINTED_MARK, False) for f in sys.meta_path):
-        finder = _HintOnImport()
-        setattr(finder, _HINTED_MARK, True)
-        sys.meta_path.insert(0, finder)  # type: ignore[arg-type]
-
-
-def platform_startup(environ: MutableMapping[str, str] = os.environ) -> None:
-    """What the .pth files run at every interpreter start (the worker image's, and the
-    dask_platform wheel's in client environments and the notebook image): write the platform
-    AWS config from its text where it arrives so (:func:`materialize_aws_config`), then
-    :func:`install_profile_hint`. Imports no botocore."""
-    materialize_aws_config(environ)
-    install_profile_hint()
 
 
 def fetch_credentials(
@@ -451,13 +360,13 @@ def materialize_aws_config(environ: MutableMapping[str, str] = os.environ) -> st
     it to ``<tmp>/dask-platform-aws-<uid>/config`` (directory 0700) and set ``AWS_CONFIG_FILE``
     in ``environ`` (so the process and its children read it). Returns the path, or None when
     there is nothing to do. The worker image runs this at every interpreter start (a .pth)."""
+    value = environ.get(AWS_CONFIG_CONTENT_ENV)
+    if not value or environ.get(AWS_CONFIG_FILE_ENV):
+        return None
     import base64
     import binascii
     import tempfile
 
-    value = environ.get(AWS_CONFIG_CONTENT_ENV)
-    if not value or environ.get(AWS_CONFIG_FILE_ENV):
-        return None
     try:
         text = base64.b64decode(value, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):

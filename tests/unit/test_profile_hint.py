@@ -22,14 +22,18 @@ import fsspec
 import pytest
 from botocore.exceptions import ProfileNotFound
 
-from dask_platform import object_stores
-from dask_platform.images.build import AWS_CONFIG_PTH, AWS_CONFIG_PTH_LINE, OBJECT_STORES_MODULE
+from dask_platform import aws_profile_hint, object_stores
+from dask_platform.aws_profile_hint import HINT_KWARG, install
+from dask_platform.images.build import (
+    AWS_CONFIG_PTH,
+    AWS_CONFIG_PTH_LINE,
+    OBJECT_STORES_MODULE,
+    PROFILE_HINT_MODULE,
+)
 from dask_platform.object_stores import (
     AWS_CONFIG_CONTENT_ENV,
-    PROFILE_HINT_KWARG,
     StoreProfile,
     aws_config_env_value,
-    install_profile_hint,
     render_aws_config,
 )
 
@@ -61,7 +65,7 @@ def on_a_worker(platform_config: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(platform_config))
     monkeypatch.setenv("DASK_PLATFORM_TEAM", "hydrology")
-    install_profile_hint()
+    install()
     return platform_config
 
 
@@ -118,7 +122,7 @@ def test_a_config_of_no_platform_keeps_botocores_message(
     """A laptop's own config (no object store profile in it), or none at all: unchanged."""
     own = tmp_path / "own-config"
     own.write_text("[profile mine]\nregion = us-west-2\n")
-    install_profile_hint()
+    install()
     for config in (str(own), str(tmp_path / "missing"), None):
         if config is None:
             monkeypatch.delenv("AWS_CONFIG_FILE", raising=False)
@@ -127,7 +131,7 @@ def test_a_config_of_no_platform_keeps_botocores_message(
         with pytest.raises(ProfileNotFound) as caught:
             boto3.Session(profile_name="osn-typo")
         assert str(caught.value) == "The config profile (osn-typo) could not be found"
-        assert PROFILE_HINT_KWARG not in caught.value.kwargs
+        assert HINT_KWARG not in caught.value.kwargs
 
 
 def test_an_unreadable_platform_config_keeps_botocores_message(
@@ -136,7 +140,7 @@ def test_an_unreadable_platform_config_keeps_botocores_message(
     # The hint runs inside an exception's constructor: its own failure must not replace it.
     monkeypatch.setenv("AWS_CONFIG_FILE", str(platform_config))
     monkeypatch.setattr(object_stores, "_profiles", lambda _path: 1 / 0)
-    install_profile_hint()
+    install()
     error = ProfileNotFound(profile="osn-typo")
     assert str(error) == "The config profile (osn-typo) could not be found"
 
@@ -191,6 +195,7 @@ def test_the_worker_images_pth_hints_without_importing_botocore_at_start(
     site_dir = tmp_path / "site-packages"
     site_dir.mkdir()
     (site_dir / OBJECT_STORES_MODULE).write_text(Path(object_stores.__file__).read_text())
+    (site_dir / PROFILE_HINT_MODULE).write_text(Path(aws_profile_hint.__file__).read_text())
     (site_dir / AWS_CONFIG_PTH).write_text(AWS_CONFIG_PTH_LINE)
     # -S: no .pth of this environment runs (so not the wheel's); the locked packages are put
     # on the path as plain directories, then `site` processes the image's site directory.
@@ -215,14 +220,14 @@ def test_the_worker_images_pth_hints_without_importing_botocore_at_start(
         "error": "botocore.exceptions.ProfileNotFound: "
         + expected("osn-typo", "hydrology", "ceph-site, osn-renci", written),
     }
-    # Without any platform variable the .pth imports nothing and changes nothing.
-    bare = run_python(
-        [
-            "-S",
-            "-c",
-            start + "import json, sys; print(json.dumps({'loaded': sorted(m for m in "
-            "sys.modules if m.startswith(('dask_platform', 'botocore')))}))",
-        ],
-        clean_environment(),
+    # At start the .pth loads the small hook module only (os and sys), and without any platform
+    # variable nothing at all.
+    loaded = (
+        "import json, sys; print(json.dumps({'loaded': sorted(m for m in sys.modules "
+        "if m.startswith(('dask_platform', 'botocore')))}))"
     )
-    assert bare == {"loaded": []}
+    at_start = run_python(
+        ["-S", "-c", start + loaded], clean_environment(AWS_CONFIG_FILE=str(platform_config))
+    )
+    assert at_start == {"loaded": ["dask_platform_aws_profile_hint"]}
+    assert run_python(["-S", "-c", start + loaded], clean_environment()) == {"loaded": []}
