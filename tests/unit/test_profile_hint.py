@@ -114,6 +114,17 @@ def test_the_hint_survives_the_trip_to_the_client(
     assert type(received) is ProfileNotFound
     assert str(received) == str(caught.value)
     assert received.kwargs["profile"] == "osn-typo"
+    # A client without the hook (no dask_platform wheel) still rebuilds the error: botocore's
+    # own message, the extra key ignored.
+    script = (
+        f"import pickle, sys; sys.path.append({sysconfig.get_path('purelib')!r}); "
+        f"print(pickle.loads({sent!r}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "The config profile (osn-typo) could not be found\n"
 
 
 def test_a_config_of_no_platform_keeps_botocores_message(
