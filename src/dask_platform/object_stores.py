@@ -258,15 +258,37 @@ def _team_stores(profiles: Mapping[str, Mapping[str, Any]], team: str | None) ->
 
 def unknown_profile_message(name: str, environ: Mapping[str, str] = os.environ) -> str:
     """The error for a profile that is not an object store of this platform, naming the
-    profiles the caller's team can use."""
+    profiles the caller's team can use and the file they come from::
+
+        'osn-typo' is not an object store of this platform; profiles team 'hydrology' can
+        use: osn-renci (from AWS_CONFIG_FILE=/etc/dask-platform/aws/config)
+    """
     team = environ.get(TEAM_ENV)
     config_file = environ.get(AWS_CONFIG_FILE_ENV)
     usable = _team_stores(_profiles(config_file), team) if config_file else []
     who = f"team {team!r}" if team else "this role"
+    source = f" (from {AWS_CONFIG_FILE_ENV}={config_file})" if config_file else ""
     return (
         f"{name!r} is not an object store of this platform; profiles {who} can use: "
-        f"{', '.join(usable) or 'none'}"
+        f"{', '.join(usable) or 'none'}{source}"
     )
+
+
+def profile_not_found_hint(profile: str, environ: Mapping[str, str] = os.environ) -> str | None:
+    """What :mod:`dask_platform.aws_profile_hint` adds to botocore's ``The config profile
+    (<profile>) could not be found`` where ``AWS_CONFIG_FILE`` is the platform's (a file with
+    at least one object store profile): :func:`unknown_profile_message`. None elsewhere (a
+    laptop's own config, no config, a file that cannot be read or parsed): botocore's message
+    then stands alone. Never raises."""
+    config_file = environ.get(AWS_CONFIG_FILE_ENV)
+    if not config_file:
+        return None
+    try:
+        if not _profiles(config_file):
+            return None
+        return unknown_profile_message(profile, environ)
+    except Exception:  # it runs inside an exception's constructor: never replace that error
+        return None
 
 
 def fetch_credentials(
@@ -338,13 +360,13 @@ def materialize_aws_config(environ: MutableMapping[str, str] = os.environ) -> st
     it to ``<tmp>/dask-platform-aws-<uid>/config`` (directory 0700) and set ``AWS_CONFIG_FILE``
     in ``environ`` (so the process and its children read it). Returns the path, or None when
     there is nothing to do. The worker image runs this at every interpreter start (a .pth)."""
+    value = environ.get(AWS_CONFIG_CONTENT_ENV)
+    if not value or environ.get(AWS_CONFIG_FILE_ENV):
+        return None
     import base64
     import binascii
     import tempfile
 
-    value = environ.get(AWS_CONFIG_CONTENT_ENV)
-    if not value or environ.get(AWS_CONFIG_FILE_ENV):
-        return None
     try:
         text = base64.b64decode(value, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):

@@ -313,3 +313,101 @@ def test_without_the_text_nothing_is_written(hosts: dict[str, Any]) -> None:
         "test -e /tmp/dask-platform-aws-1000; echo $?"
     )
     assert result.stdout.split() == ["None", "1"]
+
+
+# --------------------------------------------------------------------------- unknown profiles
+
+UNKNOWN_PROFILE_SCRIPT = r"""
+import json, os, subprocess, sys
+at_start = sorted(m for m in sys.modules if m.startswith(("botocore", "boto3", "s3fs")))
+import boto3, fsspec
+def error(call):
+    try:
+        call()
+    except Exception as exc:
+        return f"{type(exc).__module__}.{type(exc).__name__}: {exc}"
+by_env = subprocess.run(
+    [sys.executable, "-c", "import boto3; boto3.client('s3')"],
+    env={**os.environ, "AWS_PROFILE": "osn-typo"}, capture_output=True, text=True,
+)
+print(json.dumps({
+    "at_start": at_start,
+    "session": error(lambda: boto3.Session(profile_name="osn-typo")),
+    "s3fs": error(lambda: fsspec.filesystem("s3", profile="osn-typo").ls("osn-test/")),
+    "aws_profile": by_env.stderr.strip().splitlines()[-1],
+}))
+"""
+
+
+def unknown_profile_errors(
+    engine: Any, image: str, environment: dict[str, str], volumes: dict[str, Any]
+) -> dict[str, Any]:
+    logs = engine.client.containers.run(
+        image,
+        ["python", "-c", UNKNOWN_PROFILE_SCRIPT],
+        environment={"DASK_PLATFORM_TEAM": GRANTED_TEAM, **environment},
+        volumes=volumes,
+        network_disabled=True,
+        healthcheck={"test": ["NONE"]},
+        remove=True,
+    )
+    result: dict[str, Any] = json.loads(logs.decode().strip().splitlines()[-1])
+    return result
+
+
+def expected_unknown_profile(config_file: str) -> str:
+    return (
+        "botocore.exceptions.ProfileNotFound: The config profile (osn-typo) could not be found: "
+        f"'osn-typo' is not an object store of this platform; profiles team '{GRANTED_TEAM}' "
+        f"can use: {STORE} (from AWS_CONFIG_FILE={config_file})"
+    )
+
+
+@pytest.mark.parametrize("image", ["worker", "notebook"])
+def test_an_unknown_profile_names_the_teams_profiles_in_python(
+    image: str, engine: Any, built: dict[str, Any], store_emulator: dict[str, Any]
+) -> None:
+    """botocore's own ProfileNotFound, from boto3.Session(profile_name=...), s3fs's profile=
+    and AWS_PROFILE (a new interpreter), names the team's profiles and the file - extended by
+    the image's .pth when botocore is imported, never at interpreter start."""
+    errors = unknown_profile_errors(
+        engine,
+        built[image].build_reference,
+        {"AWS_CONFIG_FILE": AWS_CONFIG_PATH},
+        {
+            str(store_emulator["config_dir"]): {
+                "bind": os.path.dirname(AWS_CONFIG_PATH),
+                "mode": "ro",
+            }
+        },
+    )
+    message = expected_unknown_profile(AWS_CONFIG_PATH)
+    assert errors == {
+        "at_start": [],
+        "session": message,
+        "s3fs": message,
+        "aws_profile": message,
+    }
+
+
+def test_an_unknown_profile_on_ecs_and_ec2_names_the_teams_profiles(
+    engine: Any, built: dict[str, Any], store_emulator: dict[str, Any]
+) -> None:
+    """Where the config arrives as text (ECS/Fargate tasks, EC2 instances), the same error
+    names the file the .pth wrote."""
+    from dask_platform.object_stores import AWS_CONFIG_CONTENT_ENV, aws_config_env_value
+
+    text = (store_emulator["config_dir"] / "config").read_text()
+    errors = unknown_profile_errors(
+        engine,
+        built["worker"].build_reference,
+        {AWS_CONFIG_CONTENT_ENV: aws_config_env_value(text)},
+        {},
+    )
+    message = expected_unknown_profile("/tmp/dask-platform-aws-1000/config")
+    assert errors == {
+        "at_start": [],
+        "session": message,
+        "s3fs": message,
+        "aws_profile": message,
+    }

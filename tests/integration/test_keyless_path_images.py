@@ -27,6 +27,11 @@ from .test_keyless_path import (  # noqa: F401 - collected here, against the fix
     test_every_worker_is_the_team_role,
     test_workers_hold_no_key_and_only_the_webhook_variables,
 )
+from .test_object_stores import (  # noqa: F401 - collected here, against the fixtures below
+    test_aws_profile_naming_an_unknown_profile_names_the_teams_profiles,
+    test_boto3_session_with_an_unknown_profile_names_the_teams_profiles,
+    test_s3fs_with_an_unknown_profile_names_the_teams_profiles,
+)
 
 for _module in (probes, credentials, object_stores, test_keyless_path, sys.modules[__name__]):
     cloudpickle.register_pickle_by_value(_module)

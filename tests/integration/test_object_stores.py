@@ -88,6 +88,83 @@ def test_an_unknown_profile_names_the_teams_profiles(alice_cluster: Any) -> None
     ) in report["stderr"]
 
 
+def worker_aws_config(platform: LocalPlatform) -> str:
+    """AWS_CONFIG_FILE as the platform's workers see it (venv workers: the state directory's
+    file; image workers: the same file mounted where EKS mounts it)."""
+    from dask_platform.local.containers import AWS_CONFIG_DIR
+
+    path = aws_config_path(platform.state_dir)
+    return f"{AWS_CONFIG_DIR}/{path.name}" if platform.container_image else str(path)
+
+
+def unknown_profile_error(platform: LocalPlatform, team: str, usable: str) -> str:
+    return (
+        "The config profile (osn-typo) could not be found: 'osn-typo' is not an object store "
+        f"of this platform; profiles team {team!r} can use: {usable} "
+        f"(from AWS_CONFIG_FILE={worker_aws_config(platform)})"
+    )
+
+
+def test_boto3_session_with_an_unknown_profile_names_the_teams_profiles(
+    alice_cluster: Any, platform: LocalPlatform
+) -> None:
+    """Raised on the worker by botocore itself, received by the client as that same error."""
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    with alice_cluster.get_client() as client:
+        future = client.submit(boto3.Session, profile_name="osn-typo", pure=False)
+        with pytest.raises(ProfileNotFound) as caught:
+            future.result(timeout=120)
+    assert str(caught.value) == unknown_profile_error(platform, "hydrology", STORE)
+
+
+def test_s3fs_with_an_unknown_profile_names_the_teams_profiles(
+    bob_cluster: Any, platform: LocalPlatform
+) -> None:
+    from botocore.exceptions import ProfileNotFound
+
+    def list_by_profile() -> Any:
+        import fsspec
+
+        fs = fsspec.filesystem("s3", profile="osn-typo", skip_instance_cache=True)
+        return fs.ls(f"{STORE}/")
+
+    with bob_cluster.get_client() as client:
+        future = client.submit(list_by_profile, pure=False)
+        with pytest.raises(ProfileNotFound) as caught:
+            future.result(timeout=120)
+    assert str(caught.value) == unknown_profile_error(platform, "climate", "none")
+
+
+def test_aws_profile_naming_an_unknown_profile_names_the_teams_profiles(
+    alice_cluster: Any, platform: LocalPlatform
+) -> None:
+    """A new interpreter on the worker (the hook comes from the environment's .pth, not from
+    the worker process) whose AWS_PROFILE names no profile: boto3's default client."""
+
+    def client_with_aws_profile() -> tuple[int, str]:
+        import os
+        import subprocess
+        import sys
+
+        done = subprocess.run(
+            [sys.executable, "-c", "import boto3; boto3.client('s3')"],
+            env={**os.environ, "AWS_PROFILE": "osn-typo"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        return done.returncode, done.stderr.strip().splitlines()[-1]
+
+    code, last_line = run_on_cluster(alice_cluster, client_with_aws_profile)
+    assert code == 1
+    assert last_line == "botocore.exceptions.ProfileNotFound: " + unknown_profile_error(
+        platform, "hydrology", STORE
+    )
+
+
 def test_the_credential_process_prints_an_expiring_document(alice_cluster: Any) -> None:
     report = run_on_cluster(alice_cluster, credential_process_report, STORE)
     assert report["returncode"] == 0, report["stderr"]

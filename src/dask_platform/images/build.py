@@ -72,10 +72,14 @@ CREDENTIAL_PROCESS_SCRIPT = "dask-platform-credential-process"
 OBJECT_STORES_MODULE = "dask_platform_object_stores.py"
 """The same module, importable in the worker image's environment under its own name, for the
 .pth that turns DASK_PLATFORM_AWS_CONFIG into a file (ECS/Fargate and EC2 have no mount)."""
+PROFILE_HINT_MODULE = "dask_platform_aws_profile_hint.py"
+"""dask_platform/aws_profile_hint.py likewise, for the same .pth where the platform AWS config is
+set: botocore's ProfileNotFound then names the team's store profiles."""
 AWS_CONFIG_PTH = "dask-platform-aws-config.pth"
 AWS_CONFIG_PTH_LINE = (
     "import os; os.environ.get('DASK_PLATFORM_AWS_CONFIG') and "
-    "__import__('dask_platform_object_stores').materialize_aws_config()\n"
+    "__import__('dask_platform_object_stores').materialize_aws_config(); "
+    "os.environ.get('AWS_CONFIG_FILE') and __import__('dask_platform_aws_profile_hint').install()\n"
 )
 SCRIPT_INTERPRETER = "/opt/venv/bin/python"
 
@@ -352,9 +356,10 @@ def assemble_context(
         script = context / CREDENTIAL_PROCESS_SCRIPT
         script.write_text(credential_process_script())
         script.chmod(0o755)
-        from dask_platform import object_stores
+        from dask_platform import aws_profile_hint, object_stores
 
         shutil.copy2(object_stores.__file__, context / OBJECT_STORES_MODULE)
+        shutil.copy2(aws_profile_hint.__file__, context / PROFILE_HINT_MODULE)
         (context / AWS_CONFIG_PTH).write_text(AWS_CONFIG_PTH_LINE)
     return text
 
@@ -513,6 +518,7 @@ def build_images(
         key_parts["containerfile"] = (context / "Containerfile").read_text()
         if image in CREDENTIAL_PROCESS_IMAGES:
             key_parts["credential_process"] = credential_process_script() + AWS_CONFIG_PTH_LINE
+            key_parts["profile_hint"] = (context / PROFILE_HINT_MODULE).read_text()
         for source in image_files(image):
             key_parts[f"file:{source.name}"] = source.read_text()
         buildargs = {"LOCK_SHA256": sha, "LOCK_TAG": tag, "VCS_REF": vcs_ref}
