@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
+import cloudpickle
 import dask
 import dask.bag as db
 import pytest
@@ -12,6 +14,10 @@ import pytest
 from dask_platform.local import probes
 
 from . import worker_probes
+
+# This module's own worker functions travel by value, as a notebook's do (the workers cannot
+# import `tests`).
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 WEBHOOK_VARIABLES = {
     "AWS_ROLE_ARN",
@@ -63,7 +69,7 @@ def test_workers_hold_no_key_and_only_the_webhook_variables(
         assert set(report["aws_variables"]) == WEBHOOK_VARIABLES
         assert report["my_variable"] == "1"
     with alice_cluster.get_client() as client:
-        seen = client.run(worker_environment_and_aws_config)
+        seen = client.run(probes.by_value(worker_environment_and_aws_config))
     token_file = outputs["service_account_token_files"]["hydrology"]
     config_file = str(platform.state_dir / "aws" / "config")
     if platform.container_image:
