@@ -34,7 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dask_platform.stack_config import GatewayAuth, StackConfig
+from dask_platform.config.models import GatewayAuth, StackConfig
 
 # Objects of dask-gateway whose __del__ (2026.3.0) calls close() again after close() stopped
 # their IO loop and prints "Accessing the loop property while the loop is not running"; kept

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from dask_platform import charts
 from dask_platform.charts import CHART_CACHE_ENV, ChartError
 from dask_platform.cli import app
+from dask_platform.config.sources import load_stack_file
 from dask_platform.guard import manifests
 from dask_platform.guard.lint import (
     CheckovUnavailable,
@@ -33,7 +34,6 @@ from dask_platform.guard.lint import (
 )
 from dask_platform.guard.manifests import KubeObject, check_manifests
 from dask_platform.pulumi_eval import Evaluation, evaluate_stack
-from dask_platform.stack_config import load_stack_file
 
 from .policy_harness import COMMITTED_STACKS, PROJECT, REPO
 

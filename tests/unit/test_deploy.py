@@ -13,14 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dask_platform.config.errors import StackConfigError
+from dask_platform.config.models import DOCUMENTATION_RANGES
+from dask_platform.config.rules import regional_owner_problems
+from dask_platform.config.sources import load_stack_file
+from dask_platform.config.types import EKS_STANDARD_SUPPORT
 from dask_platform.pulumi_eval import Evaluation
-from dask_platform.stack_config import (
-    DOCUMENTATION_RANGES,
-    EKS_STANDARD_SUPPORT,
-    StackConfigError,
-    load_stack_file,
-    regional_owner_problems,
-)
 
 from .conftest import REPO, STACKS, evaluated, evaluated_bootstrap
 
@@ -398,7 +396,7 @@ def test_deploy_doc_order_matches_the_projects():
 
 
 def test_the_program_refuses_credentials_of_another_account():
-    from dask_platform.stack_config import require_account
+    from dask_platform.config.rules import require_account
 
     assert require_account("111122223333", "111122223333") == "111122223333"
     with pytest.raises(ValueError, match=r"account_id: this stack deploys to account 111122223333"):

@@ -20,14 +20,11 @@ from dask_platform.cloudprovider import (
     analyst_create_everything_policy,
     analyst_resources_supplied_policy,
 )
+from dask_platform.config.errors import StackConfigError
+from dask_platform.config.rules import validate_stack_config
+from dask_platform.config.sources import SECRET_KEYS, load_stack_file
 from dask_platform.iam import render_policy
 from dask_platform.pulumi_eval import Evaluation, evaluate_stack
-from dask_platform.stack_config import (
-    SECRET_KEYS,
-    StackConfigError,
-    load_stack_file,
-    validate_stack_config,
-)
 
 from .conftest import REPO, document, evaluated_bootstrap
 

@@ -12,14 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from dask_platform.config.errors import StackConfigError
+from dask_platform.config.rules import validate_stack_config
+from dask_platform.config.sources import list_stacks, load_stack_file, load_stack_path
 from dask_platform.pulumi_eval import evaluate_stack
-from dask_platform.stack_config import (
-    StackConfigError,
-    list_stacks,
-    load_stack_file,
-    load_stack_path,
-    validate_stack_config,
-)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "config"
 OK = sorted(FIXTURES.glob("*.ok.yaml"))

@@ -18,12 +18,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dask_platform.charts import merge_values
-from dask_platform.stack_config import (
-    StackConfig,
-    StackConfigError,
-    format_validation_error,
-    validate_stack_config,
-)
+from dask_platform.config.errors import StackConfigError, format_validation_error
+from dask_platform.config.models import StackConfig
+from dask_platform.config.rules import validate_stack_config
 
 REPO_DIR = Path(__file__).resolve().parents[3]
 DEFAULT_CONFIG = REPO_DIR / "local" / "platform.yaml"
