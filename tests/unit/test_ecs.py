@@ -420,7 +420,10 @@ def test_ecs_defaults():
             {"gpu": {"instance_types": ["m6i.large"]}},
             "ecs.gpu.instance_types: m6i.large have no GPU",
         ),
-        ({"gpu": {"min_size": 5, "max_size": 2}}, "min_size (5) must not exceed max_size (2)"),
+        (
+            {"gpu": {"min_size": 5, "max_size": 2}},
+            "ecs.gpu.min_size: must not exceed max_size (2) (got 5)",
+        ),
         ({"analyst_policy": "admin"}, "ecs.analyst_policy: Input should be"),
         ({"fargate_spots": True}, "ecs.fargate_spots: unknown key; allowed keys: access_cidrs"),
     ],

@@ -185,7 +185,7 @@ def load_local_config(
     try:
         local = LocalSettings.model_validate(document.get("local") or {})
     except ValidationError as exc:
-        problems.extend(f"local.{p}" for p in format_validation_error(exc, LocalSettings))
+        problems.extend(format_validation_error(exc, LocalSettings, prefix="local"))
     if local is not None:
         sites = []
         for i, site in enumerate(local.sites):

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from dask_platform.config.errors import FieldProblems
 from dask_platform.config.models.gateway import Image
 from dask_platform.config.types import (
     Cidr,
@@ -67,8 +68,8 @@ class EcsGpu(ConfigModel):
     @model_validator(mode="after")
     def _check(self) -> EcsGpu:
         if self.min_size > self.max_size:
-            raise ValueError(
-                f"min_size ({self.min_size}) must not exceed max_size ({self.max_size})"
+            raise FieldProblems(
+                [("min_size", f"must not exceed max_size ({self.max_size}) (got {self.min_size})")]
             )
         return self
 
@@ -81,7 +82,7 @@ class EcsGpu(ConfigModel):
         try:
             ecs_gpu_worker_size(self.instance_types, self.gpus_per_worker)
         except ValueError as exc:
-            raise ValueError(f"instance_types: {exc}") from None
+            raise FieldProblems([("instance_types", str(exc))]) from None
         return self
 
     @field_validator("instance_types")

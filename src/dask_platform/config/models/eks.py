@@ -9,6 +9,7 @@ import ipaddress
 
 from pydantic import Field, model_validator
 
+from dask_platform.config.errors import FieldProblems
 from dask_platform.config.types import (
     ALL_LOG_TYPES,
     AddonVersion,
@@ -39,11 +40,14 @@ class Network(ConfigModel):
 
     @model_validator(mode="after")
     def _check(self) -> Network:
+        problems = []
         prefix = ipaddress.IPv4Network(self.vpc_cidr).prefixlen
         if not 16 <= prefix <= 24:
-            raise ValueError(f"vpc_cidr: prefix length must be /16 to /24 (got /{prefix})")
+            problems.append(("vpc_cidr", f"prefix length must be /16 to /24 (got /{prefix})"))
         if len(set(self.availability_zones)) != len(self.availability_zones):
-            raise ValueError("availability_zones: must not repeat a zone")
+            problems.append(("availability_zones", "must not repeat a zone"))
+        if problems:
+            raise FieldProblems(problems)
         return self
 
 
@@ -57,15 +61,20 @@ class NodeGroup(ConfigModel):
     @model_validator(mode="after")
     def _check(self) -> NodeGroup:
         if self.min_size > self.max_size:
-            raise ValueError(
-                f"min_size ({self.min_size}) must not exceed max_size ({self.max_size})"
+            raise FieldProblems(
+                [("min_size", f"must not exceed max_size ({self.max_size}) (got {self.min_size})")]
             )
         if self.desired_size is not None and not (
             self.min_size <= self.desired_size <= self.max_size
         ):
-            raise ValueError(
-                f"desired_size ({self.desired_size}) must lie between min_size "
-                f"({self.min_size}) and max_size ({self.max_size})"
+            raise FieldProblems(
+                [
+                    (
+                        "desired_size",
+                        f"must lie between min_size ({self.min_size}) and max_size "
+                        f"({self.max_size}) (got {self.desired_size})",
+                    )
+                ]
             )
         return self
 
@@ -83,20 +92,26 @@ DOCUMENTATION_RANGES = tuple(
 )
 
 
-def _operator_cidr_problems(field: str, cidrs: list[str]) -> list[str]:
+def _operator_cidr_problems(field: str, cidrs: list[str]) -> list[tuple[str, str]]:
     problems = []
-    for cidr in cidrs:
+    for i, cidr in enumerate(cidrs):
         network = ipaddress.IPv4Network(cidr)
         if network.prefixlen == 0:
             problems.append(
-                f"{field}: {cidr} would open the Kubernetes API to the internet; list the "
-                "operator networks instead"
+                (
+                    f"{field}[{i}]",
+                    f"{cidr} would open the Kubernetes API to the internet; list the operator "
+                    "networks instead",
+                )
             )
         elif any(network.overlaps(doc) for doc in DOCUMENTATION_RANGES):
             problems.append(
-                f"{field}: {cidr} is a documentation range (192.0.2.0/24, 198.51.100.0/24, "
-                "203.0.113.0/24) that no operator ever connects from; put your operators' real "
-                "network here"
+                (
+                    f"{field}[{i}]",
+                    f"{cidr} is a documentation range (192.0.2.0/24, 198.51.100.0/24, "
+                    "203.0.113.0/24) that no operator ever connects from; put your operators' "
+                    "real network here",
+                )
             )
     return problems
 
@@ -129,19 +144,25 @@ class EksEndpoint(ConfigModel):
         problems += _operator_cidr_problems("private_access_cidrs", self.private_access_cidrs)
         if self.public_access and not self.public_access_cidrs:
             problems.append(
-                "public_access_cidrs: required when public_access is true (the operators' "
-                "public networks; AWS would otherwise open the endpoint to 0.0.0.0/0)"
+                (
+                    "public_access_cidrs",
+                    "required when public_access is true (the operators' public networks; AWS "
+                    "would otherwise open the endpoint to 0.0.0.0/0)",
+                )
             )
         if not self.public_access and self.public_access_cidrs:
-            problems.append("public_access_cidrs: only used when public_access is true")
+            problems.append(("public_access_cidrs", "only used when public_access is true"))
         if not self.public_access and not self.private_access_cidrs:
             problems.append(
-                "private_access_cidrs: required when public_access is false: the networks "
-                "(VPN, CI runners) routed into the VPC from which operators and Pulumi reach the "
-                "private endpoint; without one nothing outside the VPC can deploy"
+                (
+                    "private_access_cidrs",
+                    "required when public_access is false: the networks (VPN, CI runners) "
+                    "routed into the VPC from which operators and Pulumi reach the private "
+                    "endpoint; without one nothing outside the VPC can deploy",
+                )
             )
         if problems:
-            raise ValueError("; ".join(problems))
+            raise FieldProblems(problems)
         return self
 
 
@@ -163,13 +184,16 @@ class EksAccess(ConfigModel):
 
     @model_validator(mode="after")
     def _check(self) -> EksAccess:
+        problems = []
         both = sorted(set(self.admin_role_arns) & set(self.view_role_arns))
         if both:
-            raise ValueError(f"view_role_arns: {', '.join(both)} already in admin_role_arns")
+            problems.append(("view_role_arns", f"{', '.join(both)} already in admin_role_arns"))
         for name in ("admin_role_arns", "view_role_arns"):
             values = getattr(self, name)
             if len(set(values)) != len(values):
-                raise ValueError(f"{name}: must not repeat a role")
+                problems.append((name, "must not repeat a role"))
+        if problems:
+            raise FieldProblems(problems)
         return self
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from dask_platform.config.errors import FieldProblems
 from dask_platform.config.types import (
     AuthType,
     ChartVersion,
@@ -64,9 +65,11 @@ class GatewayAuth(ConfigModel):
     @model_validator(mode="after")
     def _check(self) -> GatewayAuth:
         if self.type == "custom" and self.oidc is None:
-            raise ValueError("oidc: required when type is 'custom' (issuer, audience, client_id)")
+            raise FieldProblems(
+                [("oidc", "required when type is 'custom' (issuer, audience, client_id)")]
+            )
         if self.type != "custom" and self.oidc is not None:
-            raise ValueError(f"oidc: only used with type 'custom' (type is {self.type!r})")
+            raise FieldProblems([("oidc", f"only used with type 'custom' (type is {self.type!r})")])
         return self
 
 
@@ -150,6 +153,7 @@ class Gateway(ConfigModel):
         # dask-gateway counts the scheduler against cluster_max_cores/_memory: (max - scheduler)
         # // worker is the number of workers a cluster can have, and 0 means never a worker.
         # ref: dask_gateway_server/backends/base.py ClusterConfig._worker_limit_from_resources
+        problems = []
         scheduler_cores, scheduler_memory_gib = self.scheduler_size()
         for field, worker, scheduler, limit_field, limit, unit in (
             (
@@ -170,20 +174,32 @@ class Gateway(ConfigModel):
             ),
         ):
             if scheduler + worker > limit:
-                raise ValueError(
-                    f"the scheduler ({scheduler:g}{unit}) plus one maximal worker ({field} "
-                    f"{worker:g}) need {scheduler + worker:g}{unit}, above {limit_field} "
-                    f"({limit:g}): a cluster of maximal workers could never get one"
+                problems.append(
+                    (
+                        field,
+                        f"the scheduler ({scheduler:g}{unit}) plus one maximal worker "
+                        f"({worker:g}{unit}) need {scheduler + worker:g}{unit}, above "
+                        f"{limit_field} ({limit:g}): a cluster of maximal workers could never "
+                        "get one",
+                    )
                 )
         if self.tls is not None and self.service_type != "LoadBalancer":
-            raise ValueError(
-                "tls: only used with service_type LoadBalancer (the NLB terminates TLS); "
-                f"service_type is {self.service_type!r}"
+            problems.append(
+                (
+                    "tls",
+                    "only used with service_type LoadBalancer (the NLB terminates TLS); "
+                    f"service_type is {self.service_type!r}",
+                )
             )
         bad = sorted(k for k in self.default_environment if k.upper() in FORBIDDEN_ENV_VARS)
-        if bad:
-            raise ValueError(
-                f"default_environment: {', '.join(bad)} must not be set; workers get S3 access "
-                "from their team role (IRSA), never from key variables"
+        problems.extend(
+            (
+                f"default_environment.{key}",
+                "must not be set; workers get S3 access from their team role (IRSA), never "
+                "from key variables",
             )
+            for key in bad
+        )
+        if problems:
+            raise FieldProblems(problems)
         return self
