@@ -16,6 +16,7 @@ from typing import Any
 def measure(stacks: list[str], repeat: int) -> dict[str, Any]:
     import yaml
 
+    from dask_platform.config.sources import load_stack_file
     from dask_platform.guard import documents as iam_documents
     from dask_platform.guard.lint import lint_documents
     from dask_platform.guard.manifests import check_manifests
@@ -23,7 +24,6 @@ def measure(stacks: list[str], repeat: int) -> dict[str, Any]:
     from dask_platform.guard.runner import run_evaluation
     from dask_platform.project import project_root
     from dask_platform.pulumi_eval import evaluate_stack
-    from dask_platform.stack_config import load_stack_file
 
     project = str(yaml.safe_load((project_root() / "Pulumi.yaml").read_text())["name"])
     result: dict[str, Any] = {}

@@ -19,12 +19,14 @@ from components.object_stores import (
 from components.storage import DataBucket, DataBucketArgs, ScratchStorage, ScratchStorageArgs
 
 from dask_platform.cloudprovider import ecr_repository_arn
+from dask_platform.config.models import ImageRefs
+from dask_platform.config.rules import require_account
+from dask_platform.config.sources import load_from_pulumi
 from dask_platform.gateway_settings import render_values
 from dask_platform.iam import service_account_name
 from dask_platform.instance_types import ecs_gpu_worker_size, instance_type
 from dask_platform.object_stores import object_store_outputs
 from dask_platform.sites import site_output
-from dask_platform.stack_config import ImageRefs, load_from_pulumi, require_account
 
 config = load_from_pulumi()  # every problem at once, before any resource is declared
 stack = pulumi.get_stack()

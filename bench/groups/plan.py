@@ -61,7 +61,7 @@ def _warm(stacks: list[str], repeat: int) -> dict[str, list[dict[str, Any]]]:
 
 
 def run(context: Context) -> dict[str, Any]:
-    from dask_platform.stack_config import list_stacks
+    from dask_platform.config.sources import list_stacks
 
     stacks = list_stacks(REPO_DIR)
     repeat = context.repetitions(full=5, quick=2)

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from components.registry import Registry, RegistryArgs
 
 from dask_platform.bootstrap_config import IMAGE_OUTPUT, load_bootstrap_from_pulumi
+from dask_platform.config.rules import require_account
 from dask_platform.images import all_images
-from dask_platform.stack_config import require_account
 
 config = load_bootstrap_from_pulumi()  # every problem at once, before any resource
 tags = {"dask-platform/stack": f"bootstrap-{pulumi.get_stack()}", "managed-by": "pulumi"}

@@ -23,9 +23,9 @@ from dask_platform.cloudprovider import (
     analyst_resources_supplied_policy,
     ecr_repository_arn,
 )
+from dask_platform.config.models import Ecs as EcsConfig
 from dask_platform.iam import render_policy
 from dask_platform.instance_types import ECS_RESERVED_MEMORY_MIB
-from dask_platform.stack_config import Ecs as EcsConfig
 
 # ref: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/instance_IAM_role.html
 CONTAINER_INSTANCE_POLICY = (

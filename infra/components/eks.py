@@ -11,10 +11,10 @@ import pulumi
 import pulumi_aws as aws
 
 from components.launch_templates import hardened_launch_template
+from dask_platform.config.models import Eks as EksConfig
+from dask_platform.config.models import NodeGroup as NodeGroupConfig
 from dask_platform.iam import render_policy
 from dask_platform.placement import CORE_ROLE, NODE_ROLE_LABEL
-from dask_platform.stack_config import Eks as EksConfig
-from dask_platform.stack_config import NodeGroup as NodeGroupConfig
 
 # ref: https://docs.aws.amazon.com/eks/latest/userguide/create-node-role.html
 NODE_MANAGED_POLICIES = (

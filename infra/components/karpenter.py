@@ -17,8 +17,8 @@ import pulumi_kubernetes as k8s
 
 from dask_platform import karpenter as spec
 from dask_platform.charts import chart_pin
+from dask_platform.config.models import Capacity
 from dask_platform.iam import issuer_host, placeholders, render_policy
-from dask_platform.stack_config import Capacity
 
 # The node role's managed policies, as the reference's KarpenterNodeRole.
 NODE_MANAGED_POLICIES = (

@@ -12,6 +12,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from dask_platform.config.models import ObjectStore
 from dask_platform.iam import object_store_key_read_policy
 from dask_platform.object_stores import (
     AWS_CONFIG_MAP,
@@ -22,7 +23,6 @@ from dask_platform.object_stores import (
     store_secret_string,
     stores_of_team,
 )
-from dask_platform.stack_config import ObjectStore
 
 
 def _one_store(store: str, keys: str) -> str:

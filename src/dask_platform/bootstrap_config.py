@@ -15,18 +15,11 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
+from dask_platform.config.errors import StackConfigError, format_validation_error
+from dask_platform.config.models import Registry
+from dask_platform.config.sources import decode_config_value, read_stack_path
+from dask_platform.config.types import AccountId, ConfigModel, ImageTag, Region
 from dask_platform.images import all_images
-from dask_platform.stack_config import (
-    AccountId,
-    ImageTag,
-    Region,
-    Registry,
-    StackConfigError,
-    _Model,
-    decode_config_value,
-    format_validation_error,
-    read_stack_path,
-)
 
 BOOTSTRAP_NAMESPACE = "dask-platform-bootstrap"
 """The bootstrap project's name (infra/bootstrap/Pulumi.yaml), its config namespace."""
@@ -39,7 +32,7 @@ IMAGE_OUTPUT = "images"
 """The bootstrap output the platform reads: image name -> ``<repository url>:<tag>``."""
 
 
-class BootstrapConfig(_Model):
+class BootstrapConfig(ConfigModel):
     """Everything the bootstrap stack needs (``dask-platform-bootstrap:`` keys)."""
 
     account_id: AccountId = Field(description="The account that owns the registry.")

@@ -291,7 +291,7 @@ def pod_requests(cores: float | str, memory: float | str) -> Resources:
 
 
 def requirements_of(pool: Any) -> InstanceRequirements:
-    """The requirements of a ``stack_config.NodePoolCapacity``."""
+    """The requirements of a ``dask_platform.config.models.NodePoolCapacity``."""
     return InstanceRequirements(
         categories=tuple(pool.instance_categories),
         families=tuple(pool.instance_families),
@@ -303,7 +303,7 @@ def requirements_of(pool: Any) -> InstanceRequirements:
 
 
 def daemonset_overhead(capacity: Any) -> Resources:
-    """Per-node DaemonSet requests of a ``stack_config.Capacity``."""
+    """Per-node DaemonSet requests of a ``dask_platform.config.models.Capacity``."""
     return Resources(
         round(capacity.daemonset_cpu * 1000), math.ceil(capacity.daemonset_memory_gib * GIB)
     )
@@ -311,7 +311,7 @@ def daemonset_overhead(capacity: Any) -> Resources:
 
 def pool_instance_types(capacity: Any, pool: str, region: str | None) -> list[InstanceCapacity]:
     """The instance types NodePool ``pool`` ("workers" or "schedulers") of a
-    ``stack_config.Capacity`` allows in ``region``."""
+    ``dask_platform.config.models.Capacity`` allows in ``region``."""
     return allowed_instance_types(
         requirements_of(getattr(capacity, pool)), region, capacity.vm_memory_overhead_percent
     )
@@ -375,7 +375,7 @@ def fit_problems(
     """Stack-config problems (key path first) when the largest worker the gateway allows, or
     the scheduler, fits no instance type its NodePool allows; each names the option, the
     instance types and the largest allocatable cores/memory. ``gateway`` and ``capacity`` are
-    ``stack_config.Gateway`` and ``stack_config.Capacity``."""
+    ``dask_platform.config.models.Gateway`` and ``dask_platform.config.models.Capacity``."""
     problems = []
     overhead = daemonset_overhead(capacity)
     where = f" offered in {region}" if region else ""

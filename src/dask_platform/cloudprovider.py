@@ -33,6 +33,7 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dask_platform.config.errors import format_validation_error
 from dask_platform.credentials import FORBIDDEN_ENV_VARS, check_environment
 from dask_platform.iam import render_policy
 from dask_platform.object_stores import (
@@ -363,9 +364,7 @@ class Platform:
         try:
             return cls(PlatformOutputs.model_validate(dict(data)))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-            )
+            problems = "; ".join(format_validation_error(exc, PlatformOutputs))
             raise PlatformError(f"{source}: {problems}") from None
 
     # ----------------------------------------------------------------------- public

@@ -34,9 +34,9 @@ from typing import Any, Literal
 import yaml
 
 from dask_platform import placement
+from dask_platform.config.models import StackConfig
 from dask_platform.credentials import FORBIDDEN_ENV_VARS
 from dask_platform.iam import service_account_name
-from dask_platform.stack_config import StackConfig
 
 GATEWAY_RELEASE = "dask-gateway"
 """The Helm release name the Pulumi program installs the chart as."""

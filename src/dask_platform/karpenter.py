@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from dask_platform import placement
-from dask_platform.stack_config import Capacity, NodePoolCapacity
+from dask_platform.config.models import Capacity, NodePoolCapacity
 
 CHART = "karpenter"
 CRD_CHART = "karpenter-crd"

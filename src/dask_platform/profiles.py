@@ -48,6 +48,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dask_platform.config.errors import format_validation_error, problems_message
+
 PROFILES_ENV = "DASK_PLATFORM_PROFILES"
 DEFAULT_PROFILES = Path("~/.config/dask-platform/profiles.yaml")
 KINDS = ("gateway", "fargate", "ecs", "ec2", "slurm", "local")
@@ -163,27 +165,6 @@ def profiles_path(path: str | Path | None = None, environ: Mapping[str, str] = o
     return DEFAULT_PROFILES.expanduser()
 
 
-def _format_errors(exc: ValidationError) -> list[str]:
-    problems = []
-    for error in exc.errors():
-        loc = [str(p) for p in error["loc"]]
-        # The discriminated union puts the kind in the path: profiles.hpc.slurm.account.
-        if len(loc) >= 3 and loc[0] == "profiles" and loc[2] in KINDS:
-            loc.pop(2)
-        where = ".".join(loc) or "(top level)"
-        if error["type"] == "missing":
-            problems.append(f"{where}: required setting is missing")
-        elif error["type"] == "extra_forbidden":
-            problems.append(f"{where}: unknown setting")
-        elif error["type"] == "union_tag_invalid":
-            problems.append(f"{where}: kind must be one of {', '.join(KINDS)}")
-        elif error["type"] == "union_tag_not_found":
-            problems.append(f"{where}: kind is missing; one of {', '.join(KINDS)}")
-        else:
-            problems.append(f"{where}: {error['msg']}")
-    return problems
-
-
 def load_profiles(path: str | Path | None = None) -> ProfilesFile:
     """Read and validate the profiles file (every problem at once)."""
     from dask_platform.guard.secrets import scan_text, scan_value
@@ -214,11 +195,10 @@ def load_profiles(path: str | Path | None = None) -> ProfilesFile:
     try:
         profiles = ProfilesFile.model_validate(document)
     except ValidationError as exc:
-        problems.extend(_format_errors(exc))
+        problems.extend(format_validation_error(exc, ProfilesFile))
         profiles = None
     if problems or profiles is None:
-        lines = "\n".join(f"  - {p}" for p in problems)
-        raise ProfileError(f"{file}: {len(problems)} problem(s):\n{lines}")
+        raise ProfileError(problems_message(str(file), problems))
     return profiles
 
 

@@ -23,9 +23,10 @@ from typing import Any
 
 import yaml
 
+from dask_platform.config.models import ImageRefs
+from dask_platform.config.sources import NAMESPACE, read_stack_file
 from dask_platform.object_stores import offline_object_store_keys
 from dask_platform.project import project_root
-from dask_platform.stack_config import NAMESPACE, ImageRefs, read_stack_file
 
 ACCOUNT_ID = "123456789012"
 UNDECRYPTED_SECRET = "[secret: not decrypted by the offline plan]"
@@ -388,7 +389,7 @@ def evaluate_stack(
     ``project_dir`` defaults to :func:`dask_platform.project.project_root`. ``secrets`` maps
     secure config keys (``dask-platform:gateway_simple_password``) to their decrypted text;
     without it the program receives :data:`UNDECRYPTED_SECRET` for each.
-    Raises :class:`dask_platform.stack_config.StackConfigError` (listing every problem) if the
+    Raises :class:`dask_platform.config.errors.StackConfigError` (listing every problem) if the
     stack config is invalid - before any resource is recorded, as in a real ``pulumi up``.
     """
     directory = project_dir if project_dir is not None else project_root()
@@ -433,7 +434,7 @@ def stack_images(stack: str, project_dir: Path | None = None) -> ImageRefs:
     """The images a committed platform stack runs, offline: its referenced bootstrap stack
     evaluated under mocks (what the program reads through its stack reference), or the images
     its config names."""
-    from dask_platform.stack_config import load_stack_file
+    from dask_platform.config.sources import load_stack_file
 
     project_dir = project_dir if project_dir is not None else project_root()
     config = load_stack_file(project_dir, stack)

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from dask_platform.config.sources import load_stack_file
 from dask_platform.gateway_settings import SETTINGS_ENV, gateway_settings, render_values
 from dask_platform.images import BUILD_KEY_LABEL, IMAGE_LABEL, IMAGES, LOCK_LABEL
 from dask_platform.images.audit import audit_image, credential_files
 from dask_platform.images.lock import lock_sha256, lock_tag
 from dask_platform.no_client import scheduler_command
 from dask_platform.pulumi_eval import stack_images
-from dask_platform.stack_config import load_stack_file
 
 from .conftest import MOUNTED_HELM_DIR, REPO, locked_names
 

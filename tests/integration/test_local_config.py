@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from dask_platform.config.errors import StackConfigError
 from dask_platform.local.config import load_local_config
-from dask_platform.stack_config import StackConfigError
 
 
 def test_the_committed_config_is_valid() -> None:

@@ -327,8 +327,8 @@ def test_every_site_is_a_component_with_its_address(
 
 
 def test_local_site_config_errors_name_the_key(tmp_path: Path) -> None:
+    from dask_platform.config.errors import StackConfigError
     from dask_platform.local.config import load_local_config
-    from dask_platform.stack_config import StackConfigError
 
     with pytest.raises(
         StackConfigError, match=r"local.sites: names must be unique \(repeated: a\)"

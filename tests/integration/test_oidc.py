@@ -441,10 +441,10 @@ def test_the_helm_values_configure_this_authenticator() -> None:
     is one of the class's configurable traits (the chart sets them as c.<Class>.<key>)."""
     import importlib
 
+    from dask_platform.config.sources import load_stack_file
     from dask_platform.gateway_settings import render_values
     from dask_platform.oidc.gateway import OIDCAuthenticator
     from dask_platform.pulumi_eval import stack_images
-    from dask_platform.stack_config import load_stack_file
 
     repo = Path(__file__).resolve().parents[2]
     auth = render_values(load_stack_file(repo, "prod"), stack_images("prod", repo))["gateway"][

@@ -86,9 +86,9 @@ def test_the_scratch_bucket_has_the_programs_settings(admin: Any, outputs: dict[
 
 
 def test_outputs_have_every_key_any_committed_stack_exports(outputs: dict[str, Any]) -> None:
+    from dask_platform.config.sources import list_stacks
     from dask_platform.project import project_root
     from dask_platform.pulumi_eval import evaluate_stack
-    from dask_platform.stack_config import list_stacks
 
     exported = {
         key for stack in list_stacks(project_root()) for key in evaluate_stack(stack).outputs

@@ -15,8 +15,8 @@ import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from dask_platform.config.sources import list_stacks
 from dask_platform.guard.runner import GuardResource, resources_from_fixture, stack_urn
-from dask_platform.stack_config import list_stacks
 
 from ..examples import with_example_keys
 

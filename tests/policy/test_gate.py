@@ -17,6 +17,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dask_platform.cli import app
+from dask_platform.config.sources import load_stack_file
 from dask_platform.guard import rules
 from dask_platform.guard.policies import pack_config, policies
 from dask_platform.guard.runner import (
@@ -26,7 +27,6 @@ from dask_platform.guard.runner import (
     stack_urn,
 )
 from dask_platform.pulumi_eval import Evaluation
-from dask_platform.stack_config import load_stack_file
 
 from .policy_harness import COMMITTED_STACKS, PROJECT, REPO
 

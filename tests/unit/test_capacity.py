@@ -21,8 +21,8 @@ from dask_platform.capacity import (
     worker_option_fits,
     worker_requests,
 )
+from dask_platform.config.models import Capacity
 from dask_platform.gateway_settings import committed_values
-from dask_platform.stack_config import Capacity
 
 
 # Karpenter's own generated instance-type reference (AL2023, ENI-limited pods, 7.5% VM overhead):

@@ -290,7 +290,7 @@ def test_bad_outputs_files_name_the_problem(tmp_path):
         Platform.from_outputs(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"region": "us-west-2"}))
-    with pytest.raises(PlatformError, match="vpc_id: Field required"):
+    with pytest.raises(PlatformError, match="vpc_id: required key is missing"):
         Platform.from_outputs(bad)
 
 

@@ -171,7 +171,8 @@ def test_gpu_worker_size(types, gpus, expected):
 
 
 def test_more_gpus_per_worker_than_a_type_has_is_a_config_error():
-    from dask_platform.stack_config import StackConfigError, validate_stack_config
+    from dask_platform.config.errors import StackConfigError
+    from dask_platform.config.rules import validate_stack_config
 
     raw = yaml.safe_load((REPO / "tests/fixtures/config/minimal.ok.yaml").read_text())["config"]
     data = {k.split(":", 1)[1]: v for k, v in raw.items()}

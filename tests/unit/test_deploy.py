@@ -13,14 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dask_platform.config.errors import StackConfigError
+from dask_platform.config.models import DOCUMENTATION_RANGES
+from dask_platform.config.rules import regional_owner_problems
+from dask_platform.config.sources import load_stack_file
+from dask_platform.config.types import EKS_STANDARD_SUPPORT
 from dask_platform.pulumi_eval import Evaluation, RecordingMocks
-from dask_platform.stack_config import (
-    DOCUMENTATION_RANGES,
-    EKS_STANDARD_SUPPORT,
-    StackConfigError,
-    load_stack_file,
-    regional_owner_problems,
-)
 
 from ..programs import declared, run_program
 from .conftest import BOOTSTRAP, REPO, STACKS, evaluated, evaluated_bootstrap

@@ -20,14 +20,11 @@ from dask_platform.cloudprovider import (
     analyst_create_everything_policy,
     analyst_resources_supplied_policy,
 )
+from dask_platform.config.errors import StackConfigError
+from dask_platform.config.rules import validate_stack_config
+from dask_platform.config.sources import SECRET_KEYS, load_stack_file
 from dask_platform.iam import render_policy
 from dask_platform.pulumi_eval import Evaluation, evaluate_stack
-from dask_platform.stack_config import (
-    SECRET_KEYS,
-    StackConfigError,
-    load_stack_file,
-    validate_stack_config,
-)
 
 from .conftest import REPO, document, evaluated_bootstrap
 
@@ -423,7 +420,10 @@ def test_ecs_defaults():
             {"gpu": {"instance_types": ["m6i.large"]}},
             "ecs.gpu.instance_types: m6i.large have no GPU",
         ),
-        ({"gpu": {"min_size": 5, "max_size": 2}}, "min_size (5) must not exceed max_size (2)"),
+        (
+            {"gpu": {"min_size": 5, "max_size": 2}},
+            "ecs.gpu.min_size: must not exceed max_size (2) (got 5)",
+        ),
         ({"analyst_policy": "admin"}, "ecs.analyst_policy: Input should be"),
         ({"fargate_spots": True}, "ecs.fargate_spots: unknown key; allowed keys: access_cidrs"),
     ],

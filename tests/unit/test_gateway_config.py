@@ -12,10 +12,10 @@ import pytest
 from dask_gateway_server.models import User
 from traitlets.config import Config, PyFileConfigLoader
 
+from dask_platform.config.sources import load_stack_file
 from dask_platform.credentials import FORBIDDEN_ENV_VARS, ForbiddenEnvironmentError
 from dask_platform.gateway_settings import SETTINGS_ENV, gateway_settings
 from dask_platform.pulumi_eval import stack_images
-from dask_platform.stack_config import load_stack_file
 
 GIB = 2**30
 

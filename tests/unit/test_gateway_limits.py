@@ -8,9 +8,9 @@ from pathlib import Path
 
 from dask_gateway_server.backends.base import ClusterConfig
 
+from dask_platform.config.sources import load_stack_path
 from dask_platform.gateway_limits import ClusterSize, _per_cluster_caps, _total_caps
 from dask_platform.gateway_settings import gateway_settings
-from dask_platform.stack_config import load_stack_path
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "config"
 GIB = 2**30

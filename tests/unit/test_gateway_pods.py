@@ -13,6 +13,7 @@ from functools import cache
 import pytest
 
 from dask_platform import placement
+from dask_platform.config.sources import list_stacks, load_stack_file
 from dask_platform.gateway_pods import (
     GatewayConfigError,
     build_pods,
@@ -29,7 +30,6 @@ from dask_platform.gateway_pods import (
 from dask_platform.gateway_settings import render_values
 from dask_platform.iam import service_account_name
 from dask_platform.pulumi_eval import stack_images
-from dask_platform.stack_config import list_stacks, load_stack_file
 from tests.unit.conftest import REPO
 
 STACKS = list_stacks(REPO)

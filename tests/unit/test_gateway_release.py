@@ -8,10 +8,10 @@ from __future__ import annotations
 import yaml
 from pulumi.runtime import rpc
 
+from dask_platform.config.sources import load_stack_file
 from dask_platform.gateway_pods import render_gateway
 from dask_platform.gateway_settings import JUPYTERHUB_TOKEN_KEY, JUPYTERHUB_TOKEN_SECRET
 from dask_platform.pulumi_eval import evaluate_stack
-from dask_platform.stack_config import load_stack_file
 from tests.unit.conftest import REPO, evaluated
 
 INTERNAL = "service.beta.kubernetes.io/aws-load-balancer-internal"

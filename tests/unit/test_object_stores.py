@@ -17,6 +17,7 @@ import pytest
 from dask_gateway_server.models import User
 from typer.testing import CliRunner
 
+from dask_platform.config.sources import load_stack_path
 from dask_platform.gateway_settings import gateway_settings
 from dask_platform.iam import object_store_key_read_policy
 from dask_platform.object_stores import (
@@ -29,7 +30,6 @@ from dask_platform.object_stores import (
     store_secret_string,
 )
 from dask_platform.pulumi_eval import Evaluation, evaluate_stack
-from dask_platform.stack_config import load_stack_path
 
 from .conftest import document
 

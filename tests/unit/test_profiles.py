@@ -111,10 +111,13 @@ def test_every_problem_is_reported_with_its_key(tmp_path: Path) -> None:
         load_profiles(path)
     message = str(error.value)
     assert "5 problem(s)" in message
-    assert "profiles.hpc.account: required setting is missing" in message
-    assert "profiles.hpc.memory: required setting is missing" in message
-    assert "profiles.pbs: kind must be one of gateway, fargate, ecs, ec2, slurm, local" in message
-    assert "profiles.laptop.threads: unknown setting" in message
+    assert "profiles.hpc.account: required key is missing" in message
+    assert "profiles.hpc.memory: required key is missing" in message
+    assert (
+        "profiles.pbs.kind: must be one of gateway, fargate, ecs, ec2, slurm, local (got 'pbs')"
+        in message
+    )
+    assert "profiles.laptop.threads: unknown key; allowed keys: kind, " in message
     assert "profiles.late.walltime: String should match pattern" in message
 
 

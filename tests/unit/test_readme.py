@@ -7,7 +7,8 @@ import typing
 
 from pydantic import BaseModel
 
-from dask_platform.stack_config import SECRET_KEYS, StackConfig
+from dask_platform.config.models import StackConfig
+from dask_platform.config.sources import SECRET_KEYS
 
 # Models documented as one row with their fields inline ({min, max, default}, {name, tag}, ...).
 INLINE = {

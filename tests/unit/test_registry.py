@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from dask_platform.bootstrap_config import load_bootstrap_path
+from dask_platform.config.errors import StackConfigError
+from dask_platform.config.sources import list_stacks, load_stack_file
 from dask_platform.images import all_images
 from dask_platform.pulumi_eval import evaluate_stack
-from dask_platform.stack_config import StackConfigError, list_stacks, load_stack_file
 
 from .conftest import BOOTSTRAP, BOOTSTRAP_STACKS, REPO, STACKS, evaluated, evaluated_bootstrap
 

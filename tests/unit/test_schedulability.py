@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 
 from dask_platform import capacity as cap
+from dask_platform.config.models import StackConfig
+from dask_platform.config.sources import load_stack_file
 from dask_platform.gateway_pods import BuiltPod, build_pods
 from dask_platform.gateway_settings import render_values
 from dask_platform.guard.pods import NODE_POOL_TYPE, check_release_pods
 from dask_platform.karpenter import SCHEDULERS_POOL, WORKERS_POOL
 from dask_platform.pulumi_eval import stack_images
 from dask_platform.schedulability import place_pods, requirements_of_node_pool
-from dask_platform.stack_config import StackConfig, load_stack_file
 from tests.unit.conftest import REPO, STACKS, evaluated
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from dask_platform.config.errors import StackConfigError
+from dask_platform.config.sources import list_stacks, load_stack_file
 from dask_platform.project import project_root
-from dask_platform.stack_config import StackConfigError, list_stacks, load_stack_file
 
 app = typer.Typer(help="Stack configuration (Pulumi.<stack>.yaml).", no_args_is_help=True)
 

@@ -254,9 +254,9 @@ def demo(
     ),
 ) -> None:
     """Run the end-to-end keyless-S3 demo on the embedded local platform."""
+    from dask_platform.config.errors import StackConfigError
     from dask_platform.local.platform import LocalPlatform
     from dask_platform.local.processes import ComponentError
-    from dask_platform.stack_config import StackConfigError
 
     # Wide enough for role ARNs when the output is a log rather than a terminal (rich's 80).
     console = Console(width=None if sys.stdout.isatty() else 120)

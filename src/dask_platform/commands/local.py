@@ -57,10 +57,10 @@ def up(
     ),
 ) -> None:
     """Start the emulator, the issuer and one gateway per site; provision; write outputs.json."""
+    from dask_platform.config.errors import StackConfigError
     from dask_platform.local.config import load_local_config
     from dask_platform.local.platform import LocalPlatform
     from dask_platform.local.processes import ComponentError
-    from dask_platform.stack_config import StackConfigError
 
     console = Console()
     overrides: dict[str, object] = {}

@@ -30,9 +30,10 @@ if TYPE_CHECKING:
 
 from dask_platform.charts import ChartError
 from dask_platform.commands.plan_capacity import print_capacity
+from dask_platform.config.errors import StackConfigError
+from dask_platform.config.sources import load_stack_file
 from dask_platform.project import project_root
 from dask_platform.pulumi_eval import evaluate_stack
-from dask_platform.stack_config import StackConfigError, load_stack_file
 
 
 def plan(

@@ -13,8 +13,8 @@ from dask_platform import capacity as cap
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from dask_platform.config.models import StackConfig
     from dask_platform.pulumi_eval import Evaluation
-    from dask_platform.stack_config import StackConfig
 
 NODE_POOL_TYPE = "kubernetes:karpenter.sh/v1:NodePool"
 SHOWN_TYPES = 6

@@ -524,13 +524,21 @@ class _WaiverFile(BaseModel):
 
 
 def kubernetes_waivers(path: Path | None = None) -> list[CheckovWaiver]:
-    """The reviewed waivers (:data:`KUBERNETES_WAIVERS_FILE`). Raises pydantic's
-    ValidationError naming the entry and field when the file is malformed."""
+    """The reviewed waivers (:data:`KUBERNETES_WAIVERS_FILE`). Raises ValueError listing every
+    malformed entry by key path (``waivers[0].reason: ...``)."""
+    from pydantic import ValidationError
+
+    from dask_platform.config.errors import format_validation_error, problems_message
+
     if path is None:
         from dask_platform.project import project_root
 
         path = project_root() / KUBERNETES_WAIVERS_FILE
-    return _WaiverFile.model_validate(yaml.safe_load(path.read_text())).waivers
+    try:
+        return _WaiverFile.model_validate(yaml.safe_load(path.read_text())).waivers
+    except ValidationError as exc:
+        problems = format_validation_error(exc, _WaiverFile)
+        raise ValueError(problems_message(path.name, problems)) from None
 
 
 @dataclass(frozen=True)

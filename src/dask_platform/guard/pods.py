@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dask_platform import capacity as cap
+from dask_platform.config.models import StackConfig
 from dask_platform.gateway_pods import (
     GATEWAY_RELEASE,
     GatewayConfigError,
@@ -23,7 +24,6 @@ from dask_platform.gateway_pods import (
 from dask_platform.guard.manifests import RELEASE_TYPE, release_values
 from dask_platform.pulumi_eval import Evaluation
 from dask_platform.schedulability import PodPlacement, place_pods
-from dask_platform.stack_config import StackConfig
 
 NODE_POOL_TYPE = "kubernetes:karpenter.sh/v1:NodePool"
 

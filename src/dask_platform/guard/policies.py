@@ -18,8 +18,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+from dask_platform.config.models import StackConfig
 from dask_platform.guard import rules
-from dask_platform.stack_config import StackConfig
 
 PACK_NAME = "dask-platform"
 PACK_DESCRIPTION = (

@@ -18,12 +18,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dask_platform.charts import merge_values
-from dask_platform.stack_config import (
-    StackConfig,
-    StackConfigError,
-    format_validation_error,
-    validate_stack_config,
-)
+from dask_platform.config.errors import StackConfigError, format_validation_error
+from dask_platform.config.models import StackConfig
+from dask_platform.config.rules import validate_stack_config
 
 REPO_DIR = Path(__file__).resolve().parents[3]
 DEFAULT_CONFIG = REPO_DIR / "local" / "platform.yaml"
@@ -188,7 +185,7 @@ def load_local_config(
     try:
         local = LocalSettings.model_validate(document.get("local") or {})
     except ValidationError as exc:
-        problems.extend(f"local.{p}" for p in format_validation_error(exc, LocalSettings))
+        problems.extend(format_validation_error(exc, LocalSettings, prefix="local"))
     if local is not None:
         sites = []
         for i, site in enumerate(local.sites):

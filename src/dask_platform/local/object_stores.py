@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dask_platform.config.models import ObjectStore, StackConfig
 from dask_platform.iam import object_store_key_read_policy, render_policy
 from dask_platform.local.emulator import Emulator
 from dask_platform.local.processes import Spawned, read_json, write_json_atomic
@@ -34,7 +35,6 @@ from dask_platform.object_stores import (
     secret_tags,
     stores_of_team,
 )
-from dask_platform.stack_config import ObjectStore, StackConfig
 
 NAME_PREFIX = "dask-local"
 """Stands for the cluster name in the store secrets' names (``dask-<stack>`` on AWS)."""

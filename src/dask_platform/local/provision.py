@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from dask_platform.config.models import StackConfig
 from dask_platform.iam import (
     irsa_trust_policy,
     issuer_host,
@@ -27,7 +28,6 @@ from dask_platform.iam import (
     team_scratch_policy,
 )
 from dask_platform.local.emulator import Emulator
-from dask_platform.stack_config import StackConfig
 
 # Web-identity sessions are short; the SDKs refresh them from the rotated token
 # (the same value as infra/components/identity.py).

@@ -20,7 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dask_platform.stack_config import GatewayAuth, StackConfig
+from dask_platform.config.errors import format_validation_error
+from dask_platform.config.models import GatewayAuth, StackConfig
 
 
 class SiteError(ValueError):
@@ -89,9 +90,7 @@ def site_from_outputs(outputs: Mapping[str, Any], source: str) -> Site:
     try:
         info = SiteInfo.model_validate(outputs["site"])
     except ValidationError as exc:
-        problems = "; ".join(
-            f"site.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(format_validation_error(exc, SiteInfo, prefix="site"))
         raise SiteError(f"{source}: {problems}") from None
     state_dir = outputs.get("state_dir")
     return Site(
