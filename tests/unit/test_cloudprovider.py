@@ -199,7 +199,13 @@ def test_ec2_cluster_still_cannot_request_imdsv2(
             instance.name = "dask-worker-0"  # what the cluster names its workers
             await instance.create_vm()
 
-        asyncio.run(launch())
+        # Not asyncio.run: it unsets the thread's event loop, which Pulumi's mocks (other tests
+        # in this process) still use.
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(launch())
+        finally:
+            loop.close()
         (launched,) = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
         assert launched["MetadataOptions"]["HttpTokens"] == "optional"
         # The violating case: a launch that does ask for IMDSv2 reads back as required.
