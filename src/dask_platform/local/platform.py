@@ -39,7 +39,6 @@ from typing import Any
 import requests
 
 from dask_platform.gateway_pods import CONFIG_FILE, render_gateway, write_config_files
-from dask_platform.gateway_settings import stack_images
 from dask_platform.iam import service_account_name
 from dask_platform.local.config import (
     DEFAULT_STATE_DIR,
@@ -52,10 +51,13 @@ from dask_platform.local.issuer import READY_FILE as ISSUER_READY
 from dask_platform.local.object_stores import (
     aws_config_path,
     local_object_store_outputs,
-    setup_object_stores,
+    record_stores,
     start_stand_ins,
+    store_key_pairs,
+    write_aws_config,
 )
 from dask_platform.local.object_stores import spawned as stand_in_components
+from dask_platform.local.outputs import LocalSiteOverlay, local_outputs
 from dask_platform.local.passwords import write_users_file
 from dask_platform.local.processes import (
     MARKER_ENV,
@@ -73,32 +75,10 @@ from dask_platform.local.processes import (
     wait_for,
     write_json_atomic,
 )
-from dask_platform.local.provision import Provisioned, provision
+from dask_platform.local.provision import LocalOverlay, Provisioned, provision
 
 COMPONENTS = ("emulator", "issuer", "gateway")
 """The fixed components; a second site's gateway is ``gateway-<site>`` (after these)."""
-# Stack outputs of the Pulumi program for resources the local platform does not have (EKS
-# access, Karpenter, ECS/EC2 for dask-cloudprovider): present with null values, so
-# outputs.json has the same keys as `pulumi stack output --json`.
-PULUMI_ONLY_OUTPUTS = (
-    "kubeconfig",
-    "karpenter_interruption_queue",
-    "karpenter_node_pools",
-    "vpc_id",
-    "ec2_ami_id",
-    "ec2_imdsv2_required",
-    "ec2_instance_profile_arns",
-    "ecs_analyst_groups",
-    "ecs_cluster_arn",
-    "ecs_cluster_name",
-    "ecs_execution_role_arn",
-    "ecs_fargate_spot",
-    "ecs_gpu",
-    "ecs_log_group",
-    "ecs_operator_group",
-    "ecs_security_group_id",
-    "ecs_task_role_arns",
-)
 Progress = Callable[[str], None]
 
 
@@ -275,9 +255,21 @@ class LocalPlatform:
             self._save_state(started)
             issuer = self.issuer_info()
 
-            progress("provisioning the emulator from the stack config")
-            provisioned = provision(config.stack, emulator, issuer["url"])
-            setup_object_stores(config.stack, emulator, stand_ins, self.state_dir)
+            progress("provisioning the emulator: the Pulumi program's S3/IAM/KMS/secrets")
+            provisioned = provision(
+                config.stack_document,
+                emulator,
+                LocalOverlay(
+                    oidc_issuer=issuer["url"], object_store_keys=store_key_pairs(stand_ins)
+                ),
+            )
+            exported = provisioned.translate(provisioned.evaluation.outputs)
+            record_stores(
+                self.state_dir,
+                {n: s["secret_arn"] for n, s in (exported.get("object_stores") or {}).items()},
+                stand_ins,
+            )
+            write_aws_config(config.stack, emulator, self.state_dir)
 
             site_outputs: dict[str, dict[str, Any]] = {}
             for index, site in enumerate(config.local.sites):
@@ -398,7 +390,9 @@ class LocalPlatform:
                     "role_arn": arn,
                     "token_file": issuer["token_files"][service_account_name(team)],
                 }
-                for team, arn in provisioned.team_role_arns.items()
+                for team, arn in provisioned.translate(
+                    provisioned.evaluation.outputs["team_role_arns"]
+                ).items()
             },
             "auth": config.local.gateway_auth,
             "container_image": self.container_image,
@@ -535,7 +529,6 @@ class LocalPlatform:
         from dask_platform.sites import site_output
 
         stack = self.config.stack
-        teams = stack.team_names
         local = self.config.local
         if local.gateway_auth == "oidc":
             auth: dict[str, Any] = {
@@ -550,35 +543,24 @@ class LocalPlatform:
         else:
             # Each user's own password over HTTP Basic, as with `simple` auth.
             auth = {"type": "simple"}
-        return {
-            **dict.fromkeys(PULUMI_ONLY_OUTPUTS),
-            "region": stack.region,
-            "cluster_name": "local",
-            "oidc_provider_arn": provisioned.oidc_provider_arn,
-            "oidc_issuer_url": issuer["url"],
-            "private_subnet_ids": [],
-            "gateway_address": f"http://127.0.0.1:{port}",
-            "gateway_proxy_address": f"gateway://127.0.0.1:{port}",
-            "namespace": stack.gateway.namespace,
-            "teams": teams,
-            "scratch_bucket": provisioned.scratch_bucket,
-            "scratch_urls": {t: f"s3://{provisioned.scratch_bucket}/{t}/" for t in teams},
-            "team_role_arns": provisioned.team_role_arns,
-            "service_accounts": {t: service_account_name(t) for t in teams},
-            "data_buckets": [b.name for b in stack.data_buckets],
-            "worker_image": stack_images(stack).worker,
-            "site": site_output(site, stack, auth=auth),
-            **local_object_store_outputs(stack, self.state_dir),
-            # Local-only.
-            "aws_endpoint_url": emulator.endpoint,
-            "service_account_token_files": {
-                t: issuer["token_files"][service_account_name(t)] for t in teams
-            },
-            "users": {name: self.config.teams_of(name) for name in self.config.local.users},
-            "not_provisioned": provisioned.skipped,
-            "state_dir": str(self.state_dir),
-            "site_outputs": {name: str(self.site_outputs_file(name)) for name in self.sites},
-        }
+        exported_stores = provisioned.translate(provisioned.evaluation.outputs).get("object_stores")
+        return local_outputs(
+            provisioned,
+            LocalSiteOverlay(
+                site=site_output(site, stack, auth=auth),
+                gateway_port=port,
+                aws_endpoint_url=emulator.endpoint,
+                service_account_token_files={
+                    t: issuer["token_files"][service_account_name(t)] for t in stack.team_names
+                },
+                users={name: self.config.teams_of(name) for name in local.users},
+                state_dir=self.state_dir,
+                site_outputs={name: str(self.site_outputs_file(name)) for name in self.sites},
+                object_stores=local_object_store_outputs(exported_stores, self.state_dir)
+                if exported_stores
+                else None,
+            ),
+        )
 
     # ------------------------------------------------------------------ status and down
 
