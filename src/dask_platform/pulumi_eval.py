@@ -320,6 +320,17 @@ def _program_dir(project_dir: Path) -> Path:
     return project_dir / str(document.get("main", "."))
 
 
+def _forget_program_modules(program: Path) -> None:
+    """Drop the program directory's top-level modules and packages from ``sys.modules``."""
+    names = {p.stem for p in program.glob("*.py")} | {
+        p.name for p in program.iterdir() if p.is_dir() and any(p.glob("*.py"))
+    }
+    names.discard("__main__")
+    for module in list(sys.modules):
+        if module.split(".", 1)[0] in names:
+            del sys.modules[module]
+
+
 def _evaluate(
     project_dir: Path,
     stack: str,
@@ -386,6 +397,9 @@ def _evaluate(
     root = pulumi_settings.get_root_resource()
     added_path = str(program)
     sys.path.insert(0, added_path)
+    # The program's own modules (infra/components) are imported afresh for each evaluation, so
+    # evaluating another checkout's program in the same process never runs a cached copy.
+    _forget_program_modules(program)
     try:
 
         def run_program() -> None:
@@ -406,6 +420,7 @@ def _evaluate(
         evaluation.secret_outputs = {n for n, s in zip(names, secret_flags or [], strict=True) if s}
     finally:
         sys.path.remove(added_path)
+        _forget_program_modules(program)
     evaluation.resources = list(mocks.records)
     return evaluation
 

@@ -124,6 +124,7 @@ class LocalPlatform:
         # Run schedulers and workers as containers of this image (podman) instead of processes
         # of this virtualenv (dask_platform.local.containers).
         self.container_image = container_image
+        self.provisioned: Provisioned | None = None
 
     # ------------------------------------------------------------------ paths and state
 
@@ -263,6 +264,8 @@ class LocalPlatform:
                     oidc_issuer=issuer["url"], object_store_keys=store_key_pairs(stand_ins)
                 ),
             )
+            # What the replay made (the evaluation and its identifiers), for callers in-process.
+            self.provisioned = provisioned
             exported = provisioned.translate(provisioned.evaluation.outputs)
             record_stores(
                 self.state_dir,
