@@ -42,6 +42,15 @@ KUBERNETES_ONLY_KEYS = frozenset(
     }
 )
 INHERITED_ENVIRONMENT = ["PATH", "LANG", "LC_ALL"]
+CHART_CLUSTER_SIZES = (
+    "scheduler_cores",
+    "scheduler_memory",
+    "worker_cores",
+    "worker_memory",
+    "worker_threads",
+)
+"""The chart's ``KubeClusterConfig`` sizes the local clusters get too (where the chart sets
+them): the limits and the validator count the chart's scheduler, so the local one must match."""
 
 
 class PodIdentityError(RuntimeError):
@@ -146,6 +155,12 @@ def configure_local_gateway(c: Any, overlay_path: str) -> None:
     c.UnsafeLocalBackend.stop_clusters_on_shutdown = False
     c.UnsafeLocalBackend.clusters_directory = str(gateway_dir / "clusters")
     c.UnsafeLocalBackend.inherited_environment = list(INHERITED_ENVIRONMENT)
+    # The chart's scheduler (and worker default) sizes, on the local backend's cluster config
+    # (dask_platform.local.limited: fractional cores, like KubeClusterConfig). Without this the
+    # local scheduler counts dask-gateway's default 1 core against cluster_max_cores.
+    for trait in CHART_CLUSTER_SIZES:
+        if trait in c.KubeClusterConfig:
+            setattr(c.ClusterConfig, trait, c.KubeClusterConfig[trait])
     c.Backend.cluster_options = wrap_cluster_options(c.Backend.cluster_options, overlay)
     if overlay.get("idle_timeout_seconds") is not None:
         c.ClusterConfig.idle_timeout = float(overlay["idle_timeout_seconds"])
