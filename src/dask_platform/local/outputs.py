@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dask_platform.local.config import LocalSettings
 from dask_platform.local.provision import Provisioned
 
 ABSENT_LOCALLY = (
@@ -88,3 +89,20 @@ def local_outputs(provisioned: Provisioned, overlay: LocalSiteOverlay) -> dict[s
         **dict.fromkeys(ABSENT_LOCALLY),
         **local_overlay(overlay, provisioned.skipped),
     }
+
+
+def site_auth(local: LocalSettings, issuer_url: str) -> dict[str, Any]:
+    """How a local gateway authenticates users, as the ``site`` output says it: the local
+    identity provider's bearer tokens (``custom``/OIDC), or each user's own password over
+    HTTP Basic (``simple``)."""
+    if local.gateway_auth == "oidc":
+        return {
+            "type": "custom",
+            "oidc": {
+                "issuer": issuer_url,
+                "audience": local.oidc.audience,
+                "client_id": local.oidc.client_id,
+                "groups_claim": local.oidc.groups_claim,
+            },
+        }
+    return {"type": "simple"}

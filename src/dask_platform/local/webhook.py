@@ -170,6 +170,7 @@ def configure_local_gateway(c: Any, overlay_path: str) -> None:
         c.ClusterConfig.scheduler_cmd = scheduler_command(
             float(overlay["no_client_timeout_seconds"])
         )
-    # Local processes start in about a second; fail fast instead of the 10-minute default.
-    c.UnsafeLocalBackend.cluster_start_timeout = 60
-    c.UnsafeLocalBackend.worker_start_timeout = 60
+    # Local processes start in about a second; fail fast instead of the 10-minute default
+    # (dask_platform.local.settings.LocalTimeouts).
+    c.UnsafeLocalBackend.cluster_start_timeout = float(overlay["cluster_start_seconds"])
+    c.UnsafeLocalBackend.worker_start_timeout = float(overlay["worker_start_seconds"])
