@@ -54,10 +54,24 @@ class LocalTimeouts(BaseModel):
         gt=0,
         description="Timeout of one /api/health request (start-up polls and `local status`).",
     )
+    ready_poll_seconds: float = Field(
+        default=0.1, gt=0, description="Pause between two looks for a component's ready file."
+    )
+    admin_request_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="Timeout of one request to an emulator's admin API (provisioning, tests).",
+    )
     stop_grace_seconds: float = Field(
         default=10,
         gt=0,
         description="How long a stopped process has between SIGTERM and SIGKILL.",
+    )
+    kill_wait_seconds: float = Field(
+        default=5,
+        gt=0,
+        description="How long to wait for a SIGKILLed process to be gone before reporting it "
+        "as left over.",
     )
     cluster_start_seconds: float = Field(
         default=60,
