@@ -12,6 +12,8 @@ ONE options handler, unchanged) with a short overlay appended that calls
   ARN, projected token file) comes from provisioning, plus the emulator's endpoint and region -
   and nothing else AWS-related;
 * strips the Kubernetes-only keys the local backend has no trait for (pod config, limits, image);
+* gives the local clusters the chart's scheduler (and worker default) sizes from
+  ``KubeClusterConfig`` (:data:`CHART_CLUSTER_SIZES`), so the limits count the same scheduler;
 * runs the clusters as local processes (UnsafeLocalBackend) with a SQLite state file, password
   auth from the local users file or OIDC bearer tokens from the local identity provider
   (``local.gateway_auth``), and an environment allow-list that lets nothing of the gateway's
