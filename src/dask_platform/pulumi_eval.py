@@ -45,6 +45,7 @@ class RecordedResource:
     parent: str = ""  # the parent's URN ("" for the stack itself)
     ignore_changes: tuple[str, ...] = ()
     urn: str = ""
+    id: str = ""  # the id the mocks answered (what other resources' `.id` inputs carry)
     # URNs this resource waits for: depends_on (components expanded to their children) and
     # every resource whose output feeds one of its inputs, as the engine receives them.
     dependencies: tuple[str, ...] = ()
@@ -108,8 +109,11 @@ class RecordingMocks:
         region: str,
         account_id: str = ACCOUNT_ID,
         stack_outputs: dict[str, dict[str, Any]] | None = None,
+        oidc_issuer: str | None = None,
     ) -> None:
         self.region = region
+        # The EKS cluster's OIDC issuer URL (default: one shaped like EKS's, per cluster name).
+        self.oidc_issuer = oidc_issuer
         self.account_id = account_id
         # Outputs of the stacks the program references (pulumi.StackReference), by stack name.
         self.stack_outputs = stack_outputs or {}
@@ -150,6 +154,7 @@ class RecordingMocks:
                 parent=str(getattr(request, "parent", "") or ""),
                 ignore_changes=tuple(getattr(request, "ignoreChanges", ()) or ()),
                 urn=self.urns.pop((type_, name), ""),
+                id=resource_id,
                 dependencies=tuple(getattr(request, "dependencies", ()) or ()),
             )
         )
@@ -209,14 +214,17 @@ class RecordingMocks:
                 "name": physical,
             }
         if type_ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
-            host = str(inputs.get("url", "")).removeprefix("https://")
+            # IAM names the provider by the issuer URL without its scheme.
+            host = str(inputs.get("url", "")).removeprefix("https://").removeprefix("http://")
             return {"arn": f"arn:aws:iam::{account}:oidc-provider/{host}"}
         if type_ == "aws:eks/cluster:Cluster":
             return {
                 "arn": f"{arn_prefix.format('eks')}:cluster/{physical}",
                 "endpoint": f"https://{_digest(physical, 12)}.gr7.{self.region}.eks.amazonaws.com",
                 "certificateAuthority": {"data": "TU9DSy1DQQ=="},
-                "identities": [{"oidcs": [{"issuer": _issuer(self.region, physical)}]}],
+                "identities": [
+                    {"oidcs": [{"issuer": self.oidc_issuer or _issuer(self.region, physical)}]}
+                ],
                 # The security group EKS creates for the cluster (and its managed nodes).
                 "vpcConfig": {"clusterSecurityGroupId": f"sg-{_digest(physical, 17).lower()}"},
             }
@@ -271,17 +279,25 @@ class RecordingMocks:
 def pulumi_config_for_stack(
     project_dir: Path, stack: str, secrets: Mapping[str, str] | None = None
 ) -> tuple[dict[str, str], list[str]]:
-    """The stack file as the engine would hand it to the program: every value a string (objects
-    as JSON) and the list of secret keys. A secure value is ``secrets[key]`` when given (its
-    decrypted text, e.g. from a test), else the placeholder :data:`UNDECRYPTED_SECRET`."""
-    raw = read_stack_file(project_dir, stack)
+    """The stack file as the engine would hand it to the program: see :func:`pulumi_config`."""
+    return pulumi_config(read_stack_file(project_dir, stack), secrets)
+
+
+def pulumi_config(
+    raw: Mapping[str, Any], secrets: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """A stack's raw ``config:`` mapping (namespaced keys) as the engine hands it to the
+    program: every value a string (objects as JSON) and the list of secret keys. A secure value
+    (``{"secure": ...}``) is ``secrets[key]`` when given (its decrypted text, e.g. from a test),
+    else the placeholder :data:`UNDECRYPTED_SECRET`."""
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in raw.items():
         if isinstance(value, dict) and set(value) == {"secure"}:
             secret_keys.append(key)
             config[key] = (secrets or {}).get(key, UNDECRYPTED_SECRET)
-            if key == f"{NAMESPACE}:object_store_keys":  # structured: one entry per store
+            if key == f"{NAMESPACE}:object_store_keys" and key not in (secrets or {}):
+                # structured: one entry per store
                 config[key] = offline_object_store_keys(raw, NAMESPACE)
         elif isinstance(value, str):
             config[key] = value
@@ -300,23 +316,39 @@ def _program_dir(project_dir: Path) -> Path:
     return project_dir / str(document.get("main", "."))
 
 
+def _forget_program_modules(program: Path) -> None:
+    """Drop the program directory's top-level modules and packages from ``sys.modules``."""
+    names = {p.stem for p in program.glob("*.py")} | {
+        p.name for p in program.iterdir() if p.is_dir() and any(p.glob("*.py"))
+    }
+    names.discard("__main__")
+    for module in list(sys.modules):
+        if module.split(".", 1)[0] in names:
+            del sys.modules[module]
+
+
 def _evaluate(
     project_dir: Path,
     stack: str,
+    raw: Mapping[str, Any],
     secrets: Mapping[str, str] | None,
     referenced_outputs: dict[str, dict[str, Any]],
+    oidc_issuer: str | None,
 ) -> Evaluation:
     import pulumi
     from pulumi.runtime import mocks as pulumi_mocks
     from pulumi.runtime import settings as pulumi_settings
     from pulumi.runtime.sync_await import _sync_await
 
-    config, secret_keys = pulumi_config_for_stack(project_dir, stack, secrets)
+    config, secret_keys = pulumi_config(raw, secrets)
     project = _project_name(project_dir)
     region_raw = config.get(f"{project}:region", "us-east-1")
     account_raw = config.get(f"{project}:account_id", ACCOUNT_ID)
     mocks = RecordingMocks(
-        region=region_raw, account_id=account_raw, stack_outputs=referenced_outputs
+        region=region_raw,
+        account_id=account_raw,
+        stack_outputs=referenced_outputs,
+        oidc_issuer=oidc_issuer,
     )
 
     class _Mocks(pulumi.runtime.Mocks):
@@ -361,6 +393,9 @@ def _evaluate(
     root = pulumi_settings.get_root_resource()
     added_path = str(program)
     sys.path.insert(0, added_path)
+    # The program's own modules (infra/components) are imported afresh for each evaluation, so
+    # evaluating another checkout's program in the same process never runs a cached copy.
+    _forget_program_modules(program)
     try:
 
         def run_program() -> None:
@@ -377,6 +412,7 @@ def _evaluate(
         evaluation.secret_outputs = {n for n, s in zip(names, secret_flags or [], strict=True) if s}
     finally:
         sys.path.remove(added_path)
+        _forget_program_modules(program)
     evaluation.resources = list(mocks.records)
     return evaluation
 
@@ -393,16 +429,36 @@ def evaluate_stack(
     stack config is invalid - before any resource is recorded, as in a real ``pulumi up``.
     """
     directory = project_dir if project_dir is not None else project_root()
+    return evaluate_config(read_stack_file(directory, stack), stack, directory, secrets)
+
+
+def evaluate_config(
+    raw: Mapping[str, Any],
+    stack: str,
+    project_dir: Path | None = None,
+    secrets: Mapping[str, str] | None = None,
+    oidc_issuer: str | None = None,
+) -> Evaluation:
+    """Run the Pulumi program on a raw ``config:`` mapping (namespaced keys, secure values as
+    ``{"secure": ...}``) as stack ``stack``; see :func:`evaluate_stack`.
+
+    ``oidc_issuer``: the URL the mocks answer for the EKS cluster's OIDC issuer (default: one
+    shaped like EKS's); the local platform passes its own issuer, so the program's OIDC
+    provider and trust policies name it.
+    """
+    directory = project_dir if project_dir is not None else project_root()
     referenced = {
         name: evaluate_stack(target_stack, target_dir).outputs
-        for name, target_dir, target_stack in _stack_references(directory, stack)
+        for name, target_dir, target_stack in _stack_references(directory, raw)
     }
     # Pulumi's runtime settings live in context variables: a copied context keeps one
     # evaluation's engine, root stack and config from leaking into the next.
-    return contextvars.copy_context().run(_evaluate, directory, stack, secrets, referenced)
+    return contextvars.copy_context().run(
+        _evaluate, directory, stack, raw, secrets, referenced, oidc_issuer
+    )
 
 
-def _stack_references(project_dir: Path, stack: str) -> list[tuple[str, Path, str]]:
+def _stack_references(project_dir: Path, raw: Mapping[str, Any]) -> list[tuple[str, Path, str]]:
     """(fully qualified name, project directory, stack) of each stack the program references:
     the bootstrap stack named by ``images.bootstrap_stack``, evaluated first like `up` needs it
     applied first."""
@@ -410,7 +466,7 @@ def _stack_references(project_dir: Path, stack: str) -> list[tuple[str, Path, st
 
     if _project_name(project_dir) != NAMESPACE:
         return []
-    config, _ = pulumi_config_for_stack(project_dir, stack)
+    config, _ = pulumi_config(raw)
     try:
         images = json.loads(config.get(f"{NAMESPACE}:images", "{}"))
     except ValueError:
@@ -441,7 +497,7 @@ def stack_images(stack: str, project_dir: Path | None = None) -> ImageRefs:
     explicit = config.explicit_images()
     if explicit is not None:
         return explicit
-    (reference,) = _stack_references(project_dir, stack)
+    (reference,) = _stack_references(project_dir, read_stack_file(project_dir, stack))
     _, target_dir, target = reference
     images = evaluate_stack(target, target_dir).outputs["images"]
     return ImageRefs(

@@ -168,7 +168,7 @@ def test_cluster_limit_holds_under_concurrent_requests(limited_as: Callable[...,
 
 def test_scale_names_the_cores_limit_with_the_scheduler(limited_as: Callable[..., Any]) -> None:
     """The issue's case: 2-core workers under cluster_max_cores 4 (the local stack; the local
-    backend counts dask-gateway's default scheduler of 1 core). dask-gateway said "exceed
+    backend counts the chart's 0.5-core scheduler, as on EKS). dask-gateway said "exceed
     resource limit of 1 workers"; the platform names the cores limit and counts the scheduler."""
     bob = limited_as("bob")
     options = bob.cluster_options()
@@ -178,7 +178,7 @@ def test_scale_names_the_cores_limit_with_the_scheduler(limited_as: Callable[...
     message = scale_warning(cluster, 2)
     assert message == (
         "Requested 2 workers (2 cores, 1 GiB each); granted 1: cluster_max_cores is 4: the "
-        "scheduler's 1 + 1 worker x 2 cores = 3."
+        "scheduler's 0.5 + 1 worker x 2 cores = 2.5."
     )
     assert requested_workers(cluster) == 1
     cluster.shutdown()

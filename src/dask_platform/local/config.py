@@ -154,6 +154,9 @@ class LocalConfig(_Model):
     stack: StackConfig
     local: LocalSettings
     source: str
+    # The `stack:` section as written (overrides merged): what the Pulumi program is evaluated
+    # on (dask_platform.local.provision), as `pulumi up` reads a stack file.
+    stack_document: dict[str, Any] = Field(default_factory=dict)
 
     def teams_of(self, user: str) -> list[str]:
         groups = set(self.local.users[user].groups)
@@ -208,4 +211,6 @@ def load_local_config(
                 )
     if problems or stack is None or local is None:
         raise StackConfigError(problems, source)
-    return LocalConfig(stack=stack, local=local, source=source)
+    return LocalConfig(
+        stack=stack, local=local, source=source, stack_document=dict(document.get("stack") or {})
+    )

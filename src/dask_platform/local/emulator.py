@@ -34,6 +34,7 @@ from dask_platform.local.processes import (
     terminate,
     wait_for,
 )
+from dask_platform.local.settings import LocalTimeouts
 
 DEFAULT_REGION = "us-east-1"
 
@@ -86,7 +87,11 @@ class Emulator:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self, timeout: float = 60.0) -> Emulator:
+    def start(self, timeout: float | None = None) -> Emulator:
+        """Start the server; wait ``timeout`` seconds (default: the setting
+        ``emulator_ready_seconds``, dask_platform.local.settings) for its ready file."""
+        if timeout is None:
+            timeout = LocalTimeouts.from_environment().emulator_ready_seconds
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.ready_file.unlink(missing_ok=True)
         argv = [
@@ -207,7 +212,7 @@ class Emulator:
             data=data,
             json=json,
             headers={ADMIN_TOKEN_HEADER: str(self.info["admin_token"])},
-            timeout=10,
+            timeout=LocalTimeouts.from_environment().admin_request_seconds,
         )
         if response.status_code == 400:
             raise ValueError(response.text.strip())

@@ -24,20 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from dask_platform.config.models import ObjectStore, StackConfig
-from dask_platform.iam import object_store_key_read_policy, render_policy
+from dask_platform.iam import render_policy
 from dask_platform.local.emulator import Emulator
 from dask_platform.local.processes import Spawned, read_json, write_json_atomic
 from dask_platform.object_stores import (
     StoreProfile,
-    object_store_outputs,
     render_aws_config,
-    secret_name,
-    secret_tags,
-    stores_of_team,
 )
-
-NAME_PREFIX = "dask-local"
-"""Stands for the cluster name in the store secrets' names (``dask-<stack>`` on AWS)."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +76,10 @@ def spawned(stand_ins: Mapping[str, Emulator]) -> dict[str, Spawned]:
     return {component_name(store): emulator.spawned for store, emulator in stand_ins.items()}
 
 
-def _store_user(stand_in: Emulator, store: str) -> dict[str, str]:
-    """The stand-in's bucket and the one IAM user allowed to use it; returns its key pair."""
+def store_key_pair(stand_in: Emulator, store: str) -> dict[str, str]:
+    """The stand-in's bucket and the one IAM user allowed to use it; returns its key pair (the
+    store's entry of the local ``object_store_keys``, which the program puts in the store's
+    secret: dask_platform.local.provision)."""
     s3 = stand_in.client("s3")
     iam = stand_in.client("iam")
     kwargs: dict[str, Any] = {"Bucket": store}
@@ -102,61 +97,23 @@ def _store_user(stand_in: Emulator, store: str) -> dict[str, str]:
     return {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
 
 
-def setup_object_stores(
-    config: StackConfig, aws: Emulator, stand_ins: Mapping[str, Emulator], state_dir: Path
-) -> Path:
-    """Provision the stores (after the team roles exist) and write the platform AWS config."""
-    from dask_platform.local.provision import role_name
-
-    provision_object_stores(
-        config, aws, stand_ins, {t: role_name(t) for t in config.team_names}, state_dir
-    )
-    return write_aws_config(config, aws, state_dir)
+def store_key_pairs(stand_ins: Mapping[str, Emulator]) -> dict[str, dict[str, str]]:
+    """Per store, the key pair of its stand-in's user (see :func:`store_key_pair`)."""
+    return {store: store_key_pair(emulator, store) for store, emulator in stand_ins.items()}
 
 
-def provision_object_stores(
-    config: StackConfig,
-    aws: Emulator,
-    stand_ins: Mapping[str, Emulator],
-    team_role_names: Mapping[str, str],
-    state_dir: Path,
-) -> dict[str, str]:
-    """Keys into the first emulator's Secrets Manager (KMS encrypted), one policy per team on
-    the literal ARNs of its stores' secrets (the program's documents), the AWS config file.
-    Returns store -> secret ARN."""
-    if not config.object_stores:
-        return {}
-    kms = aws.client("kms")
-    secretsmanager = aws.client("secretsmanager")
-    iam = aws.client("iam")
-    key_arn = kms.create_key(Description="object store key pairs (local)")["KeyMetadata"]["Arn"]
-    arns: dict[str, str] = {}
-    for store in config.object_stores:
-        pair = _store_user(stand_ins[store.name], store.name)
-        arns[store.name] = secretsmanager.create_secret(
-            Name=secret_name(NAME_PREFIX, store.name),
-            KmsKeyId=key_arn,
-            SecretString=json.dumps(pair, sort_keys=True),
-            Tags=[{"Key": k, "Value": v} for k, v in secret_tags(store.name, store.teams).items()],
-        )["ARN"]
-    for team, role in team_role_names.items():
-        stores = stores_of_team(config.object_stores, team)
-        if not stores:
-            continue
-        document = object_store_key_read_policy([arns[s] for s in stores], key_arn, config.region)
-        policy_arn = iam.create_policy(
-            PolicyName=f"{role}-object-stores", PolicyDocument=json.dumps(document)
-        )["Policy"]["Arn"]
-        iam.attach_role_policy(RoleName=role, PolicyArn=policy_arn)
+def record_stores(
+    state_dir: Path, secret_arns: Mapping[str, str], stand_ins: Mapping[str, Emulator]
+) -> None:
+    """stores.json: each store's secret ARN (as provisioned) and its stand-in's endpoint."""
     write_json_atomic(
         state_dir / "object-stores" / "stores.json",
         {
-            "secret_arns": arns,
+            "secret_arns": dict(secret_arns),
             "endpoints": {name: emulator.endpoint for name, emulator in stand_ins.items()},
         },
         mode=0o644,
     )
-    return arns
 
 
 def write_aws_config(config: StackConfig, aws: Emulator, state_dir: Path) -> Path:
@@ -191,16 +148,16 @@ def _known(state_dir: Path) -> dict[str, Any]:
     return data
 
 
-def local_object_store_outputs(config: StackConfig, state_dir: Path) -> dict[str, Any]:
-    """``object_stores`` as the program exports it (only when the stack has stores), with the
-    stand-ins' endpoints in ``local_endpoint_url``."""
-    if not config.object_stores:
-        return {}
-    known = _known(state_dir)
-    outputs = object_store_outputs(config, known["secret_arns"])
-    for name, store in outputs.items():
-        store["local_endpoint_url"] = known["endpoints"].get(name)
-    return {"object_stores": outputs}
+def local_object_store_outputs(
+    exported: Mapping[str, Mapping[str, Any]], state_dir: Path
+) -> dict[str, dict[str, Any]]:
+    """The program's ``object_stores`` export with each stand-in's endpoint added as
+    ``local_endpoint_url``."""
+    endpoints = _known(state_dir)["endpoints"]
+    return {
+        name: {**store, "local_endpoint_url": endpoints.get(name)}
+        for name, store in exported.items()
+    }
 
 
 def team_pod_environment(outputs: Mapping[str, Any], team: str) -> dict[str, str]:

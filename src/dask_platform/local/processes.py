@@ -116,8 +116,15 @@ def is_alive(pid: int) -> bool:
         return False
 
 
+def _timeouts() -> Any:
+    from dask_platform.local.settings import LocalTimeouts  # it imports this module
+
+    return LocalTimeouts.from_environment()
+
+
 def wait_for(spawned: Spawned, ready: Path, timeout: float, check: Any = None) -> dict[str, Any]:
     """Wait until the component wrote its ready file (and ``check()`` passes, if given)."""
+    poll = _timeouts().ready_poll_seconds
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not is_alive(spawned.pid):
@@ -129,7 +136,7 @@ def wait_for(spawned: Spawned, ready: Path, timeout: float, check: Any = None) -
             data: dict[str, Any] = read_json(ready)
             if check is None or check(data):
                 return data
-        time.sleep(0.1)
+        time.sleep(poll)
     raise ComponentError(
         f"{spawned.name} did not become ready within {timeout:g}s (pid {spawned.pid}); last "
         f"lines of {spawned.log}:\n{log_tail(spawned.log)}"
@@ -151,8 +158,11 @@ def marked_processes(state_dir: Path) -> list[psutil.Process]:
     return found
 
 
-def terminate(pids: Iterable[int], timeout: float = 10.0) -> list[int]:
-    """SIGTERM each process group (then SIGKILL after ``timeout``); return pids still alive."""
+def terminate(pids: Iterable[int], timeout: float | None = None) -> list[int]:
+    """SIGTERM each process group (then SIGKILL after ``timeout``, default the setting
+    ``stop_grace_seconds``); return pids still alive."""
+    timeouts = _timeouts()
+    timeout = timeouts.stop_grace_seconds if timeout is None else timeout
     procs = []
     for pid in pids:
         try:
@@ -177,7 +187,7 @@ def terminate(pids: Iterable[int], timeout: float = 10.0) -> list[int]:
             proc.kill()
         except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
             pass
-    _, still = psutil.wait_procs(alive, timeout=5)
+    _, still = psutil.wait_procs(alive, timeout=timeouts.kill_wait_seconds)
     return [p.pid for p in still]
 
 

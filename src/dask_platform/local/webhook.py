@@ -12,6 +12,8 @@ ONE options handler, unchanged) with a short overlay appended that calls
   ARN, projected token file) comes from provisioning, plus the emulator's endpoint and region -
   and nothing else AWS-related;
 * strips the Kubernetes-only keys the local backend has no trait for (pod config, limits, image);
+* gives the local clusters the chart's scheduler (and worker default) sizes from
+  ``KubeClusterConfig`` (:data:`CHART_CLUSTER_SIZES`), so the limits count the same scheduler;
 * runs the clusters as local processes (UnsafeLocalBackend) with a SQLite state file, password
   auth from the local users file or OIDC bearer tokens from the local identity provider
   (``local.gateway_auth``), and an environment allow-list that lets nothing of the gateway's
@@ -42,6 +44,15 @@ KUBERNETES_ONLY_KEYS = frozenset(
     }
 )
 INHERITED_ENVIRONMENT = ["PATH", "LANG", "LC_ALL"]
+CHART_CLUSTER_SIZES = (
+    "scheduler_cores",
+    "scheduler_memory",
+    "worker_cores",
+    "worker_memory",
+    "worker_threads",
+)
+"""The chart's ``KubeClusterConfig`` sizes the local clusters get too (where the chart sets
+them): the limits and the validator count the chart's scheduler, so the local one must match."""
 
 
 class PodIdentityError(RuntimeError):
@@ -146,6 +157,12 @@ def configure_local_gateway(c: Any, overlay_path: str) -> None:
     c.UnsafeLocalBackend.stop_clusters_on_shutdown = False
     c.UnsafeLocalBackend.clusters_directory = str(gateway_dir / "clusters")
     c.UnsafeLocalBackend.inherited_environment = list(INHERITED_ENVIRONMENT)
+    # The chart's scheduler (and worker default) sizes, on the local backend's cluster config
+    # (dask_platform.local.limited: fractional cores, like KubeClusterConfig). Without this the
+    # local scheduler counts dask-gateway's default 1 core against cluster_max_cores.
+    for trait in CHART_CLUSTER_SIZES:
+        if trait in c.KubeClusterConfig:
+            setattr(c.ClusterConfig, trait, c.KubeClusterConfig[trait])
     c.Backend.cluster_options = wrap_cluster_options(c.Backend.cluster_options, overlay)
     if overlay.get("idle_timeout_seconds") is not None:
         c.ClusterConfig.idle_timeout = float(overlay["idle_timeout_seconds"])
@@ -155,6 +172,7 @@ def configure_local_gateway(c: Any, overlay_path: str) -> None:
         c.ClusterConfig.scheduler_cmd = scheduler_command(
             float(overlay["no_client_timeout_seconds"])
         )
-    # Local processes start in about a second; fail fast instead of the 10-minute default.
-    c.UnsafeLocalBackend.cluster_start_timeout = 60
-    c.UnsafeLocalBackend.worker_start_timeout = 60
+    # Local processes start in about a second; fail fast instead of the 10-minute default
+    # (dask_platform.local.settings.LocalTimeouts).
+    c.UnsafeLocalBackend.cluster_start_timeout = float(overlay["cluster_start_seconds"])
+    c.UnsafeLocalBackend.worker_start_timeout = float(overlay["worker_start_seconds"])
