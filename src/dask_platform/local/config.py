@@ -22,9 +22,12 @@ from dask_platform.config.errors import StackConfigError, format_validation_erro
 from dask_platform.config.models import StackConfig
 from dask_platform.config.rules import validate_stack_config
 
-REPO_DIR = Path(__file__).resolve().parents[3]
-DEFAULT_CONFIG = REPO_DIR / "local" / "platform.yaml"
-DEFAULT_STATE_DIR = REPO_DIR / ".dask-platform"
+DEFAULT_CONFIG = Path("local") / "platform.yaml"
+"""The local platform's config, relative to the working directory (the checkout's root, where
+make and the docs run every command); ``--config`` names another."""
+DEFAULT_STATE_DIR = Path(".dask-platform")
+"""The local platform's state directory (gitignored), relative to the working directory; resolved
+to an absolute path when a platform opens it; ``--state-dir`` names another."""
 
 UserName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 SiteName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")]
@@ -168,7 +171,10 @@ def load_local_config(
 ) -> LocalConfig:
     """Load and validate ``path``; ``overrides`` (same shape) is merged in first (tests use it
     for short lifetimes). Every problem is reported at once, with its key path."""
-    source = str(path.relative_to(REPO_DIR)) if path.is_relative_to(REPO_DIR) else str(path)
+    cwd = Path.cwd()
+    source = (
+        str(path.relative_to(cwd)) if path.is_absolute() and path.is_relative_to(cwd) else str(path)
+    )
     if not path.is_file():
         raise StackConfigError([f"{source}: no such file"], source)
     document = yaml.safe_load(path.read_text()) or {}
