@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from dask_platform.local.emulator_server import LOWEST_SESSION_SECONDS
+from dask_platform.local.emulator_settings import LOWEST_SESSION_SECONDS
 from dask_platform.local.probes import by_value
 
 from . import worker_probes

@@ -7,8 +7,9 @@
         aws.advance_clock(901)                # the emulator's clock (sessions expire by it)
         aws.sts_log()                         # every AssumeRoleWithWebIdentity, with outcome
 
-The server side is :mod:`dask_platform.local.emulator_server`; its docstring says what the gate
-adds to moto. Nothing starts until :meth:`Emulator.start`.
+The server side is :mod:`dask_platform.local.emulator_server`; the docstring of
+:mod:`dask_platform.local.emulator_gate` says what the gate adds to moto. Nothing starts until
+:meth:`Emulator.start`.
 """
 
 from __future__ import annotations

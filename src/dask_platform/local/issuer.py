@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from dask_platform.iam import service_account_name
-from dask_platform.local.emulator_server import JWKS_CACHE_SECONDS
+from dask_platform.local.emulator_web_identity import JWKS_CACHE_SECONDS
 from dask_platform.local.processes import write_json_atomic
 
 READY_FILE = "issuer.json"
