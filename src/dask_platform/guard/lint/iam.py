@@ -1,67 +1,29 @@
-"""IAM and image linters through their Python APIs (checkov through its CLI, isolated).
+"""IAM documents through parliament (community auditors on) and cloudsplaining's Python APIs.
 
-* parliament (community auditors on): every finding fails, except the few listed in
+* parliament: every finding fails, except the few listed in
   :data:`ACCEPTED_PARLIAMENT_FINDINGS`, each narrowed to the document kind and detail it is about
   and carrying the reason a reviewer accepted it.
 * cloudsplaining: on identity policies, any privilege escalation, data exfiltration, resource
   exposure (permissions management without constraints), credentials exposure or service
   wildcard fails. (Its CLI exits 0 on findings, hence the API.)
-* checkov on ``images/*/Containerfile``: run as ``uv tool run --from checkov==<pin>`` because
-  checkov's own pins (boto3, pulumi, s3fs, ...) cannot share this project's lock; with
-  ``--skip-download`` so nothing is fetched from Bridgecrew. checkov only recognises files named
-  like ``Dockerfile``, so each Containerfile is scanned as a renamed copy (with the global ARG
-  defaults written into its FROM lines, see :func:`resolve_from_args`) and reported under its
-  real path.
-* checkov's kubernetes checks on every object a stack applies (the rendered Helm releases and
-  the program's own objects, :mod:`dask_platform.guard.manifests`): every failure fails, except
-  those a waiver of ``policies/checkov-kubernetes-waivers.yaml`` covers (check id, resource ids,
-  reason), the one reviewed list.
+
+ref: https://github.com/duo-labs/parliament
+ref: https://github.com/salesforce/cloudsplaining
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
-from pathlib import Path
 from typing import Any
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
 
 from dask_platform.guard.documents import IamDocument
 from dask_platform.guard.iam_actions import expand
+from dask_platform.guard.lint.findings import LintFinding
 from dask_platform.guard.values import as_list, statements
-
-CHECKOV_VERSION = "3.3.30"
-CONTAINERFILE_GLOB = "images/*/Containerfile"
-
-# Checks that do not apply to these images, with the reason.
-CHECKOV_SKIPS: dict[str, str] = {
-    "CKV_DOCKER_2": (
-        "HEALTHCHECK: the images are built in OCI format, which has no HEALTHCHECK (podman drops "
-        "it), and Kubernetes / ECS ignore it; liveness is the orchestrator's probe"
-    ),
-}
-
-
-@dataclass(frozen=True)
-class LintFinding:
-    linter: str
-    source: str
-    issue: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"[{self.linter}] {self.source}: {self.issue} {self.detail}".rstrip()
-
 
 # --------------------------------------------------------------------------- parliament
 
@@ -370,238 +332,3 @@ def lint_documents(documents: Iterable[IamDocument]) -> list[LintFinding]:
         out += parliament_findings(document)
         out += cloudsplaining_findings(document)
     return out
-
-
-# --------------------------------------------------------------------------- checkov
-
-
-class CheckovUnavailable(RuntimeError):
-    pass
-
-
-def containerfiles(repo: Path) -> list[Path]:
-    return sorted(repo.glob(CONTAINERFILE_GLOB))
-
-
-def uv_binary() -> str | None:
-    """`uv run` exports UV with its own path; otherwise look on PATH and where the Makefile puts
-    it."""
-    for candidate in (
-        os.environ.get("UV"),
-        shutil.which("uv"),
-        str(Path.home() / ".local" / "bin" / "uv"),
-    ):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
-def checkov_command(
-    directory: Path,
-    uv: str,
-    framework: str = "dockerfile",
-    skip: Iterable[str] = tuple(CHECKOV_SKIPS),
-) -> list[str]:
-    command = [
-        uv,
-        "tool",
-        "run",
-        "--from",
-        f"checkov=={CHECKOV_VERSION}",
-        "checkov",
-        "--skip-download",
-        "--framework",
-        framework,
-        "--directory",
-        str(directory),
-        "--output",
-        "json",
-        "--compact",
-        "--quiet",
-    ]
-    skipped = sorted(skip)
-    return command + (["--skip-check", ",".join(skipped)] if skipped else [])
-
-
-def _run_checkov(
-    directory: Path, framework: str, skip: Iterable[str], timeout: float
-) -> list[dict[str, Any]]:
-    """checkov's failed checks on the files of ``directory`` (its JSON ``failed_checks``)."""
-    uv = uv_binary()
-    if uv is None:
-        raise CheckovUnavailable("uv is not installed; checkov runs as `uv tool run checkov`")
-    completed = subprocess.run(
-        checkov_command(directory, uv, framework, skip),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    # checkov exits 1 when checks fail, 0 when all pass; anything else (or no JSON) is an error.
-    try:
-        report = json.loads(completed.stdout)
-    except ValueError:
-        raise CheckovUnavailable(
-            f"checkov produced no report (exit {completed.returncode}): "
-            f"{completed.stderr.strip()[-2000:]}"
-        ) from None
-    reports = report if isinstance(report, list) else [report]
-    return [c for entry in reports for c in entry.get("results", {}).get("failed_checks", [])]
-
-
-_GLOBAL_ARG = re.compile(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)=(\S+)\s*$")
-_FROM = re.compile(r"^\s*FROM\s", re.IGNORECASE)
-
-
-def resolve_from_args(text: str) -> str:
-    """The Containerfile with the global ``ARG`` defaults substituted into its ``FROM`` lines,
-    as a build without ``--build-arg`` resolves them. checkov does not expand them, so
-    ``FROM ${BASE_IMAGE}`` would always read as an untagged image. Line numbers are kept."""
-    defaults: dict[str, str] = {}
-    seen_from = False
-    out = []
-    for line in text.splitlines(keepends=True):
-        if _FROM.match(line):
-            seen_from = True
-            for name, value in defaults.items():
-                line = line.replace(f"${{{name}}}", value).replace(f"${name}", value)
-        elif not seen_from and (match := _GLOBAL_ARG.match(line)):
-            defaults[match.group(1)] = match.group(2).strip("\"'")
-        out.append(line)
-    return "".join(out)
-
-
-def checkov_findings(paths: Iterable[Path], timeout: float = 600) -> list[LintFinding]:
-    """Failed checkov checks for each Containerfile (reported under its real path)."""
-    paths = list(paths)
-    if not paths:
-        return []
-    with tempfile.TemporaryDirectory(prefix="checkov-") as scratch:
-        names: dict[str, Path] = {}
-        for index, path in enumerate(paths):
-            # checkov only scans files named like Dockerfile: <n>-<image>.Dockerfile.
-            copy_name = f"{index}-{path.parent.name}.Dockerfile"
-            (Path(scratch) / copy_name).write_text(resolve_from_args(path.read_text()))
-            names[copy_name] = path
-        failed = _run_checkov(Path(scratch), "dockerfile", CHECKOV_SKIPS, timeout)
-    out = []
-    for check in failed:
-        copy = Path(check.get("file_path", "")).name
-        source = names.get(copy, Path(copy))
-        lines = check.get("file_line_range") or []
-        where = f"{source}:{lines[0]}" if lines else str(source)
-        out.append(LintFinding("checkov", where, check["check_id"], check["check_name"]))
-    return out
-
-
-# --------------------------------------------------------------------------- checkov, kubernetes
-
-KUBERNETES_WAIVERS_FILE = "policies/checkov-kubernetes-waivers.yaml"
-"""The one reviewed list of checkov kubernetes findings accepted, each with its reason."""
-
-
-class CheckovWaiver(BaseModel):
-    """One accepted checkov kubernetes check on named resources, and why.
-
-    ``resources`` are checkov's resource ids, ``<Kind>.<namespace>.<name>`` (shell-style
-    wildcards allowed for ids checkov extends with labels, e.g. ``Pod.ns.name.*``).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    check: str = Field(pattern=r"^CKV2?_K8S_[0-9]+$", description="checkov check id")
-    resources: tuple[str, ...] = Field(min_length=1)
-    reason: str = Field(min_length=40, description="why the finding is accepted")
-
-    def covers(self, check: str, resource: str) -> bool:
-        return check == self.check and any(fnmatchcase(resource, r) for r in self.resources)
-
-
-class _WaiverFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    waivers: list[CheckovWaiver]
-
-
-def kubernetes_waivers(path: Path | None = None) -> list[CheckovWaiver]:
-    """The reviewed waivers (:data:`KUBERNETES_WAIVERS_FILE`). Raises ValueError listing every
-    malformed entry by key path (``waivers[0].reason: ...``)."""
-    from pydantic import ValidationError
-
-    from dask_platform.config.errors import format_validation_error, problems_message
-
-    if path is None:
-        from dask_platform.project import project_root
-
-        path = project_root() / KUBERNETES_WAIVERS_FILE
-    try:
-        return _WaiverFile.model_validate(yaml.safe_load(path.read_text())).waivers
-    except ValidationError as exc:
-        problems = format_validation_error(exc, _WaiverFile)
-        raise ValueError(problems_message(path.name, problems)) from None
-
-
-@dataclass(frozen=True)
-class CheckovResult:
-    """One failed checkov check on one Kubernetes object (before waivers)."""
-
-    check: str
-    name: str
-    resource: str  # checkov's id: <Kind>.<namespace>.<name>
-    source: str  # where the object comes from (release template or declared resource)
-
-    def finding(self) -> LintFinding:
-        return LintFinding("checkov", f"{self.source} ({self.resource})", self.check, self.name)
-
-
-def checkov_kubernetes_results(
-    objects: Iterable[tuple[str, Mapping[str, Any]]], timeout: float = 600
-) -> list[CheckovResult]:
-    """checkov's kubernetes checks on ``[(source, manifest), ...]``, every failure kept."""
-    objects = list(objects)
-    if not objects:
-        return []
-    with tempfile.TemporaryDirectory(prefix="checkov-k8s-") as scratch:
-        sources: dict[str, str] = {}
-        for index, (source, manifest) in enumerate(objects):
-            name = f"{index:04d}-{manifest.get('kind', 'object')}.yaml"
-            (Path(scratch) / name).write_text(yaml.safe_dump(dict(manifest), sort_keys=False))
-            sources[name] = source
-        failed = _run_checkov(Path(scratch), "kubernetes", (), timeout)
-    return [
-        CheckovResult(
-            check=c["check_id"],
-            name=c["check_name"],
-            resource=c.get("resource", ""),
-            source=sources.get(Path(c.get("file_path", "")).name, c.get("file_path", "")),
-        )
-        for c in failed
-    ]
-
-
-def waive(
-    results: Iterable[CheckovResult], waivers: Iterable[CheckovWaiver]
-) -> tuple[list[LintFinding], set[CheckovWaiver]]:
-    """(the findings no waiver covers, the waivers that covered something)."""
-    waivers = list(waivers)
-    findings, used = [], set()
-    for result in results:
-        covering = [w for w in waivers if w.covers(result.check, result.resource)]
-        used.update(covering)
-        if not covering:
-            findings.append(result.finding())
-    return findings, used
-
-
-def checkov_kubernetes_findings(
-    objects: Iterable[tuple[str, Mapping[str, Any]]],
-    waivers: Iterable[CheckovWaiver] | None = None,
-    timeout: float = 600,
-) -> list[LintFinding]:
-    """checkov's kubernetes checks on ``[(source, manifest), ...]`` less the reviewed waivers
-    (:func:`kubernetes_waivers` when None). Raises CheckovUnavailable when checkov cannot run.
-    ref: https://www.checkov.io/5.Policy%20Index/kubernetes.html
-    """
-    chosen = kubernetes_waivers() if waivers is None else waivers
-    findings, _ = waive(checkov_kubernetes_results(objects, timeout), chosen)
-    return findings
