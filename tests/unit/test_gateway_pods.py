@@ -14,18 +14,20 @@ import pytest
 
 from dask_platform import placement
 from dask_platform.config.sources import list_stacks, load_stack_file
-from dask_platform.gateway_pods import (
-    GatewayConfigError,
-    build_pods,
+from dask_platform.gateway_pod_checks import (
     capacity_problems,
     check_pods,
-    config_file_problems,
     environment_problems,
     placement_problems,
-    render_gateway,
     resource_problems,
     schema_problems,
     service_account_problems,
+)
+from dask_platform.gateway_pods import (
+    GatewayConfigError,
+    build_pods,
+    config_file_problems,
+    render_gateway,
 )
 from dask_platform.gateway_settings import render_values
 from dask_platform.iam import service_account_name

@@ -329,7 +329,8 @@ def test_the_pods_the_controller_builds_mount_the_aws_config(evaluation: Evaluat
     """Through the real chart and dask-gateway's controller: every scheduler and worker pod has
     the ConfigMap volume, the read-only mount at the path AWS_CONFIG_FILE names, and keeps the
     chart's placement (the options handler merges, never replaces)."""
-    from dask_platform.gateway_pods import build_pods, check_built_pods
+    from dask_platform.gateway_pod_checks import check_built_pods
+    from dask_platform.gateway_pods import build_pods
 
     (release,) = [
         r

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 from dask_platform import capacity as cap
 from dask_platform.config.models import StackConfig
+from dask_platform.gateway_pod_checks import check_built_pods
 from dask_platform.gateway_pods import (
     GATEWAY_RELEASE,
     GatewayConfigError,
     build_pods,
-    check_built_pods,
     config_file_problems,
     render_gateway,
 )

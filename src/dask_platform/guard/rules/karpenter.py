@@ -178,7 +178,7 @@ def _sets_do_not_disrupt(source: str) -> bool:
 
     A static screen for the policy pack, which cannot run dask-gateway-server; `plan` proves the
     annotation on the scheduler pods the upstream controller builds
-    (dask_platform.gateway_pods.placement_problems)."""
+    (dask_platform.gateway_pod_checks.capacity_problems)."""
     import ast
 
     try:
