@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from dask_platform.gateway_pods import CONFIG_FILE
-from dask_platform.local.issuer import READY_FILE as ISSUER_READY
+from dask_platform.local.issuer_server import READY_FILE as ISSUER_READY
 from dask_platform.local.processes import ComponentError, Spawned, read_json, write_json_atomic
 
 RUN_FILES = ("state.json", "outputs.json", "emulator.json", ISSUER_READY, "passwords.json")

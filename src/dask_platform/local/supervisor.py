@@ -62,7 +62,7 @@ def ordered(components: Mapping[str, Any]) -> list[str]:
 
 def start_issuer(state: StateDir, config: LocalConfig, timeouts: LocalTimeouts) -> Spawned:
     """The OIDC issuer, identity provider and token projector; its facts go to issuer.json."""
-    from dask_platform.local.issuer import READY_FILE
+    from dask_platform.local.issuer_server import READY_FILE
 
     spec = state.issuer_dir / "spec.json"
     oidc = config.local.oidc
@@ -91,7 +91,7 @@ def start_issuer(state: StateDir, config: LocalConfig, timeouts: LocalTimeouts) 
         [
             sys.executable,
             "-m",
-            "dask_platform.local.issuer",
+            "dask_platform.local.issuer_server",
             "--state-dir",
             str(state.issuer_dir),
             "--spec",
