@@ -14,13 +14,15 @@ import pulumi
 import pulumi_aws as aws
 
 from components.launch_templates import hardened_launch_template
+from dask_platform.analyst_policy import (
+    analyst_create_everything_policy,
+    analyst_resources_supplied_policy,
+)
 from dask_platform.cloudprovider import (
     EC2_AMI_PARAMETER,
     ECS_GPU_AMI_PARAMETER,
     SCHEDULER_PORTS,
     TEAM_TAG,
-    analyst_create_everything_policy,
-    analyst_resources_supplied_policy,
     ecr_repository_arn,
 )
 from dask_platform.config.models import Ecs as EcsConfig

@@ -40,14 +40,13 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from dask_platform.cloudprovider import (
+from dask_platform.analyst_policy import (
     CLOUDPROVIDER_CALLS,
-    TEAM_TAG,
     ApiCall,
-    Platform,
     analyst_create_everything_policy,
     analyst_resources_supplied_policy,
 )
+from dask_platform.cloudprovider import TEAM_TAG, Platform
 from dask_platform.iam import render_policy, team_scratch_policy
 from dask_platform.local.emulator import Emulator
 

@@ -19,12 +19,11 @@ import pytest
 from dask_cloudprovider.aws import EC2Cluster, ECSCluster, FargateCluster
 from dask_cloudprovider.generic.vmcluster import VMCluster
 
+from dask_platform.analyst_policy import CLOUDPROVIDER_CALLS, calls_table
 from dask_platform.cloudprovider import (
-    CLOUDPROVIDER_CALLS,
     TEAM_TAG,
     Platform,
     PlatformError,
-    calls_table,
     ecr_repository_arn,
 )
 from dask_platform.credentials import ForbiddenEnvironmentError
@@ -361,7 +360,7 @@ def test_docs_list_the_calls():
     doc = (REPO / "docs" / "explanation" / "cloudprovider.md").read_text()
     assert calls_table() in doc, (
         "docs/explanation/cloudprovider.md table is stale: paste "
-        "dask_platform.cloudprovider.calls_table()"
+        "dask_platform.analyst_policy.calls_table()"
     )
 
 

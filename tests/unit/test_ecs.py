@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dask_platform.cloudprovider import (
-    ECS_GPU_AMI_PARAMETER,
-    TEAM_TAG,
+from dask_platform.analyst_policy import (
     analyst_create_everything_policy,
     analyst_resources_supplied_policy,
 )
+from dask_platform.cloudprovider import ECS_GPU_AMI_PARAMETER, TEAM_TAG
 from dask_platform.config.errors import StackConfigError
 from dask_platform.config.rules import validate_stack_config
 from dask_platform.config.sources import SECRET_KEYS, load_stack_file
