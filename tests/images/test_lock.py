@@ -10,7 +10,7 @@ import pytest
 
 from dask_platform.images import IMAGES, all_images
 from dask_platform.images.base import DebootstrapRecipe
-from dask_platform.images.build import build_fraction, wheel_platforms
+from dask_platform.images.build import build_fraction
 from dask_platform.images.lock import (
     LockError,
     applicable,
@@ -28,6 +28,7 @@ from dask_platform.images.lock import (
     target_environment,
 )
 from dask_platform.images.push import PushError, read_repositories, split_repository
+from dask_platform.images.wheelhouse import wheel_platforms
 
 ENV_3_11_2 = target_environment("3.11.2", "x86_64")
 ENV_3_11_9 = target_environment("3.11.9", "x86_64")

@@ -41,6 +41,10 @@ BUILD_KEY_LABEL = f"{LABEL_PREFIX}.build-key"
 IMAGE_LABEL = f"{LABEL_PREFIX}.image"
 
 
+class ImageBuildError(RuntimeError):
+    """An image could not be built; the message carries the engine's last lines."""
+
+
 def all_images() -> tuple[str, ...]:
     return IMAGES + OPTIONAL_IMAGES
 

@@ -21,16 +21,13 @@ import platform
 import re
 import shutil
 import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
 import docker.errors
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from rich.progress import TaskID
 
 from dask_platform.images import (
@@ -38,6 +35,7 @@ from dask_platform.images import (
     IMAGES,
     LOCK_LABEL,
     PARENT_IMAGE,
+    ImageBuildError,
     all_images,
     images_dir,
     local_name,
@@ -58,12 +56,11 @@ from dask_platform.images.lock import (
     uv,
 )
 from dask_platform.images.progress import Reporter
+from dask_platform.images.wheelhouse import Wheelhouse, sha256_file
 from dask_platform.project import project_root
 
 CACHE_ENV = "DASK_PLATFORM_IMAGES_CACHE"
 BUILD_KEY_VERSION = "1"  # bump when the way images are assembled changes
-# Debian bookworm's glibc; wheels needing a newer one would not load in the base.
-GLIBC = (2, 36)
 PROJECT_WHEEL_IMAGES = frozenset({"gateway", "notebook"})
 CREDENTIAL_PROCESS_IMAGES = frozenset({"worker"})
 """Images whose context holds the standalone credential process (images built FROM them have
@@ -82,10 +79,6 @@ AWS_CONFIG_PTH_LINE = (
     "os.environ.get('AWS_CONFIG_FILE') and __import__('dask_platform_aws_profile_hint').install()\n"
 )
 SCRIPT_INTERPRETER = "/opt/venv/bin/python"
-
-
-class ImageBuildError(RuntimeError):
-    """An image could not be built; the message carries the engine's last lines."""
 
 
 def default_cache_dir() -> Path:
@@ -153,129 +146,6 @@ def image_requirements(image: str, environment: Mapping[str, str]) -> dict[str, 
                 f"{image} and {parent} lock {name} at {own.version} and {requirement.version}"
             )
     return {name: r for name, r in requirements.items() if name not in inherited}
-
-
-# --------------------------------------------------------------------------- the wheelhouse
-
-
-def wheel_platforms(machine: str, glibc: tuple[int, int] = GLIBC) -> list[str]:
-    """pip's ``--platform`` list for a glibc: every manylinux tag it can load (pip does not
-    expand PEP 600 ``manylinux_2_X`` tags itself)."""
-    major, newest = glibc
-    tags = [f"manylinux_{major}_{minor}_{machine}" for minor in range(newest, 4, -1)]
-    legacy = ["manylinux2014", "manylinux2010", "manylinux1"]
-    if machine != "x86_64":
-        legacy = ["manylinux2014"]
-    return tags + [f"{name}_{machine}" for name in legacy]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-class Wheelhouse:
-    """Hash-checked wheels for one machine architecture, downloaded once and reused."""
-
-    def __init__(self, root: Path, machine: str, python_full_version: str) -> None:
-        self.root = root
-        self.machine = machine
-        self.python = python_full_version
-        self._verified: dict[Path, str] = {}
-
-    def _index(self) -> dict[tuple[str, str], list[Path]]:
-        found: dict[tuple[str, str], list[Path]] = {}
-        for path in self.root.glob("*.whl"):
-            try:
-                name, version, _, _ = parse_wheel_filename(path.name)
-            except InvalidWheelFilename:
-                continue
-            found.setdefault((canonicalize_name(name), str(version)), []).append(path)
-        return found
-
-    def _matching(
-        self, requirement: LockedRequirement, index: Mapping[tuple[str, str], list[Path]]
-    ) -> Path | None:
-        allowed = {h.removeprefix("sha256:") for h in requirement.hashes}
-        for path in index.get((requirement.name, requirement.version), []):
-            if path not in self._verified:
-                self._verified[path] = sha256_file(path)
-            if self._verified[path] in allowed:
-                return path
-        return None
-
-    def ensure(
-        self, image: str, wanted: Mapping[str, LockedRequirement], reporter: Reporter
-    ) -> dict[str, Path]:
-        """A verified wheel for every requirement (already narrowed to the image's platform)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        task = reporter.task(f"{image}: wheels", total=len(wanted))
-        index = self._index()
-        missing = [r for r in wanted.values() if self._matching(r, index) is None]
-        reporter.update(task, completed=len(wanted) - len(missing))
-        if missing:
-            self._download(missing, reporter, task)
-            index = self._index()
-        wheels: dict[str, Path] = {}
-        for name, requirement in wanted.items():
-            path = self._matching(requirement, index)
-            if path is None:
-                raise ImageBuildError(
-                    f"{image}: no wheel of {name}=={requirement.version} for "
-                    f"{self.machine}/Python {self.python} matches the lock's hashes"
-                )
-            wheels[name] = path
-        reporter.done(task, f"{len(wheels)} wheels, {len(missing)} downloaded")
-        return wheels
-
-    def _download(
-        self, missing: Iterable[LockedRequirement], reporter: Reporter, task: TaskID
-    ) -> None:
-        # Markers are dropped: pip would evaluate them against THIS interpreter, and the
-        # requirements are already narrowed to the image's (whose Python patch level may differ).
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as listing:
-            listing.writelines(f"{r.pinned_with_hashes}\n" for r in missing)
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--require-hashes",
-            "--only-binary=:all:",
-            "--progress-bar=off",
-            "--implementation=cp",
-            f"--python-version={self.python}",
-            "--dest",
-            str(self.root),
-            "-r",
-            listing.name,
-        ]
-        for tag in wheel_platforms(self.machine):
-            command.append(f"--platform={tag}")
-        reporter.log("$ " + " ".join(command))
-        try:
-            process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-            )
-            assert process.stdout is not None
-            tail: list[str] = []
-            for line in process.stdout:
-                reporter.log(line)
-                tail = [*tail[-40:], line.rstrip()]
-                if line.startswith("Saved ") or "File was already downloaded" in line:
-                    reporter.update(task, advance=1, detail=Path(line.split()[-1]).name)
-            if process.wait() != 0:
-                raise ImageBuildError(
-                    "pip could not download the locked wheels (network, or a package without a "
-                    "wheel for this platform):\n" + "\n".join(tail)
-                )
-        finally:
-            Path(listing.name).unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- contexts and keys
