@@ -29,7 +29,13 @@ from dask_platform.object_stores import (
     store_secret_string,
 )
 from dask_platform.pulumi_eval import Evaluation, evaluate_stack
-from dask_platform.stack_config import load_stack_path
+from dask_platform.stack_config import (
+    StackConfigError,
+    load_stack_path,
+    read_stack_path,
+    split_namespace,
+    validate_stack_config,
+)
 
 from .conftest import document
 
@@ -148,6 +154,51 @@ def test_plan_shows_the_secrets_and_policies_and_no_key(project: Path) -> None:
     assert OFFLINE_SECRET_TEXT in json.dumps(
         [r.inputs for r in evaluate_stack("stores", project).of_type(SECRET_VERSION)]
     )
+
+
+# --------------------------------------------------------------------------- bad stores
+
+
+def _with_store(**fields: object) -> dict[str, object]:
+    """The fixture's stack with one store, ``fields`` replacing the osn-renci defaults."""
+    data = split_namespace(read_stack_path(FIXTURE), FIXTURE.name)
+    store = {"name": "osn-renci", "endpoint_url": "https://renc.osn.xsede.org", "teams": ["team-a"]}
+    data["object_stores"] = [{**store, **fields}]
+    return data
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        # [profile default] is every client's profile: the team's own S3 calls and the credential
+        # process's Secrets Manager call would go to the store (and the process would run itself).
+        (
+            {"name": "default"},
+            "object_stores[0].name: must be 2-40 characters of a-z, 0-9 and '-', starting with a "
+            "letter, not 'default'",
+        ),
+        # An INI line break in the endpoint adds keys to (or breaks) every pod's AWS config.
+        (
+            {"endpoint_url": "https://renc.osn.xsede.org\ncredential_process = sh -c evil"},
+            "object_stores[0].endpoint_url: must be an http(s) endpoint URL",
+        ),
+        (
+            {"endpoint_url": "https://renc.osn\t.xsede.org"},
+            "object_stores[0].endpoint_url: must be an http(s) endpoint URL",
+        ),
+        (
+            {"endpoint_url": "https://renc osn.xsede.org"},
+            "object_stores[0].endpoint_url: must be an http(s) endpoint URL",
+        ),
+    ],
+)
+def test_a_store_the_aws_config_cannot_hold_is_one_config_error(
+    fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(StackConfigError) as caught:
+        validate_stack_config(_with_store(**fields))
+    assert [p for p in caught.value.problems if p.startswith(message)] == caught.value.problems
+    assert len(caught.value.problems) == 1
 
 
 # --------------------------------------------------------------------------- key pairs
