@@ -238,6 +238,59 @@ def test_malformed_keys_are_one_clear_error_without_the_value(keys: str, message
 # --------------------------------------------------------------------------- runtime
 
 
+@pytest.mark.parametrize(
+    ("environment", "cause"),
+    [
+        # A notebook or laptop without the team's role: botocore's chain finds no credentials.
+        ({"AWS_DEFAULT_REGION": "us-east-1"}, "NoCredentialsError"),
+        # An instance where nothing gives the region (no variable, no IMDS).
+        ({}, "NoRegionError"),
+    ],
+)
+def test_the_credential_process_without_a_role_is_one_clear_error(
+    tmp_path: Path, environment: dict[str, str], cause: str
+) -> None:
+    """botocore shows the process's stderr inside CredentialRetrievalError: one sentence naming
+    the store and what is missing, never a traceback."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "config"
+    arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:x/object-stores/osn-renci-AbC"
+    config.write_text(
+        render_aws_config(
+            [StoreProfile("osn-renci", "https://renc.osn.xsede.org", ("team-a",), arn)]
+        )
+    )
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": str(config),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "DASK_PLATFORM_TEAM": "team-a",
+        **environment,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "dask_platform.object_stores", "osn-renci"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(
+        "dask-platform-credential-process: object store 'osn-renci': its key cannot be read "
+        "with this process's AWS role"
+    )
+    assert cause in lines[0]
+
+
 def test_aws_config_has_endpoint_addressing_and_credential_process(tmp_path: Path) -> None:
     from botocore.configloader import load_config
 
