@@ -10,9 +10,11 @@ What the docs follow (and this file enforces):
   run here: ``make test`` is this suite; what ``make demo`` shows, tests/integration assert).
 - ``uv run [--frozen] dask-platform ...``: parsed by the click command tree of
   ``dask_platform.cli.app`` (an unknown command or option, a missing option value fails), then
-  run from the repository root unless the block is marked not-run. ``uv run python -m bench ...``
-  is parsed by ``bench.__main__.app``. A bare ``dask-platform`` is not what a user types in a
-  fresh checkout: it must be shown with ``uv run``.
+  run from the repository root (``COLUMNS=120``) unless the block is marked not-run. In a
+  ``console`` block the lines after a run command are what it prints: each one (``...`` elides,
+  durations such as ``5.0s`` match any) must appear in a line of its output.
+  ``uv run python -m bench ...`` is parsed by ``bench.__main__.app``. A bare ``dask-platform``
+  is not what a user types in a fresh checkout: it must be shown with ``uv run``.
 - ``uv run pytest PATH...``: every PATH exists.
 - Commands in prose (code spans starting with ``uv run`` or ``make``, and ``dask-platform``
   spans with options) are checked the same way, not run.
@@ -76,6 +78,7 @@ class Command:
     text: str
     words: tuple[str, ...]
     not_run: str | None
+    output: tuple[str, ...] = ()  # what a console block shows it printing
 
 
 @dataclass(frozen=True)
@@ -115,9 +118,10 @@ def blocks(text: str) -> list[Block]:
     return found
 
 
-def command_lines(block: Block) -> list[tuple[int, str]]:
-    """The command lines of a shell block, continuation lines joined."""
-    out: list[tuple[int, str]] = []
+def command_lines(block: Block) -> list[tuple[int, str, tuple[str, ...]]]:
+    """The command lines of a shell block, continuation lines joined, each with the output a
+    console block shows after it (up to the next command line)."""
+    out: list[tuple[int, str, list[str]]] = []
     pending: tuple[int, str] | None = None
     for offset, raw in enumerate(block.lines, start=block.line + 1):
         line = raw.strip()
@@ -126,6 +130,8 @@ def command_lines(block: Block) -> list[tuple[int, str]]:
             text = text[:-1] + " " + line
         elif block.lang == "console":
             if not line.startswith("$ "):
+                if out and line:
+                    out[-1][2].append(line)
                 continue
             start, text = offset, line[2:]
         else:
@@ -134,8 +140,8 @@ def command_lines(block: Block) -> list[tuple[int, str]]:
             start, text = offset, line
         pending = (start, text) if text.endswith("\\") else None
         if pending is None:
-            out.append((start, text))
-    return out
+            out.append((start, text, []))
+    return [(start, text, tuple(shown)) for start, text, shown in out]
 
 
 def simple_commands(text: str) -> list[list[str]]:
@@ -199,9 +205,9 @@ def commands_of(path: Path, text: str | None = None) -> list[Command]:
             raise DocError(f"{doc}:{block.line}: a transcript with commands is a console block")
         if block.lang not in SHELL_LANGS:
             continue
-        for line, shown in command_lines(block):
+        for line, shown, output in command_lines(block):
             for words in simple_commands(shown):
-                found.append(Command(doc, line, shown, tuple(words), block.not_run))
+                found.append(Command(doc, line, shown, tuple(words), block.not_run, output))
     return found
 
 
@@ -289,6 +295,41 @@ def check(command: Command) -> str:
                 raise DocError(f"{program}: {word} does not exist in the repository")
         return "external"
     raise DocError(f"{program}: not a command a reader can run here")
+
+
+DURATION = re.compile(r"\d+(?:\.\d+)?s\b")
+
+
+def output_problems(command: Command, printed: str) -> list[str]:
+    """The lines a console block shows after ``command`` that its real output lacks: each
+    shown line must be found in one printed line (whitespace at the ends ignored; ``...``
+    elides; a duration such as ``5.0s`` matches any duration)."""
+    lines = [line.strip() for line in printed.splitlines()]
+    missing = []
+    for shown in command.output:
+        if shown == "...":
+            continue
+        parts = (re.escape(part) for part in DURATION.split(shown))
+        pattern = re.compile(r"\d+(?:\.\d+)?s".join(parts))
+        if not any(pattern.search(line) for line in lines):
+            missing.append(f"{command.doc}:{command.line}: shown but not printed: {shown!r}")
+    return missing
+
+
+def run_shown(command: Command, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run a ``uv run ...`` command as shown, from the repository root, in the project's
+    environment, in a 120-column terminal."""
+    words = list(command.words[2:])
+    if words[:1] == ["--frozen"]:
+        words = words[1:]
+    if words[0] == "dask-platform":
+        argv = [str(Path(sys.executable).parent / "dask-platform"), *words[1:]]
+    else:
+        argv = [sys.executable, *words[1:]]
+    env = {**os.environ, "COLUMNS": "120", "TMPDIR": str(tmp_path)}
+    return subprocess.run(
+        argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+    )
 
 
 def slug(heading: str) -> str:
@@ -400,19 +441,11 @@ def test_some_commands_run():
 
 @pytest.mark.parametrize("command", RUNNABLE, ids=_id)
 def test_runnable_command_exits_0(command, tmp_path):
-    """The command as shown, from the repository root, with the project's environment."""
-    words = list(command.words[2:])
-    if words[:1] == ["--frozen"]:
-        words = words[1:]
-    if words[0] == "dask-platform":
-        argv = [str(Path(sys.executable).parent / "dask-platform"), *words[1:]]
-    else:
-        argv = [sys.executable, *words[1:]]
-    env = {**os.environ, "COLUMNS": "120", "TMPDIR": str(tmp_path)}
-    result = subprocess.run(
-        argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
-    )
+    """The command as shown, from the repository root, with the project's environment; what a
+    console block shows it printing is what it prints."""
+    result = run_shown(command, tmp_path)
     assert result.returncode == 0, (command.text, result.stdout[-3000:], result.stderr[-3000:])
+    assert output_problems(command, result.stdout + result.stderr) == []
 
 
 def test_every_docs_page_is_linked_from_the_readme():
@@ -560,3 +593,37 @@ def test_a_bad_doc_is_caught(case):
     found = problems(README, text)
     assert len(found) == 1, found
     assert expected in found[0]
+
+
+# ------------------------------------------------------------------------------ fixtures: output
+
+SHOWN_OUTPUT = {
+    # what `config check --stack dev` prints: an excerpt (`...` elides, a line may be cut short)
+    "as printed": (
+        "```console\n$ uv run dask-platform config check --stack dev\n...\n"
+        "✓ Pulumi.dev.yaml: 2 team(s), region us-west-2\n```\n",
+        [],
+    ),
+    "stale output": (
+        "```console\n$ uv run dask-platform config check --stack dev\n"
+        "✓ Pulumi.dev.yaml: 3 team(s), region us-west-2\n```\n",
+        ["shown but not printed: '✓ Pulumi.dev.yaml: 3 team(s), region us-west-2'"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SHOWN_OUTPUT))
+def test_output_shown_in_a_console_block_is_what_the_command_prints(case, tmp_path):
+    text, expected = SHOWN_OUTPUT[case]
+    (command,) = commands_of(README, text)
+    result = run_shown(command, tmp_path)
+    assert result.returncode == 0
+    found = output_problems(command, result.stdout + result.stderr)
+    assert [problem.split(": ", 1)[1] for problem in found] == expected
+
+
+def test_a_shown_duration_matches_any_duration():
+    (command,) = commands_of(README, "```console\n$ make demo\nall checks held in 22s\n```\n")
+    assert command.output == ("all checks held in 22s",)
+    assert output_problems(command, "  all checks held in 31s\n") == []
+    assert output_problems(command, "all checks held\n") != []
