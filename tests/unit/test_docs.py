@@ -23,6 +23,10 @@ What the docs follow (and this file enforces):
   kubectl, aws, git, curl) appear only in such blocks.
 - No machine path (a home directory, the workspace) anywhere; a repository path in backticks
   (`` `infra/...` ``, `` `src/...` ``, ...) exists.
+- A Python name of the package in backticks (`` `dask_platform.sites.SiteCatalog` ``, a module
+  file `` `dask_platform/gateway_client.py` ``) or imported in an example
+  (``from dask_platform.sites import MultiSiteCluster``) exists: importing the module and
+  looking the name up succeeds, so a rename cannot leave the docs behind.
 
 ref: https://diataxis.fr/ (how docs/ is organised); https://click.palletsprojects.com/en/stable/api/#click.Command.make_context
 """
@@ -30,6 +34,7 @@ ref: https://diataxis.fr/ (how docs/ is organised); https://click.palletsproject
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import os
 import re
@@ -62,6 +67,9 @@ LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 REPO_PATH = re.compile(
     r"`((?:infra|policies|helm|images|src|scripts|tests|bench|local|docs)/[^`\s<>*{}]*)`"
 )
+PACKAGE_NAME = re.compile(r"`(dask_platform(?:\.\w+)+)")  # a call's arguments are not part
+PACKAGE_FILE = re.compile(r"`(dask_platform/[\w/.-]+\.py)`")
+IMPORT = re.compile(r"^[ >.]*from (dask_platform(?:\.\w+)*) import \(?([\w, ]+)", re.MULTILINE)
 GENERATED = {"policies/crossguard/venv"}  # Pulumi creates it on the pack's first use
 FENCE = re.compile(r"^\s*(`{3,})\s*([\w-]*)")
 RUN_TIMEOUT_S = 300
@@ -375,6 +383,43 @@ def link_problems(path: Path, text: str) -> list[str]:
     return problems
 
 
+def missing_name(dotted: str) -> str | None:
+    """Why ``dask_platform.a.b.C`` does not resolve (the longest importable module, then
+    attributes), or None when it does."""
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        module = ".".join(parts[:split])
+        try:
+            found: object = importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if not f"{module}.".startswith(f"{error.name}."):
+                raise  # the module exists; something it imports is missing
+            continue
+        for number, attribute in enumerate(parts[split:], start=split):
+            if not hasattr(found, attribute):
+                return f"{'.'.join(parts[:number])} has no {attribute!r}"
+            found = getattr(found, attribute)
+        return None
+    return f"no module {parts[0]}"
+
+
+def package_name_problems(text: str) -> list[str]:
+    names = set(PACKAGE_NAME.findall(text))
+    names |= {
+        f"{module}.{name.strip()}"
+        for module, imported in IMPORT.findall(text)
+        for name in imported.split(",")
+        if name.strip()
+    }
+    found = [f"no such name {name}: {why}" for name in sorted(names) if (why := missing_name(name))]
+    found += [
+        f"no such module file: {name}"
+        for name in PACKAGE_FILE.findall(text)
+        if not (REPO / "src" / name).is_file()
+    ]
+    return found
+
+
 def problems(path: Path, text: str | None = None) -> list[str]:
     """Every problem of one doc: its commands (checked, not run), links and machine paths."""
     text = path.read_text() if text is None else text
@@ -385,6 +430,7 @@ def problems(path: Path, text: str | None = None) -> list[str]:
         for name in REPO_PATH.findall(text)
         if name not in GENERATED and not (REPO / name).exists()
     ]
+    found += package_name_problems(text)
     try:
         commands = commands_of(path, text)
     except DocError as error:
@@ -430,6 +476,14 @@ def test_docs_show_commands():
     assert {"make", "dask-platform", "external"} <= kinds
     shown = {" ".join(c.words[:2]) for c in ALL_COMMANDS}
     assert {"make demo", "make test"} <= shown
+
+
+def test_docs_name_package_names():
+    """The name extraction finds names in the docs and in their examples' imports."""
+    text = "\n".join(doc.read_text() for doc in DOCS)
+    assert "dask_platform.credentials.checked_environment" in PACKAGE_NAME.findall(text)
+    assert ("dask_platform.sites", "MultiSiteCluster, SiteCatalog") in IMPORT.findall(text)
+    assert "dask_platform/gateway_client.py" in PACKAGE_FILE.findall(text)
 
 
 RUNNABLE = [c for c in ALL_COMMANDS if c.not_run is None and c.words[:2] == ("uv", "run")]
@@ -570,6 +624,23 @@ BAD = {
     ),
     "machine path": ("Charts are in /work/shared/upstream/charts.\n", "machine path"),
     "broken link": ("[deploy](docs/deploy.md)\n", "no file docs/deploy.md"),
+    "a package name that is gone": (
+        "Checked by `dask_platform.credentials.checked_env`.\n",
+        "no such name dask_platform.credentials.checked_env: "
+        "dask_platform.credentials has no 'checked_env'",
+    ),
+    "a package module that is gone": (
+        "See `dask_platform.stack_configs`.\n",
+        "no such name dask_platform.stack_configs: dask_platform has no 'stack_configs'",
+    ),
+    "an example importing a name that is gone": (
+        "```python\nfrom dask_platform.sites import MultiSiteCluster, SiteRegistry\n```\n",
+        "no such name dask_platform.sites.SiteRegistry: dask_platform.sites has no 'SiteRegistry'",
+    ),
+    "a package file that is gone": (
+        "The fix lives in `dask_platform/gateway_clients.py`.\n",
+        "no such module file: dask_platform/gateway_clients.py",
+    ),
     "broken anchor": (
         "[design](docs/explanation/design.md#no-such-heading)\n",
         "no heading #no-such-heading",
