@@ -254,6 +254,7 @@ def demo(
     ),
 ) -> None:
     """Run the end-to-end keyless-S3 demo on the embedded local platform."""
+    from dask_platform.charts import ChartError
     from dask_platform.config.errors import StackConfigError
     from dask_platform.local.platform import LocalPlatform
     from dask_platform.local.processes import ComponentError
@@ -293,7 +294,7 @@ def demo(
             f"STS AssumeRoleWithWebIdentity calls seen by the emulator: {sts_calls} "
             f"({sts_calls / WORKERS:.1f} per worker)"
         )
-    except (StackConfigError, ComponentError) as exc:
+    except (StackConfigError, ComponentError, ChartError) as exc:
         console.print(f"[red]✗ {exc}[/red]")
         checks.append(Check("the local platform runs", False, str(exc).splitlines()[0]))
     finally:
