@@ -165,8 +165,9 @@ def test_no_product_code_reads_the_workspace_or_a_machine_path() -> None:
 def test_the_local_platform_without_a_chart_cache_is_one_error_and_starts_nothing(
     tmp_path, monkeypatch
 ):
-    """`local up` (the demo starts the platform the same way) without the chart cache: one line naming the setting and the `helm
-    pull` commands, exit 1, and no component started (the state directory holds no state)."""
+    """`local up` (the demo starts the platform the same way) without the chart cache: one
+    line naming the setting and the `helm pull` commands, exit 1, and no component started
+    (the state directory holds no state)."""
     from typer.testing import CliRunner
 
     from dask_platform.cli import app
