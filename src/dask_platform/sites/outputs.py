@@ -49,13 +49,24 @@ def site_output(
     name: str, stack: StackConfig, auth: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """The ``site`` output of a stack: its name, its gateway's user authentication (no
-    secret: the OIDC issuer and public client id, or just the type) and adaptive defaults."""
-    info = SiteInfo(
-        name=name,
-        auth=GatewayAuth.model_validate(auth) if auth is not None else stack.gateway.auth,
-        # Idle clusters shrink to nothing; a computation may use the whole per-cluster limit.
-        adaptive=Adaptive(minimum=0, maximum=stack.gateway.cluster_max_workers),
-    )
+    secret: the OIDC issuer and public client id, or just the type) and adaptive defaults.
+
+    ``auth`` (a mapping of :class:`GatewayAuth`'s shape) replaces the stack's gateway.auth.
+    Raises :class:`SiteError` with one ``site.<key path>: <problem>`` line per problem of
+    ``name`` or ``auth`` (:func:`~dask_platform.config.errors.format_validation_error`)."""
+    try:
+        info = SiteInfo.model_validate(
+            {
+                "name": name,
+                "auth": stack.gateway.auth if auth is None else auth,
+                # Idle clusters shrink to nothing; a computation may use the whole per-cluster
+                # limit.
+                "adaptive": {"minimum": 0, "maximum": stack.gateway.cluster_max_workers},
+            }
+        )
+    except ValidationError as exc:
+        problems = format_validation_error(exc, SiteInfo, prefix="site")
+        raise SiteError("; ".join(problems)) from None
     return info.model_dump(mode="json", exclude_none=True)
 
 
