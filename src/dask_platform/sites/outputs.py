@@ -23,6 +23,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dask_platform.config.errors import format_validation_error
 from dask_platform.config.models import GatewayAuth, StackConfig
 
+SITE_OUTPUTS = ("gateway_address", "gateway_proxy_address", "site")
+"""The stack outputs a client needs to reach a site's gateway."""
+
+
+def missing_site_outputs(outputs: Mapping[str, Any]) -> str | None:
+    """``None`` when ``outputs`` has every one of :data:`SITE_OUTPUTS`; else the problem, e.g.
+    ``not a site's stack outputs (missing site); use ...`` (callers prefix the file)."""
+    missing = [key for key in SITE_OUTPUTS if not outputs.get(key)]
+    if not missing:
+        return None
+    return (
+        f"not a site's stack outputs (missing {', '.join(missing)}); use `pulumi stack output "
+        "--json` of a stack of this project, or the local platform's outputs.json"
+    )
+
 
 class SiteError(ValueError):
     """A site-catalog problem, naming the site or file and the allowed values."""
@@ -89,15 +104,9 @@ class Site:
 
 
 def site_from_outputs(outputs: Mapping[str, Any], source: str) -> Site:
-    missing = [
-        key for key in ("gateway_address", "gateway_proxy_address", "site") if not outputs.get(key)
-    ]
-    if missing:
-        raise SiteError(
-            f"{source}: not a site's stack outputs (missing {', '.join(missing)}); use "
-            "`pulumi stack output --json` of a stack of this project, or the local platform's "
-            "outputs.json"
-        )
+    problem = missing_site_outputs(outputs)
+    if problem is not None:
+        raise SiteError(f"{source}: {problem}")
     try:
         info = SiteInfo.model_validate(outputs["site"])
     except ValidationError as exc:
