@@ -219,7 +219,6 @@ DnsLabel = Annotated[str, AfterValidator(matching(r"[a-z0-9]([-a-z0-9]*[a-z0-9])
 # Object stores (dask_platform.object_stores): S3-compatible stores outside AWS S3.
 
 AddressingStyle = Literal["auto", "virtual", "path"]
-ADDRESSING_STYLES: tuple[AddressingStyle, ...] = ("auto", "virtual", "path")
 
 
 def _endpoint_url(value: str) -> str:

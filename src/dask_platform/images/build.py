@@ -257,22 +257,17 @@ class Wheelhouse:
         ]
         for tag in wheel_platforms(self.machine):
             command.append(f"--platform={tag}")
-        reporter.log("$ " + " ".join(command))
+
+        def saved(line: str) -> None:
+            if line.startswith("Saved ") or "File was already downloaded" in line:
+                reporter.update(task, advance=1, detail=Path(line.split()[-1]).name)
+
         try:
-            process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-            )
-            assert process.stdout is not None
-            tail: list[str] = []
-            for line in process.stdout:
-                reporter.log(line)
-                tail = [*tail[-40:], line.rstrip()]
-                if line.startswith("Saved ") or "File was already downloaded" in line:
-                    reporter.update(task, advance=1, detail=Path(line.split()[-1]).name)
-            if process.wait() != 0:
+            returncode, tail = reporter.run(command, saved)
+            if returncode != 0:
                 raise ImageBuildError(
                     "pip could not download the locked wheels (network, or a package without a "
-                    "wheel for this platform):\n" + "\n".join(tail)
+                    f"wheel for this platform):\n{tail}"
                 )
         finally:
             Path(listing.name).unlink(missing_ok=True)
