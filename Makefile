@@ -1,5 +1,6 @@
 # dask-platform. The README names two commands: `make demo` and `make test`.
-# Both do their own set-up on a fresh machine (uv, the locked virtualenv, system packages).
+# Both do their own set-up on a fresh machine: uv and the locked virtualenv; `make test` also the
+# system packages (scripts/install-system-deps, as root).
 
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)

@@ -14,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.launch_templates import hardened_launch_template
+from components.network import egress_anywhere
 from dask_platform.analyst_policy import (
     analyst_create_everything_policy,
     analyst_resources_supplied_policy,
@@ -116,15 +117,7 @@ class DaskEcs(pulumi.ComponentResource):
                     description="Dask scheduler (8786) and dashboard (8787) from clients",
                 ),
             ],
-            egress=[
-                aws.ec2.SecurityGroupEgressArgs(
-                    protocol="-1",
-                    from_port=0,
-                    to_port=0,
-                    cidr_blocks=["0.0.0.0/0"],
-                    description="image pulls, S3, CloudWatch Logs through the NAT gateways",
-                )
-            ],
+            egress=egress_anywhere("image pulls, S3, CloudWatch Logs through the NAT gateways"),
             tags={**args.tags, "Name": f"{ecs_name}-dask"},
             opts=child,
         )

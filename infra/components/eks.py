@@ -11,6 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.launch_templates import hardened_launch_template
+from components.network import egress_anywhere
 from dask_platform.config.models import Eks as EksConfig
 from dask_platform.config.models import NodeGroup as NodeGroupConfig
 from dask_platform.iam import render_policy
@@ -115,15 +116,7 @@ class EksCluster(pulumi.ComponentResource):
                     description="Kubernetes API from the VPC",
                 )
             ],
-            egress=[
-                aws.ec2.SecurityGroupEgressArgs(
-                    protocol="-1",
-                    from_port=0,
-                    to_port=0,
-                    cidr_blocks=["0.0.0.0/0"],
-                    description="control plane to nodes and AWS APIs",
-                )
-            ],
+            egress=egress_anywhere("control plane to nodes and AWS APIs"),
             tags=args.tags,
             opts=child,
         )

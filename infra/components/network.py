@@ -30,6 +30,23 @@ def subnet_blocks(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
     return [str(b) for b in blocks[:zones]], [str(b) for b in blocks[8 : 8 + zones]]
 
 
+def egress_anywhere(description: str) -> list[aws.ec2.SecurityGroupEgressArgs]:
+    """A security group's ``egress``: every protocol to any IPv4 address (``description``
+    says what needs it). Private subnets reach the internet only through the NAT gateways.
+
+    ref: https://docs.aws.amazon.com/vpc/latest/userguide/security-group-rules.html
+    """
+    return [
+        aws.ec2.SecurityGroupEgressArgs(
+            protocol="-1",
+            from_port=0,
+            to_port=0,
+            cidr_blocks=["0.0.0.0/0"],
+            description=description,
+        )
+    ]
+
+
 class Network(pulumi.ComponentResource):
     """VPC for the EKS cluster and the ECS/EC2 Dask clusters. Workloads sit in private subnets;
     public subnets hold only NAT gateways (and load balancers, when the config opens one); S3

@@ -32,6 +32,8 @@ from typing import Any
 
 import yaml
 
+from dask_platform.sites.outputs import missing_site_outputs
+
 CONFIG_FILE_NAME = "gateway.yaml"
 OIDC_AUTH_CLASS = "dask_platform.oidc.client.OIDCAuth"
 PUBLIC_ADDRESS_OUTPUT = "gateway_public_address"
@@ -75,14 +77,9 @@ def dask_config_from_outputs(
 
     Raises :class:`DaskConfigError` naming the missing output keys.
     """
-    missing = [
-        k for k in ("gateway_address", "gateway_proxy_address", "site") if not outputs.get(k)
-    ]
-    if missing:
-        raise DaskConfigError(
-            f"not a stack's outputs (missing {', '.join(missing)}); use `pulumi stack output "
-            "--json` of a stack of this project, or the local platform's outputs.json"
-        )
+    problem = missing_site_outputs(outputs)
+    if problem is not None:
+        raise DaskConfigError(problem)
     address = str(outputs["gateway_address"]).rstrip("/")
     return {
         "gateway": {

@@ -298,10 +298,11 @@ def fetch_credentials(
     default chain from the process environment; ``environ`` gives the platform variables).
 
     Raises ObjectStoreError: the profile is unknown (naming the team's profiles), the team's
-    role is denied the secret (AccessDenied naming store and team), or the secret is malformed.
+    role is denied the secret (AccessDenied naming store and team), the process has no role or
+    region to read it with (botocore's error named), or the secret is malformed.
     """
     import boto3
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     config_file = environ.get(AWS_CONFIG_FILE_ENV)
     if not config_file:
@@ -314,10 +315,16 @@ def fetch_credentials(
     if store not in profiles:
         raise ObjectStoreError(unknown_profile_message(store, environ))
     secret_id = str(profiles[store][SECRET_ID_KEY])
-    # The default chain (web identity on EKS, the task role on ECS), never a store's profile.
-    client = boto3.session.Session().client("secretsmanager")
     try:
+        # The default chain (web identity on EKS, the task role on ECS), never a store's profile.
+        client = boto3.session.Session().client("secretsmanager")
         text = client.get_secret_value(SecretId=secret_id)["SecretString"]
+    except BotoCoreError as exc:  # no role, no region, no endpoint: not a traceback
+        raise ObjectStoreError(
+            f"object store {store!r}: its key cannot be read with this process's AWS role "
+            f"({type(exc).__name__}: {exc}); schedulers, workers and notebooks of the platform "
+            "run as their team's role (IRSA, ECS task or EC2 instance role)"
+        ) from None
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")

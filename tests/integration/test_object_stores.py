@@ -187,10 +187,12 @@ def test_the_key_is_in_no_worker_environment_log_or_file(
         environments = client.run(lambda: dict(__import__("os").environ))
         environments["scheduler"] = client.run_on_scheduler(lambda: dict(__import__("os").environ))
     places: dict[str, str] = {f"env {w}": json.dumps(e) for w, e in environments.items()}
-    for path in (platform.state_dir / "logs").rglob("*"):
-        if path.is_file():
-            places[str(path)] = path.read_text(errors="replace")
-    for path in (platform.state_dir / "gateway").rglob("*.log"):
+    # Every log of the platform: its services', the clusters' and each stand-in store's own
+    # (object-stores/<store>/logs/, which sees every request signed with the store's key).
+    logs = {p for p in platform.state_dir.rglob("*.log") if p.is_file()}
+    logs |= {p for p in (platform.state_dir / "logs").rglob("*") if p.is_file()}
+    assert any("object-stores" in p.parts for p in logs)
+    for path in logs:
         places[str(path)] = path.read_text(errors="replace")
     places["aws config"] = aws_config_path(platform.state_dir).read_text()
     places["outputs"] = platform.outputs_file.read_text()

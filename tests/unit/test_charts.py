@@ -160,3 +160,23 @@ def test_no_product_code_reads_the_workspace_or_a_machine_path() -> None:
                 if needle in text:
                     offenders.append(f"{path.relative_to(REPO)}: {needle}")
     assert offenders == []
+
+
+def test_the_local_platform_without_a_chart_cache_is_one_error_and_starts_nothing(
+    tmp_path, monkeypatch
+):
+    """`local up` (the demo starts the platform the same way) without the chart cache: one
+    line naming the setting and the `helm pull` commands, exit 1, and no component started
+    (the state directory holds no state)."""
+    from typer.testing import CliRunner
+
+    from dask_platform.cli import app
+
+    monkeypatch.delenv(CHART_CACHE_ENV, raising=False)
+    state = tmp_path / "state"
+    result = CliRunner().invoke(app, ["local", "up", "--state-dir", str(state)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"{CHART_CACHE_ENV} is not set" in " ".join(result.output.split())
+    assert "helm pull dask-gateway --version" in " ".join(result.output.split())
+    assert not (state / "state.json").exists()

@@ -10,9 +10,11 @@ What the docs follow (and this file enforces):
   run here: ``make test`` is this suite; what ``make demo`` shows, tests/integration assert).
 - ``uv run [--frozen] dask-platform ...``: parsed by the click command tree of
   ``dask_platform.cli.app`` (an unknown command or option, a missing option value fails), then
-  run from the repository root unless the block is marked not-run. ``uv run python -m bench ...``
-  is parsed by ``bench.__main__.app``. A bare ``dask-platform`` is not what a user types in a
-  fresh checkout: it must be shown with ``uv run``.
+  run from the repository root (``COLUMNS=120``) unless the block is marked not-run. In a
+  ``console`` block the lines after a run command are what it prints: each one (``...`` elides,
+  durations such as ``5.0s`` match any) must appear in a line of its output.
+  ``uv run python -m bench ...`` is parsed by ``bench.__main__.app``. A bare ``dask-platform``
+  is not what a user types in a fresh checkout: it must be shown with ``uv run``.
 - ``uv run pytest PATH...``: every PATH exists.
 - Commands in prose (code spans starting with ``uv run`` or ``make``, and ``dask-platform``
   spans with options) are checked the same way, not run.
@@ -21,6 +23,10 @@ What the docs follow (and this file enforces):
   kubectl, aws, git, curl) appear only in such blocks.
 - No machine path (a home directory, the workspace) anywhere; a repository path in backticks
   (`` `infra/...` ``, `` `src/...` ``, ...) exists.
+- A Python name of the package in backticks (`` `dask_platform.sites.SiteCatalog` ``, a module
+  file `` `dask_platform/gateway_client.py` ``) or imported in an example
+  (``from dask_platform.sites import MultiSiteCluster``) exists: importing the module and
+  looking the name up succeeds, so a rename cannot leave the docs behind.
 
 ref: https://diataxis.fr/ (how docs/ is organised); https://click.palletsprojects.com/en/stable/api/#click.Command.make_context
 """
@@ -28,6 +34,7 @@ ref: https://diataxis.fr/ (how docs/ is organised); https://click.palletsproject
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import os
 import re
@@ -60,6 +67,9 @@ LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 REPO_PATH = re.compile(
     r"`((?:infra|policies|helm|images|src|scripts|tests|bench|local|docs)/[^`\s<>*{}]*)`"
 )
+PACKAGE_NAME = re.compile(r"`(dask_platform(?:\.\w+)+)")  # a call's arguments are not part
+PACKAGE_FILE = re.compile(r"`(dask_platform/[\w/.-]+\.py)`")
+IMPORT = re.compile(r"^[ >.]*from (dask_platform(?:\.\w+)*) import \(?([\w, ]+)", re.MULTILINE)
 GENERATED = {"policies/crossguard/venv"}  # Pulumi creates it on the pack's first use
 FENCE = re.compile(r"^\s*(`{3,})\s*([\w-]*)")
 RUN_TIMEOUT_S = 300
@@ -76,6 +86,7 @@ class Command:
     text: str
     words: tuple[str, ...]
     not_run: str | None
+    output: tuple[str, ...] = ()  # what a console block shows it printing
 
 
 @dataclass(frozen=True)
@@ -115,9 +126,10 @@ def blocks(text: str) -> list[Block]:
     return found
 
 
-def command_lines(block: Block) -> list[tuple[int, str]]:
-    """The command lines of a shell block, continuation lines joined."""
-    out: list[tuple[int, str]] = []
+def command_lines(block: Block) -> list[tuple[int, str, tuple[str, ...]]]:
+    """The command lines of a shell block, continuation lines joined, each with the output a
+    console block shows after it (up to the next command line)."""
+    out: list[tuple[int, str, list[str]]] = []
     pending: tuple[int, str] | None = None
     for offset, raw in enumerate(block.lines, start=block.line + 1):
         line = raw.strip()
@@ -126,6 +138,8 @@ def command_lines(block: Block) -> list[tuple[int, str]]:
             text = text[:-1] + " " + line
         elif block.lang == "console":
             if not line.startswith("$ "):
+                if out and line:
+                    out[-1][2].append(line)
                 continue
             start, text = offset, line[2:]
         else:
@@ -134,8 +148,8 @@ def command_lines(block: Block) -> list[tuple[int, str]]:
             start, text = offset, line
         pending = (start, text) if text.endswith("\\") else None
         if pending is None:
-            out.append((start, text))
-    return out
+            out.append((start, text, []))
+    return [(start, text, tuple(shown)) for start, text, shown in out]
 
 
 def simple_commands(text: str) -> list[list[str]]:
@@ -199,9 +213,9 @@ def commands_of(path: Path, text: str | None = None) -> list[Command]:
             raise DocError(f"{doc}:{block.line}: a transcript with commands is a console block")
         if block.lang not in SHELL_LANGS:
             continue
-        for line, shown in command_lines(block):
+        for line, shown, output in command_lines(block):
             for words in simple_commands(shown):
-                found.append(Command(doc, line, shown, tuple(words), block.not_run))
+                found.append(Command(doc, line, shown, tuple(words), block.not_run, output))
     return found
 
 
@@ -291,6 +305,41 @@ def check(command: Command) -> str:
     raise DocError(f"{program}: not a command a reader can run here")
 
 
+DURATION = re.compile(r"\d+(?:\.\d+)?s\b")
+
+
+def output_problems(command: Command, printed: str) -> list[str]:
+    """The lines a console block shows after ``command`` that its real output lacks: each
+    shown line must be found in one printed line (whitespace at the ends ignored; ``...``
+    elides; a duration such as ``5.0s`` matches any duration)."""
+    lines = [line.strip() for line in printed.splitlines()]
+    missing = []
+    for shown in command.output:
+        if shown == "...":
+            continue
+        parts = (re.escape(part) for part in DURATION.split(shown))
+        pattern = re.compile(r"\d+(?:\.\d+)?s".join(parts))
+        if not any(pattern.search(line) for line in lines):
+            missing.append(f"{command.doc}:{command.line}: shown but not printed: {shown!r}")
+    return missing
+
+
+def run_shown(command: Command, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run a ``uv run ...`` command as shown, from the repository root, in the project's
+    environment, in a 120-column terminal."""
+    words = list(command.words[2:])
+    if words[:1] == ["--frozen"]:
+        words = words[1:]
+    if words[0] == "dask-platform":
+        argv = [str(Path(sys.executable).parent / "dask-platform"), *words[1:]]
+    else:
+        argv = [sys.executable, *words[1:]]
+    env = {**os.environ, "COLUMNS": "120", "TMPDIR": str(tmp_path)}
+    return subprocess.run(
+        argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+    )
+
+
 def slug(heading: str) -> str:
     """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
     text = re.sub(r"[`*_]", "", heading.strip().lower())
@@ -334,6 +383,43 @@ def link_problems(path: Path, text: str) -> list[str]:
     return problems
 
 
+def missing_name(dotted: str) -> str | None:
+    """Why ``dask_platform.a.b.C`` does not resolve (the longest importable module, then
+    attributes), or None when it does."""
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        module = ".".join(parts[:split])
+        try:
+            found: object = importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if not f"{module}.".startswith(f"{error.name}."):
+                raise  # the module exists; something it imports is missing
+            continue
+        for number, attribute in enumerate(parts[split:], start=split):
+            if not hasattr(found, attribute):
+                return f"{'.'.join(parts[:number])} has no {attribute!r}"
+            found = getattr(found, attribute)
+        return None
+    return f"no module {parts[0]}"
+
+
+def package_name_problems(text: str) -> list[str]:
+    names = set(PACKAGE_NAME.findall(text))
+    names |= {
+        f"{module}.{name.strip()}"
+        for module, imported in IMPORT.findall(text)
+        for name in imported.split(",")
+        if name.strip()
+    }
+    found = [f"no such name {name}: {why}" for name in sorted(names) if (why := missing_name(name))]
+    found += [
+        f"no such module file: {name}"
+        for name in PACKAGE_FILE.findall(text)
+        if not (REPO / "src" / name).is_file()
+    ]
+    return found
+
+
 def problems(path: Path, text: str | None = None) -> list[str]:
     """Every problem of one doc: its commands (checked, not run), links and machine paths."""
     text = path.read_text() if text is None else text
@@ -344,6 +430,7 @@ def problems(path: Path, text: str | None = None) -> list[str]:
         for name in REPO_PATH.findall(text)
         if name not in GENERATED and not (REPO / name).exists()
     ]
+    found += package_name_problems(text)
     try:
         commands = commands_of(path, text)
     except DocError as error:
@@ -391,6 +478,14 @@ def test_docs_show_commands():
     assert {"make demo", "make test"} <= shown
 
 
+def test_docs_name_package_names():
+    """The name extraction finds names in the docs and in their examples' imports."""
+    text = "\n".join(doc.read_text() for doc in DOCS)
+    assert "dask_platform.credentials.checked_environment" in PACKAGE_NAME.findall(text)
+    assert ("dask_platform.sites", "MultiSiteCluster, SiteCatalog") in IMPORT.findall(text)
+    assert "dask_platform/gateway_client.py" in PACKAGE_FILE.findall(text)
+
+
 RUNNABLE = [c for c in ALL_COMMANDS if c.not_run is None and c.words[:2] == ("uv", "run")]
 
 
@@ -400,19 +495,11 @@ def test_some_commands_run():
 
 @pytest.mark.parametrize("command", RUNNABLE, ids=_id)
 def test_runnable_command_exits_0(command, tmp_path):
-    """The command as shown, from the repository root, with the project's environment."""
-    words = list(command.words[2:])
-    if words[:1] == ["--frozen"]:
-        words = words[1:]
-    if words[0] == "dask-platform":
-        argv = [str(Path(sys.executable).parent / "dask-platform"), *words[1:]]
-    else:
-        argv = [sys.executable, *words[1:]]
-    env = {**os.environ, "COLUMNS": "120", "TMPDIR": str(tmp_path)}
-    result = subprocess.run(
-        argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
-    )
+    """The command as shown, from the repository root, with the project's environment; what a
+    console block shows it printing is what it prints."""
+    result = run_shown(command, tmp_path)
     assert result.returncode == 0, (command.text, result.stdout[-3000:], result.stderr[-3000:])
+    assert output_problems(command, result.stdout + result.stderr) == []
 
 
 def test_every_docs_page_is_linked_from_the_readme():
@@ -537,6 +624,23 @@ BAD = {
     ),
     "machine path": ("Charts are in /work/shared/upstream/charts.\n", "machine path"),
     "broken link": ("[deploy](docs/deploy.md)\n", "no file docs/deploy.md"),
+    "a package name that is gone": (
+        "Checked by `dask_platform.credentials.checked_env`.\n",
+        "no such name dask_platform.credentials.checked_env: "
+        "dask_platform.credentials has no 'checked_env'",
+    ),
+    "a package module that is gone": (
+        "See `dask_platform.stack_configs`.\n",
+        "no such name dask_platform.stack_configs: dask_platform has no 'stack_configs'",
+    ),
+    "an example importing a name that is gone": (
+        "```python\nfrom dask_platform.sites import MultiSiteCluster, SiteRegistry\n```\n",
+        "no such name dask_platform.sites.SiteRegistry: dask_platform.sites has no 'SiteRegistry'",
+    ),
+    "a package file that is gone": (
+        "The fix lives in `dask_platform/gateway_clients.py`.\n",
+        "no such module file: dask_platform/gateway_clients.py",
+    ),
     "broken anchor": (
         "[design](docs/explanation/design.md#no-such-heading)\n",
         "no heading #no-such-heading",
@@ -560,3 +664,37 @@ def test_a_bad_doc_is_caught(case):
     found = problems(README, text)
     assert len(found) == 1, found
     assert expected in found[0]
+
+
+# ------------------------------------------------------------------------------ fixtures: output
+
+SHOWN_OUTPUT = {
+    # what `config check --stack dev` prints: an excerpt (`...` elides, a line may be cut short)
+    "as printed": (
+        "```console\n$ uv run dask-platform config check --stack dev\n...\n"
+        "✓ Pulumi.dev.yaml: 2 team(s), region us-west-2\n```\n",
+        [],
+    ),
+    "stale output": (
+        "```console\n$ uv run dask-platform config check --stack dev\n"
+        "✓ Pulumi.dev.yaml: 3 team(s), region us-west-2\n```\n",
+        ["shown but not printed: '✓ Pulumi.dev.yaml: 3 team(s), region us-west-2'"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SHOWN_OUTPUT))
+def test_output_shown_in_a_console_block_is_what_the_command_prints(case, tmp_path):
+    text, expected = SHOWN_OUTPUT[case]
+    (command,) = commands_of(README, text)
+    result = run_shown(command, tmp_path)
+    assert result.returncode == 0
+    found = output_problems(command, result.stdout + result.stderr)
+    assert [problem.split(": ", 1)[1] for problem in found] == expected
+
+
+def test_a_shown_duration_matches_any_duration():
+    (command,) = commands_of(README, "```console\n$ make demo\nall checks held in 22s\n```\n")
+    assert command.output == ("all checks held in 22s",)
+    assert output_problems(command, "  all checks held in 31s\n") == []
+    assert output_problems(command, "all checks held\n") != []

@@ -17,7 +17,9 @@ import pytest
 from dask_gateway_server.models import User
 from typer.testing import CliRunner
 
-from dask_platform.config.sources import load_stack_path
+from dask_platform.config.errors import StackConfigError
+from dask_platform.config.rules import validate_stack_config
+from dask_platform.config.sources import load_stack_path, read_stack_path, split_namespace
 from dask_platform.gateway_settings import gateway_settings
 from dask_platform.iam import object_store_key_read_policy
 from dask_platform.object_stores import (
@@ -150,6 +152,51 @@ def test_plan_shows_the_secrets_and_policies_and_no_key(project: Path) -> None:
     )
 
 
+# --------------------------------------------------------------------------- bad stores
+
+
+def _with_store(**fields: object) -> dict[str, object]:
+    """The fixture's stack with one store, ``fields`` replacing the osn-renci defaults."""
+    data = split_namespace(read_stack_path(FIXTURE), FIXTURE.name)
+    store = {"name": "osn-renci", "endpoint_url": "https://renc.osn.xsede.org", "teams": ["team-a"]}
+    data["object_stores"] = [{**store, **fields}]
+    return data
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        # [profile default] is every client's profile: the team's own S3 calls and the credential
+        # process's Secrets Manager call would go to the store (and the process would run itself).
+        (
+            {"name": "default"},
+            "object_stores[0].name: must be 2-40 characters of a-z, 0-9 and '-', starting with a "
+            "letter, not 'default'",
+        ),
+        # An INI line break in the endpoint adds keys to (or breaks) every pod's AWS config.
+        (
+            {"endpoint_url": "https://renc.osn.xsede.org\ncredential_process = sh -c evil"},
+            "object_stores[0].endpoint_url: must be an http(s) endpoint URL",
+        ),
+        (
+            {"endpoint_url": "https://renc.osn\t.xsede.org"},
+            "object_stores[0].endpoint_url: must be an http(s) endpoint URL",
+        ),
+        (
+            {"endpoint_url": "https://renc osn.xsede.org"},
+            "object_stores[0].endpoint_url: must be an http(s) endpoint URL",
+        ),
+    ],
+)
+def test_a_store_the_aws_config_cannot_hold_is_one_config_error(
+    fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(StackConfigError) as caught:
+        validate_stack_config(_with_store(**fields))
+    assert [p for p in caught.value.problems if p.startswith(message)] == caught.value.problems
+    assert len(caught.value.problems) == 1
+
+
 # --------------------------------------------------------------------------- key pairs
 
 
@@ -185,6 +232,59 @@ def test_malformed_keys_are_one_clear_error_without_the_value(keys: str, message
 
 
 # --------------------------------------------------------------------------- runtime
+
+
+@pytest.mark.parametrize(
+    ("environment", "cause"),
+    [
+        # A notebook or laptop without the team's role: botocore's chain finds no credentials.
+        ({"AWS_DEFAULT_REGION": "us-east-1"}, "NoCredentialsError"),
+        # An instance where nothing gives the region (no variable, no IMDS).
+        ({}, "NoRegionError"),
+    ],
+)
+def test_the_credential_process_without_a_role_is_one_clear_error(
+    tmp_path: Path, environment: dict[str, str], cause: str
+) -> None:
+    """botocore shows the process's stderr inside CredentialRetrievalError: one sentence naming
+    the store and what is missing, never a traceback."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "config"
+    arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:x/object-stores/osn-renci-AbC"
+    config.write_text(
+        render_aws_config(
+            [StoreProfile("osn-renci", "https://renc.osn.xsede.org", ("team-a",), arn)]
+        )
+    )
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": str(config),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "DASK_PLATFORM_TEAM": "team-a",
+        **environment,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "dask_platform.object_stores", "osn-renci"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(
+        "dask-platform-credential-process: object store 'osn-renci': its key cannot be read "
+        "with this process's AWS role"
+    )
+    assert cause in lines[0]
 
 
 def test_aws_config_has_endpoint_addressing_and_credential_process(tmp_path: Path) -> None:

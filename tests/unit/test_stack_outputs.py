@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from dask_platform.cli import app
 from dask_platform.cloudprovider import Platform, PlatformError
+from dask_platform.config.models import StackConfig
 from dask_platform.images import IMAGES
 from dask_platform.images.push import PushError, read_repositories
-from dask_platform.sites import SiteCatalog, SiteError
+from dask_platform.sites import SiteCatalog, SiteError, site_output
 from dask_platform.sites.outputs import StackOutputsError, read_outputs
 
 BAD_FILES = [
@@ -77,3 +78,38 @@ def test_every_command_reports_a_bad_outputs_file_the_same_way(
 def test_a_good_file_is_its_outputs(tmp_path: Path) -> None:
     path = _file(tmp_path, '{"gateway_address": "https://gateway.example.org"}')
     assert read_outputs(path) == {"gateway_address": "https://gateway.example.org"}
+
+
+BAD_SITE_AUTH = [
+    # (auth mapping given to site_output, the one-line message naming the key path)
+    (
+        {"type": "ldap"},
+        "site.auth.type: Input should be 'simple', 'kerberos', 'jupyterhub' or 'custom' "
+        "(got 'ldap')",
+    ),
+    (
+        {"type": "custom"},
+        "site.auth.oidc: required when type is 'custom' (issuer, audience, client_id)",
+    ),
+    (
+        {"type": "simple", "realm": "x"},
+        "site.auth.realm: unknown key; allowed keys: jupyterhub_api_url, oidc, type",
+    ),
+]
+
+
+@pytest.mark.parametrize(("auth", "message"), BAD_SITE_AUTH)
+def test_a_bad_site_auth_is_one_formatted_line(
+    auth: dict[str, Any], message: str, config: StackConfig
+) -> None:
+    with pytest.raises(SiteError) as caught:
+        site_output("central", config, auth=auth)
+    assert str(caught.value) == message
+
+
+def test_a_site_output_validates_its_name(config: StackConfig) -> None:
+    with pytest.raises(SiteError) as caught:
+        site_output("Central_1", config)
+    assert str(caught.value) == (
+        "site.name: String should match pattern '^[a-z][a-z0-9-]{0,39}$' (got 'Central_1')"
+    )

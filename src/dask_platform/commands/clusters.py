@@ -13,9 +13,9 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dask_platform.commands.progress import step_progress
 from dask_platform.runbooks import options as opt
 
 app = typer.Typer(
@@ -73,15 +73,7 @@ def _survey(
     states = []
     unreachable = []
     gateways = {}
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} sites"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with step_progress(console, "sites") as progress:
         task = progress.add_task("asking the sites", total=len(sites))
         for chosen in sites:
             progress.update(task, description=f"asking {chosen.name} and its schedulers")

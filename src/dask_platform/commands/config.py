@@ -3,7 +3,9 @@ write the dask configuration of a stack's outputs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -51,6 +53,27 @@ STACK_OUTPUTS_FILE = typer.Option(
 )
 """`--outputs` of the commands that write client-side files from a stack's outputs."""
 
+T = TypeVar("T")
+
+
+def _from_outputs(
+    console: Console,
+    outputs: Path,
+    build: Callable[[dict[str, Any]], T],
+    problem: type[Exception],
+) -> T:
+    """``build`` of the outputs read from ``outputs``; a file that cannot be read, or a
+    ``problem`` ``build`` raises, is one red line and exit code 2."""
+    from dask_platform.sites.outputs import StackOutputsError, read_outputs
+
+    try:
+        return build(read_outputs(outputs))
+    except StackOutputsError as exc:
+        console.print(f"[red]✗ {exc}[/red]")
+    except problem as exc:
+        console.print(f"[red]✗ {outputs}: {exc}[/red]")
+    raise typer.Exit(2)
+
 
 @app.command("dask")
 def dask(
@@ -68,17 +91,9 @@ def dask(
         dask_config_from_outputs,
         write_dask_config,
     )
-    from dask_platform.sites.outputs import StackOutputsError, read_outputs
 
     console = Console()
-    try:
-        config = dask_config_from_outputs(read_outputs(outputs))
-    except StackOutputsError as exc:
-        console.print(f"[red]✗ {exc}[/red]")
-        raise typer.Exit(2) from None
-    except DaskConfigError as exc:
-        console.print(f"[red]✗ {outputs}: {exc}[/red]")
-        raise typer.Exit(2) from None
+    config = _from_outputs(console, outputs, dask_config_from_outputs, DaskConfigError)
     path = write_dask_config(out, config)
     console.print(f"[green]✓ wrote {path}[/green] (gateway {config['gateway']['address']})")
 
@@ -98,17 +113,9 @@ def aws(
     import os
 
     from dask_platform.object_stores import ObjectStoreError, aws_config_from_outputs
-    from dask_platform.sites.outputs import StackOutputsError, read_outputs
 
     console = Console()
-    try:
-        text = aws_config_from_outputs(read_outputs(outputs))
-    except StackOutputsError as exc:
-        console.print(f"[red]✗ {exc}[/red]")
-        raise typer.Exit(2) from None
-    except ObjectStoreError as exc:
-        console.print(f"[red]✗ {outputs}: {exc}[/red]")
-        raise typer.Exit(2) from None
+    text = _from_outputs(console, outputs, aws_config_from_outputs, ObjectStoreError)
     if text is None:
         out.unlink(missing_ok=True)
         console.print(f"no object stores in {outputs}: no AWS config written")

@@ -24,8 +24,9 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from dask_platform.commands.progress import step_progress
 
 DEMO_USER = "alice"
 OTHER_TEAM_USER = "bob"
@@ -151,14 +152,7 @@ def run_demo(
         options.worker_cores = 1
         options.worker_memory = 1.0
         options.environment = {"MY_VARIABLE": "1"}
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} workers"),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress:
+        with step_progress(console, "workers", transient=False) as progress:
             task = progress.add_task(f"{DEMO_USER}: creating a cluster", total=WORKERS)
             cluster = gateway.new_cluster(options)
             cluster.scale(WORKERS)
@@ -254,6 +248,7 @@ def demo(
     ),
 ) -> None:
     """Run the end-to-end keyless-S3 demo on the embedded local platform."""
+    from dask_platform.charts import ChartError
     from dask_platform.config.errors import StackConfigError
     from dask_platform.local.platform import LocalPlatform
     from dask_platform.local.processes import ComponentError
@@ -293,7 +288,7 @@ def demo(
             f"STS AssumeRoleWithWebIdentity calls seen by the emulator: {sts_calls} "
             f"({sts_calls / WORKERS:.1f} per worker)"
         )
-    except (StackConfigError, ComponentError) as exc:
+    except (StackConfigError, ComponentError, ChartError) as exc:
         console.print(f"[red]✗ {exc}[/red]")
         checks.append(Check("the local platform runs", False, str(exc).splitlines()[0]))
     finally:

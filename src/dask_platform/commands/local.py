@@ -57,6 +57,7 @@ def up(
     ),
 ) -> None:
     """Start the emulator, the issuer and one gateway per site; provision; write outputs.json."""
+    from dask_platform.charts import ChartError
     from dask_platform.config.errors import StackConfigError
     from dask_platform.local.config import load_local_config
     from dask_platform.local.platform import LocalPlatform
@@ -74,7 +75,7 @@ def up(
         started = time.monotonic()
         with console.status("starting the local platform") as status:
             outputs = platform.up(progress=lambda m: status.update(m))
-    except (StackConfigError, ComponentError) as exc:
+    except (StackConfigError, ComponentError, ChartError) as exc:
         console.print(f"[red]✗ {exc}[/red]")
         raise typer.Exit(1) from None
     console.print(f"[green]✓ local platform up[/green] in {time.monotonic() - started:.1f}s")

@@ -18,17 +18,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dask_platform.local.config import DEFAULT_STATE_DIR
-from dask_platform.sites.outputs import StackOutputsError, read_outputs
+from dask_platform.runbooks import options as opt
+from dask_platform.sites.outputs import SITE_OUTPUTS, StackOutputsError, read_outputs
 
-REQUIRED = (
-    "gateway_address",
-    "gateway_proxy_address",
-    "site",
-    "teams",
-    "scratch_urls",
-    "team_role_arns",
-)
+REQUIRED = (*SITE_OUTPUTS, "teams", "scratch_urls", "team_role_arns")
 
 
 def _render(value: Any) -> str:
@@ -67,9 +60,7 @@ def outputs(
         "-o",
         help="A `pulumi stack output --json` file; default: the local platform's outputs.json.",
     ),
-    state_dir: Path = typer.Option(
-        DEFAULT_STATE_DIR, "--state-dir", help="The local platform's state directory."
-    ),
+    state_dir: Path = opt.STATE_DIR,
     site: str | None = typer.Option(
         None, "--site", "-s", help="With the local platform: one of its sites (default: first)."
     ),

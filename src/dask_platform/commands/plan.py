@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 import typer
 import yaml
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 if TYPE_CHECKING:
     from dask_platform.guard.lint import LintFinding
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
 
 from dask_platform.charts import ChartError
 from dask_platform.commands.plan_capacity import print_capacity
+from dask_platform.commands.progress import step_progress
 from dask_platform.config.errors import StackConfigError
 from dask_platform.config.sources import load_stack_file
 from dask_platform.project import project_root
@@ -113,13 +113,7 @@ def plan(
         pack_config.write_text(json.dumps(pack, indent=2) + "\n")
         console.print(f"pack config for {stack} written to {pack_config}")
 
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with step_progress(console, unit=None) as progress:
         task = progress.add_task(f"Evaluating infra/ for {stack} under Pulumi mocks", total=None)
         started = time.perf_counter()
         try:

@@ -16,9 +16,9 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dask_platform.commands.progress import step_progress
 from dask_platform.runbooks import options as opt
 from dask_platform.runbooks.verify import VerifyReport
 
@@ -73,15 +73,7 @@ def verify_workers(
     cluster = None
     started = False
     try:
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
+        with step_progress(console) as progress:
             if cluster_name is not None:
                 task = progress.add_task(f"attaching to {cluster_name} at {chosen.name}", total=1)
                 cluster = gateway.connect(cluster_name)

@@ -219,7 +219,6 @@ DnsLabel = Annotated[str, AfterValidator(matching(r"[a-z0-9]([-a-z0-9]*[a-z0-9])
 # Object stores (dask_platform.object_stores): S3-compatible stores outside AWS S3.
 
 AddressingStyle = Literal["auto", "virtual", "path"]
-ADDRESSING_STYLES: tuple[AddressingStyle, ...] = ("auto", "virtual", "path")
 
 
 def _endpoint_url(value: str) -> str:
@@ -237,6 +236,8 @@ def _endpoint_url(value: str) -> str:
             problem = "it has no host"
         elif parts.username or parts.password:
             problem = "it must not carry credentials (the key pair is a Pulumi secret)"
+        elif not value.isprintable() or " " in value:  # a line break would add INI keys
+            problem = "it must not contain spaces, tabs or line breaks"
         elif parts.query or parts.fragment:
             problem = "it must not have a query or fragment"
         elif port == 0:
@@ -253,9 +254,9 @@ ObjectStoreName = Annotated[
     str,
     AfterValidator(
         matching(
-            r"[a-z][a-z0-9-]{0,38}[a-z0-9]",
-            "2-40 characters of a-z, 0-9 and '-', starting with a letter (it is the AWS profile "
-            "name users pass, e.g. osn-renci, and part of the Secrets Manager secret name)",
+            r"(?!default$)[a-z][a-z0-9-]{0,38}[a-z0-9]",  # [profile default] is every client's
+            "2-40 characters of a-z, 0-9 and '-', starting with a letter, not 'default' "
+            "(the profile name users pass, e.g. osn-renci; part of the Secrets Manager name)",
         )
     ),
 ]

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -169,21 +168,16 @@ def _debootstrap(recipe: DebootstrapRecipe, rootfs: Path, reporter: Reporter) ->
         str(rootfs),
         mirror,
     ]
-    reporter.log("$ " + " ".join(command))
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    )
-    assert process.stdout is not None
-    tail: list[str] = []
-    for line in process.stdout:
-        reporter.log(line)
-        tail = [*tail[-30:], line.rstrip()]
+
+    def step(line: str) -> None:
         if line.startswith(("I: Retrieving", "I: Extracting", "I: Unpacking", "I: Configuring")):
             reporter.update(task, detail=line[3:].strip())
-    if process.wait() != 0:
+
+    returncode, tail = reporter.run(command, step, tail_lines=30)
+    if returncode != 0:
         raise BaseImageError(
-            f"debootstrap failed (exit {process.returncode}) using mirror {mirror} "
-            f"(set {DEBIAN_MIRROR_ENV} to use another):\n" + "\n".join(tail)
+            f"debootstrap failed (exit {returncode}) using mirror {mirror} "
+            f"(set {DEBIAN_MIRROR_ENV} to use another):\n{tail}"
         )
     for relative in recipe.prune:
         target = rootfs / relative

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -85,6 +87,28 @@ class Reporter:
         if self._log is not None:
             self._log.write(line if line.endswith("\n") else line + "\n")
             self._log.flush()
+
+    def run(
+        self, command: Sequence[str], on_line: Callable[[str], None], tail_lines: int = 40
+    ) -> tuple[int, str]:
+        """Run ``command`` (stderr merged into stdout), logging it and every line it prints and
+        passing each line to ``on_line`` (to move a task along). Returns its exit code and its
+        last ``tail_lines`` lines, for the error message of a failed run.
+
+        Raises :class:`OSError` when ``command`` cannot be started.
+        ref: https://docs.python.org/3/library/subprocess.html#subprocess.Popen
+        """
+        self.log("$ " + " ".join(command))
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        ) as process:
+            assert process.stdout is not None
+            tail: list[str] = []
+            for line in process.stdout:
+                self.log(line)
+                tail = [*tail[-(tail_lines - 1) :], line.rstrip()]
+                on_line(line)
+            return process.wait(), "\n".join(tail)
 
     def note(self, message: str) -> None:
         self.log(message)

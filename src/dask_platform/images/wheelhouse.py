@@ -8,7 +8,6 @@ ref: https://pip.pypa.io/en/stable/cli/pip_download/
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -124,22 +123,17 @@ class Wheelhouse:
         ]
         for tag in wheel_platforms(self.machine):
             command.append(f"--platform={tag}")
-        reporter.log("$ " + " ".join(command))
+
+        def saved(line: str) -> None:
+            if line.startswith("Saved ") or "File was already downloaded" in line:
+                reporter.update(task, advance=1, detail=Path(line.split()[-1]).name)
+
         try:
-            process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-            )
-            assert process.stdout is not None
-            tail: list[str] = []
-            for line in process.stdout:
-                reporter.log(line)
-                tail = [*tail[-40:], line.rstrip()]
-                if line.startswith("Saved ") or "File was already downloaded" in line:
-                    reporter.update(task, advance=1, detail=Path(line.split()[-1]).name)
-            if process.wait() != 0:
+            returncode, tail = reporter.run(command, saved)
+            if returncode != 0:
                 raise ImageBuildError(
                     "pip could not download the locked wheels (network, or a package without a "
-                    "wheel for this platform):\n" + "\n".join(tail)
+                    f"wheel for this platform):\n{tail}"
                 )
         finally:
             Path(listing.name).unlink(missing_ok=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +30,6 @@ from dask_platform.object_stores import (
     StoreProfile,
     render_aws_config,
 )
-
-
-@dataclass(frozen=True)
-class StandIn:
-    store: str
-    endpoint: str
-    bucket: str
 
 
 def stand_in_dir(state_dir: Path, store: str) -> Path:

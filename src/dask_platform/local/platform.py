@@ -185,6 +185,14 @@ class LocalPlatform:
             )
 
     def up(self, progress: Progress = _quiet) -> dict[str, Any]:
+        """Start every component, provision, write the outputs; returns the first site's outputs.
+
+        Raises ChartError (nothing started) when the pinned gateway chart is not in the chart
+        cache, StackConfigError / ComponentError naming the problem (what was started is stopped).
+        """
+        from dask_platform.charts import chart_archive
+
+        chart_archive("dask-gateway")  # the gateway config is the chart's: fail before starting
         self._refuse_or_clean_previous_run(progress)
         config = self.config
         files = self.files

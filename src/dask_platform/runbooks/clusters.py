@@ -10,6 +10,8 @@ own clusters, so these commands cannot see or stop anyone else's.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,19 +36,31 @@ class ClusterState:
         return self.busy is False and self.idle_seconds is not None and self.idle_seconds >= seconds
 
 
-def activity(gateway: Any, name: str) -> dict[str, Any]:
-    """The scheduler's activity report for cluster ``name`` (connects without owning it)."""
-    remote.by_value()
+@contextlib.contextmanager
+def attached_client(gateway: Any, name: str) -> Iterator[Any]:
+    """A ``distributed.Client`` of cluster ``name`` of ``gateway`` (a ``dask_gateway.Gateway``),
+    attached without owning the cluster: on exit the client and the cluster handle close, the
+    cluster keeps running.
+
+    ref: https://gateway.dask.org/api-client.html (``Gateway.connect``, ``GatewayCluster.close``)
+    """
     cluster = gateway.connect(name)
     try:
         client = cluster.get_client(set_as_default=False)
         try:
-            report: dict[str, Any] = client.run_on_scheduler(remote.scheduler_activity)
+            yield client
         finally:
             client.close()
     finally:
         # connect() does not own the cluster: close the handle, never the cluster.
         close_quietly(cluster=cluster, shutdown=False)
+
+
+def activity(gateway: Any, name: str) -> dict[str, Any]:
+    """The scheduler's activity report for cluster ``name`` (connects without owning it)."""
+    remote.by_value()
+    with attached_client(gateway, name) as client:
+        report: dict[str, Any] = client.run_on_scheduler(remote.scheduler_activity)
     return report
 
 

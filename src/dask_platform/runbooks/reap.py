@@ -168,24 +168,16 @@ class GatewayLeftover:
 def other_clients(gateway: Any, name: str) -> list[str]:
     """The ids of the clients connected to cluster ``name``'s scheduler, besides the one this
     function connects with (it connects without owning the cluster)."""
-    from dask_platform.gateway_client import close_quietly
+    from dask_platform.runbooks.clusters import attached_client
 
-    cluster = gateway.connect(name)
-    try:
-        client = cluster.get_client(set_as_default=False)
-        try:
-            # A lambda travels by value: schedulers run the worker image, without this package.
-            ids: list[str] = client.run_on_scheduler(
-                lambda dask_scheduler: sorted(
-                    c for c in dask_scheduler.clients if c != "fire-and-forget"
-                )
+    with attached_client(gateway, name) as client:
+        # A lambda travels by value: schedulers run the worker image, without this package.
+        ids: list[str] = client.run_on_scheduler(
+            lambda dask_scheduler: sorted(
+                c for c in dask_scheduler.clients if c != "fire-and-forget"
             )
-            return [i for i in ids if i != client.id]
-        finally:
-            client.close()
-    finally:
-        # connect() does not own the cluster: close the handle, never the cluster.
-        close_quietly(cluster=cluster, shutdown=False)
+        )
+        return [i for i in ids if i != client.id]
 
 
 def _has_clients(gateway: Any, name: str) -> bool:

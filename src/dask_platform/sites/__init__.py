@@ -12,7 +12,6 @@ Importing this package imports neither dask nor dask-gateway.
 
 from dask_platform.sites.catalog import SiteCatalog, load_catalog
 from dask_platform.sites.client import (
-    AuthFactory,
     MultiSiteCluster,
     SitesUnavailableError,
     default_auth,
@@ -20,7 +19,6 @@ from dask_platform.sites.client import (
 from dask_platform.sites.outputs import Site, SiteError, SiteInfo, site_output
 
 __all__ = [
-    "AuthFactory",
     "MultiSiteCluster",
     "Site",
     "SiteCatalog",

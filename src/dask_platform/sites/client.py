@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,9 +67,6 @@ def default_auth(site: Site, **credentials: Any) -> Any:
     if kind == "jupyterhub":
         return JupyterHubAuth()
     return KerberosAuth()
-
-
-AuthFactory = Callable[[Site], Any]
 
 
 @dataclass

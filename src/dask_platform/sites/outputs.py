@@ -23,6 +23,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dask_platform.config.errors import format_validation_error
 from dask_platform.config.models import GatewayAuth, StackConfig
 
+SITE_OUTPUTS = ("gateway_address", "gateway_proxy_address", "site")
+"""The stack outputs a client needs to reach a site's gateway."""
+
+
+def missing_site_outputs(outputs: Mapping[str, Any]) -> str | None:
+    """``None`` when ``outputs`` has every one of :data:`SITE_OUTPUTS`; else the problem, e.g.
+    ``not a site's stack outputs (missing site); use ...`` (callers prefix the file)."""
+    missing = [key for key in SITE_OUTPUTS if not outputs.get(key)]
+    if not missing:
+        return None
+    return (
+        f"not a site's stack outputs (missing {', '.join(missing)}); use `pulumi stack output "
+        "--json` of a stack of this project, or the local platform's outputs.json"
+    )
+
 
 class SiteError(ValueError):
     """A site-catalog problem, naming the site or file and the allowed values."""
@@ -49,13 +64,24 @@ def site_output(
     name: str, stack: StackConfig, auth: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """The ``site`` output of a stack: its name, its gateway's user authentication (no
-    secret: the OIDC issuer and public client id, or just the type) and adaptive defaults."""
-    info = SiteInfo(
-        name=name,
-        auth=GatewayAuth.model_validate(auth) if auth is not None else stack.gateway.auth,
-        # Idle clusters shrink to nothing; a computation may use the whole per-cluster limit.
-        adaptive=Adaptive(minimum=0, maximum=stack.gateway.cluster_max_workers),
-    )
+    secret: the OIDC issuer and public client id, or just the type) and adaptive defaults.
+
+    ``auth`` (a mapping of :class:`GatewayAuth`'s shape) replaces the stack's gateway.auth.
+    Raises :class:`SiteError` with one ``site.<key path>: <problem>`` line per problem of
+    ``name`` or ``auth`` (:func:`~dask_platform.config.errors.format_validation_error`)."""
+    try:
+        info = SiteInfo.model_validate(
+            {
+                "name": name,
+                "auth": stack.gateway.auth if auth is None else auth,
+                # Idle clusters shrink to nothing; a computation may use the whole per-cluster
+                # limit.
+                "adaptive": {"minimum": 0, "maximum": stack.gateway.cluster_max_workers},
+            }
+        )
+    except ValidationError as exc:
+        problems = format_validation_error(exc, SiteInfo, prefix="site")
+        raise SiteError("; ".join(problems)) from None
     return info.model_dump(mode="json", exclude_none=True)
 
 
@@ -78,15 +104,9 @@ class Site:
 
 
 def site_from_outputs(outputs: Mapping[str, Any], source: str) -> Site:
-    missing = [
-        key for key in ("gateway_address", "gateway_proxy_address", "site") if not outputs.get(key)
-    ]
-    if missing:
-        raise SiteError(
-            f"{source}: not a site's stack outputs (missing {', '.join(missing)}); use "
-            "`pulumi stack output --json` of a stack of this project, or the local platform's "
-            "outputs.json"
-        )
+    problem = missing_site_outputs(outputs)
+    if problem is not None:
+        raise SiteError(f"{source}: {problem}")
     try:
         info = SiteInfo.model_validate(outputs["site"])
     except ValidationError as exc:
