@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from dask_platform.pulumi_eval import RecordingMocks, pulumi_config_for_stack
+from dask_platform.pulumi_eval import RecordingMocks, ensure_event_loop, pulumi_config_for_stack
 
 
 def run_program(project_dir: Path, stack: str, recording: RecordingMocks) -> None:
@@ -40,6 +40,7 @@ def run_program(project_dir: Path, stack: str, recording: RecordingMocks) -> Non
     def run() -> None:
         pulumi_settings.set_root_resource(None)  # type: ignore[arg-type]
         pulumi.runtime.set_all_config(config, secret_keys)
+        ensure_event_loop()
         pulumi_mocks.set_mocks(Mocks(), project=str(project["name"]), stack=stack, preview=False)
         main = str(program / "__main__.py")
         _sync_await(

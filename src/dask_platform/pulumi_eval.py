@@ -327,6 +327,27 @@ def _forget_program_modules(program: Path) -> None:
             del sys.modules[module]
 
 
+def ensure_event_loop() -> None:
+    """Give the calling thread a current asyncio event loop if it has none (or a closed one).
+
+    Pulumi's mocks (``set_mocks``, every resource's outputs) create futures on the thread's
+    current loop; ``asyncio.run()`` anywhere earlier in the process leaves the main thread
+    without one, and the evaluation would then fail with "There is no current event loop".
+    ref: https://docs.python.org/3/library/asyncio-eventloop.html#asyncio.get_event_loop
+    """
+    import asyncio
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # "no current event loop" (3.12+)
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_event_loop()
+        except RuntimeError:
+            loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def _evaluate(
     project_dir: Path,
     stack: str,
@@ -380,6 +401,7 @@ def _evaluate(
             return super().ReadResource(request)
 
     mock_impl = _Mocks()
+    ensure_event_loop()
     pulumi_mocks.set_mocks(
         mock_impl,
         project=_project_name(project_dir),

@@ -71,7 +71,12 @@ def test_the_gateway_runs_the_charts_rendered_config(
         )
         backend = kube_backend_class(chart_config.DaskGateway.backend_class)(config=chart_config)
         alice = User("alice", groups=small_platform.config.local.users["alice"].groups)
-        chart_options = asyncio.run(backend.get_cluster_options(alice))
+        # A private loop: asyncio.run() would leave the main thread without a current loop.
+        loop = asyncio.new_event_loop()
+        try:
+            chart_options = loop.run_until_complete(backend.get_cluster_options(alice))
+        finally:
+            loop.close()
     served = small_gateway_as("alice").cluster_options()
     assert dict(served) == {f.field: f.get_default() for f in chart_options.fields}
     assert len(served) > 1, "the platform's options, not dask-gateway's empty default"

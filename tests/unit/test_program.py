@@ -350,3 +350,19 @@ def test_stacks_do_not_share_physical_names(stack):
     scratch = [evaluated(s).outputs["scratch_bucket"] for s in STACKS]
     assert len(set(scratch)) == len(scratch)
     assert names[stack]
+
+
+def test_a_stack_evaluates_after_asyncio_run_in_the_same_process():
+    """`asyncio.run()` leaves the main thread without a current event loop; the evaluation
+    (Pulumi's mocks make futures on that loop) still runs, as `plan` after async code would."""
+    import asyncio
+
+    from dask_platform.project import project_root
+    from dask_platform.pulumi_eval import evaluate_stack
+
+    async def nothing() -> None:
+        return None
+
+    asyncio.run(nothing())
+    evaluation = evaluate_stack("dev", project_root())
+    assert evaluation.of_type("aws:eks/cluster:Cluster")
