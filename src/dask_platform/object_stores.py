@@ -274,6 +274,17 @@ def unknown_profile_message(name: str, environ: Mapping[str, str] = os.environ) 
     )
 
 
+def store_profile_region(profile_config: Mapping[str, Any] | None) -> str | None:
+    """The ``region`` of a platform object store profile (a profile of the AWS config with
+    ``dask_platform_secret_id``), which :mod:`dask_platform.aws_profile_hint` makes botocore use
+    for that profile over ``AWS_DEFAULT_REGION``; None for any other profile or a store with no
+    region (botocore's own lookup then stands)."""
+    if not profile_config or SECRET_ID_KEY not in profile_config:
+        return None
+    region = profile_config.get("region")
+    return str(region) if region else None
+
+
 def profile_not_found_hint(profile: str, environ: Mapping[str, str] = os.environ) -> str | None:
     """What :mod:`dask_platform.aws_profile_hint` adds to botocore's ``The config profile
     (<profile>) could not be found`` where ``AWS_CONFIG_FILE`` is the platform's (a file with
