@@ -328,7 +328,9 @@ def test_platform_environment_is_the_users_scratch_prefix_and_the_config() -> No
     assert "AWS_CONFIG_FILE" not in without_stores
 
 
-@pytest.mark.parametrize("name", ["AWS_CONFIG_FILE", "PANGEO_SCRATCH", "scratch_url"])
+@pytest.mark.parametrize(
+    "name", ["AWS_CONFIG_FILE", "PANGEO_SCRATCH", "scratch_url", "DASK_PLATFORM_TEAM"]
+)
 def test_users_cannot_set_the_platform_variables(name: str) -> None:
     with pytest.raises(ValueError, match=f"environment: {name} is set by the platform"):
         platform_environment(SETTINGS, "hydrology", "alice", {name: "s3://elsewhere/"})
@@ -368,6 +370,8 @@ def test_the_handler_sets_the_users_scratch_and_the_aws_config(gateway_config) -
     [
         ("AWS_CONFIG_FILE", "environment: AWS_CONFIG_FILE may not be set"),
         ("PANGEO_SCRATCH", "environment: PANGEO_SCRATCH is set by the platform"),
+        # Once silently replaced by the user's team; the limits count clusters by it.
+        ("DASK_PLATFORM_TEAM", "environment: DASK_PLATFORM_TEAM is set by the platform"),
     ],
 )
 def test_the_handler_refuses_user_chosen_platform_variables(gateway_config, name, message) -> None:  # type: ignore[no-untyped-def]
