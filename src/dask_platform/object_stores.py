@@ -246,6 +246,37 @@ def scratch_environment(bucket: str, team: str, user: str) -> dict[str, str]:
     return {SCRATCH_URL_ENV: url, PANGEO_SCRATCH_ENV: url}
 
 
+def notebook_scratch_environment(
+    outputs: Mapping[str, Any], environ: Mapping[str, str] = os.environ
+) -> dict[str, str]:
+    """``SCRATCH_URL`` and ``PANGEO_SCRATCH`` for the notebook's logged-in user
+    (``JUPYTERHUB_USER``, which JupyterHub sets) of their team: ``DASK_PLATFORM_TEAM`` if the hub
+    sets it, else the team whose role (``team_role_arns`` output) is the notebook's
+    ``AWS_ROLE_ARN`` (IRSA). ``outputs``: the stack outputs (``scratch_bucket``,
+    ``team_role_arns``). Raises ObjectStoreError naming what is missing."""
+    user = environ.get(JUPYTERHUB_USER_ENV)
+    if not user:
+        raise ObjectStoreError(
+            f"{JUPYTERHUB_USER_ENV} is not set: the scratch prefix is the logged-in user's, "
+            "which JupyterHub sets in the notebook"
+        )
+    roles = dict(outputs.get("team_role_arns") or {})
+    team = environ.get(TEAM_ENV) or next(
+        (t for t, arn in sorted(roles.items()) if arn == environ.get("AWS_ROLE_ARN")), None
+    )
+    if not team or "scratch_bucket" not in outputs:
+        raise ObjectStoreError(
+            f"no team for the scratch prefix: neither {TEAM_ENV} nor an AWS_ROLE_ARN that is one "
+            f"of the teams' roles ({', '.join(sorted(roles)) or 'none in the outputs'})"
+            if not team
+            else "outputs: no scratch_bucket (expected the stack's `pulumi stack output --json`)"
+        )
+    try:
+        return scratch_environment(str(outputs["scratch_bucket"]), team, user)
+    except ValueError as exc:
+        raise ObjectStoreError(str(exc)) from None
+
+
 def platform_environment(
     settings: Mapping[str, Any], team: str, user: str, requested: Mapping[str, str]
 ) -> dict[str, str]:
