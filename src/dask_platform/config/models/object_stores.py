@@ -27,7 +27,9 @@ class ObjectStore(ConfigModel):
         description="The store's S3 endpoint, e.g. https://renc.osn.xsede.org."
     )
     region: StoreRegion | None = Field(
-        default=None, description="Signing region the store expects; unset = the SDK default."
+        default=None,
+        description="Signing region the store expects (on platform processes it holds for the "
+        "store's profile over AWS_DEFAULT_REGION); unset = the SDK default.",
     )
     addressing_style: AddressingStyle | None = Field(
         default=None,
