@@ -14,6 +14,16 @@ file, the error reads::
 Elsewhere botocore's message is unchanged. The class stays the same object, so ``except
 ProfileNotFound`` keeps working.
 
+It also makes a store profile's ``region`` hold for that profile. botocore looks a region up in
+the order instance variable (``region_name=``), ``AWS_DEFAULT_REGION``, then the profile; the EKS
+pod-identity webhook, ECS and the local platform set ``AWS_DEFAULT_REGION`` (the team's own
+region), which would otherwise replace every store's region and a store that checks the signing
+region would refuse the request. So when ``botocore.session`` is first imported,
+``Session.get_config_variable("region")`` returns the profile's ``region`` where the session's
+profile is a platform object store profile (it has ``dask_platform_secret_id``) that has one and
+no ``region_name`` was given (:func:`dask_platform.object_stores.store_profile_region`). Every
+other session, the team's own calls included, keeps botocore's order.
+
 :func:`install` runs at every interpreter start, from a .pth: the dask_platform wheel's (client
 environments, the local platform's venv workers, the notebook image) and the worker image's
 (which has no dask_platform package: there this file and ``object_stores.py`` are installed as
@@ -21,7 +31,9 @@ top-level modules, ``dask_platform_aws_profile_hint`` and ``dask_platform_object
 imports ``os`` and ``sys`` only and never botocore: it places a finder on ``sys.meta_path``.
 
 ref: https://docs.python.org/3/reference/import.html#the-meta-path
-ref: botocore/session.py (``get_scoped_config``) and botocore/exceptions.py (``BotoCoreError``)
+ref: botocore/session.py (``get_scoped_config``, ``get_config_variable``) and
+botocore/exceptions.py (``BotoCoreError``)
+ref: https://docs.aws.amazon.com/sdkref/latest/guide/feature-region.html
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ import os
 import sys
 
 PATCHED_MODULE = "botocore.exceptions"
+SESSION_MODULE = "botocore.session"
 HINT_KWARG = "dask_platform_hint"
 """The key of ``ProfileNotFound.kwargs`` holding the added sentence. botocore pickles its errors
 as (class, kwargs) and rebuilds them with ``cls(**kwargs)``, so the sentence written on a worker
@@ -40,17 +53,63 @@ OBJECT_STORES_MODULES = ("dask_platform.object_stores", "dask_platform_object_st
 """Where the sentence comes from: the package's module, or the worker image's top-level copy."""
 
 
-def _hint(profile: str) -> str | None:
+def _object_stores() -> object | None:
     import importlib
 
     for name in OBJECT_STORES_MODULES:
         try:
-            module = importlib.import_module(name)
+            return importlib.import_module(name)
         except ImportError:
             continue
-        hint: str | None = module.profile_not_found_hint(profile, os.environ)
-        return hint
     return None
+
+
+def _hint(profile: str) -> str | None:
+    module = _object_stores()
+    if module is None:
+        return None
+    hint: str | None = module.profile_not_found_hint(profile, os.environ)  # type: ignore[attr-defined]
+    return hint
+
+
+def _store_region(session: object) -> str | None:
+    """The region of ``session``'s profile if it is a platform store profile with one and the
+    session was given no ``region_name``; None otherwise (and on any error: botocore decides)."""
+    if getattr(session, "_session_instance_vars", {}).get("region") is not None:
+        return None
+    module = _object_stores()
+    if module is None:
+        return None
+    try:
+        profile = session.profile  # type: ignore[attr-defined]
+        if profile is None:
+            return None
+        config = session.full_config.get("profiles", {}).get(profile)  # type: ignore[attr-defined]
+        region: str | None = module.store_profile_region(config)  # type: ignore[attr-defined]
+    except Exception:  # a config botocore cannot read: its own lookup reports that
+        return None
+    return region
+
+
+def extend_session(session_module: object) -> bool:
+    """Make ``session_module.Session.get_config_variable("region")`` (botocore's, and so
+    aiobotocore's subclass) return a store profile's region (:func:`_store_region`); False if it
+    already does."""
+    session_class = session_module.Session  # type: ignore[attr-defined]
+    if getattr(session_class, _MARK, False):
+        return False
+    upstream = session_class.get_config_variable
+
+    def get_config_variable(self: object, logical_name: str, methods: object = None) -> object:
+        if logical_name == "region" and methods is None:
+            region = _store_region(self)
+            if region:
+                return region
+        return upstream(self, logical_name, methods)
+
+    session_class.get_config_variable = get_config_variable
+    setattr(session_class, _MARK, True)
+    return True
 
 
 def extend(exceptions: object) -> bool:
@@ -76,36 +135,50 @@ def extend(exceptions: object) -> bool:
     return True
 
 
+EXTENSIONS = {PATCHED_MODULE: extend, SESSION_MODULE: extend_session}
+"""botocore module -> what extends it once it is loaded."""
+
+
+class _Loader:
+    """Loads one module with its normal loader, then extends it."""
+
+    def __init__(self, loader: object, fullname: str) -> None:
+        self._loader = loader
+        self._fullname = fullname
+
+    def create_module(self, spec: object) -> object:
+        return self._loader.create_module(spec)  # type: ignore[attr-defined]
+
+    def exec_module(self, module: object) -> None:
+        self._loader.exec_module(module)  # type: ignore[attr-defined]
+        EXTENSIONS[self._fullname](module)
+
+
 class _ExtendOnImport:
-    """A meta path finder: finds ``botocore.exceptions`` with the normal machinery, then
-    extends it once loaded."""
+    """A meta path finder: finds the modules of :data:`EXTENSIONS` with the normal machinery,
+    then extends each once loaded."""
 
     def find_spec(self, fullname: str, path: object, target: object = None) -> object:
-        if fullname != PATCHED_MODULE:
+        if fullname not in EXTENSIONS:
             return None
         from importlib.machinery import PathFinder
 
         spec = PathFinder.find_spec(fullname, path)  # type: ignore[arg-type]
         if spec is None or spec.loader is None:
             return None
-        self._loader = spec.loader
-        spec.loader = self  # type: ignore[assignment]
+        spec.loader = _Loader(spec.loader, fullname)  # type: ignore[assignment]
         return spec
-
-    def create_module(self, spec: object) -> object:
-        return self._loader.create_module(spec)  # type: ignore[arg-type]
-
-    def exec_module(self, module: object) -> None:
-        self._loader.exec_module(module)  # type: ignore[arg-type]
-        extend(module)
 
 
 def install() -> None:
-    """Extend botocore's ``ProfileNotFound`` when ``botocore.exceptions`` is imported (now, if
-    it already is). Harmless to call again, from either copy of this module."""
-    if PATCHED_MODULE in sys.modules:
-        extend(sys.modules[PATCHED_MODULE])
-    elif not any(getattr(finder, _MARK, False) for finder in sys.meta_path):
+    """Extend botocore's ``ProfileNotFound`` and ``Session`` when their modules are imported
+    (now, where they already are). Harmless to call again, from either copy of this module."""
+    for name, extension in EXTENSIONS.items():
+        if name in sys.modules:
+            extension(sys.modules[name])
+    if all(name in sys.modules for name in EXTENSIONS):
+        return
+    if not any(getattr(finder, _MARK, False) for finder in sys.meta_path):
         finder = _ExtendOnImport()
         setattr(finder, _MARK, True)
         sys.meta_path.insert(0, finder)  # type: ignore[arg-type]

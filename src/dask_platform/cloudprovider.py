@@ -13,11 +13,14 @@ the platform's log group, and its workers reach S3 as the team's task role (EC2:
 profile). No key is ever passed: kwargs carrying AWS keys, or environment mappings carrying key
 or identity variables, are refused with an error naming them.
 
-For a stack with object stores, the kwargs' environment (``environment``; EC2: ``env_vars``)
-also carries the platform AWS config as base64 text (``DASK_PLATFORM_AWS_CONFIG``: endpoints and
-secret ARNs, never a key) and the team: nothing can mount the file into a task or instance, so the
-worker image writes it at interpreter start and sets AWS_CONFIG_FILE, and
-``fsspec.filesystem("s3", profile="osn-renci")`` works there as on EKS.
+The kwargs' environment (``environment``; EC2: ``env_vars``) carries the team
+(``DASK_PLATFORM_TEAM``) and the user's scratch prefix, ``SCRATCH_URL`` = ``PANGEO_SCRATCH`` =
+``s3://<scratch>/<team>/<user>/`` (the user: ``user=``, else ``JUPYTERHUB_USER`` in a notebook,
+else the login name), as the gateway sets them on Kubernetes; a user's environment naming one of
+them is refused. For a stack with object stores it also carries the platform AWS config as
+base64 text (``DASK_PLATFORM_AWS_CONFIG``: endpoints and secret ARNs, never a key): nothing can
+mount the file into a task or instance, so the worker image writes it at interpreter start and
+sets AWS_CONFIG_FILE, and ``fsspec.filesystem("s3", profile="osn-renci")`` works there as on EKS.
 
 This module does not import dask_cloudprovider (the ``cloudprovider`` extra): it only builds
 plain dictionaries, so the infra program and the tests can use its constants without it.
@@ -36,10 +39,12 @@ from dask_platform.config.errors import format_validation_error
 from dask_platform.credentials import FORBIDDEN_ENV_VARS, check_environment
 from dask_platform.object_stores import (
     AWS_CONFIG_CONTENT_ENV,
-    PLATFORM_ENV_VARS,
+    JUPYTERHUB_USER_ENV,
     TEAM_ENV,
     aws_config_env_value,
     aws_config_from_outputs,
+    refuse_platform_variables,
+    scratch_environment,
 )
 
 CloudProviderKwargs: TypeAlias = dict[str, Any]
@@ -133,6 +138,7 @@ class PlatformOutputs(BaseModel):
 
     region: str
     vpc_id: str
+    scratch_bucket: str
     private_subnet_ids: list[str] = Field(min_length=1)
     teams: list[str] = Field(min_length=1)
     worker_image: str
@@ -189,6 +195,24 @@ def _find_forbidden(value: Any, path: str, found: list[str]) -> None:
             found.append(f"{path} (mentions {', '.join(sorted(names))})")
 
 
+def current_user(environ: Mapping[str, str] | None = None) -> str:
+    """Who is starting the cluster, for the scratch prefix: ``JUPYTERHUB_USER`` (set in every
+    notebook of the hub), else the login name. Raises PlatformError if neither is known."""
+    import getpass
+    import os
+
+    environ = os.environ if environ is None else environ
+    if environ.get(JUPYTERHUB_USER_ENV):
+        return environ[JUPYTERHUB_USER_ENV]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no LOGNAME/USER and no passwd entry (3.11: KeyError)
+        raise PlatformError(
+            f"user: cannot tell who you are ({JUPYTERHUB_USER_ENV} is not set and this process "
+            "has no login name); pass user=<your user name> (it names your scratch prefix)"
+        ) from None
+
+
 class Platform:
     """Keyword arguments for dask-cloudprovider's cluster managers, for one team at a time."""
 
@@ -216,14 +240,19 @@ class Platform:
 
     # ----------------------------------------------------------------------- public
 
-    def fargate_kwargs(self, team: str, **extra: Any) -> CloudProviderKwargs:
+    def fargate_kwargs(
+        self, team: str, *, user: str | None = None, **extra: Any
+    ) -> CloudProviderKwargs:
         """``FargateCluster(**kwargs)``: scheduler on FARGATE, workers on FARGATE_SPOT if the
-        stack says so, all as the team's task role."""
+        stack says so, all as the team's task role. ``user`` names the scratch prefix
+        (:func:`current_user` when None)."""
         kwargs = self._ecs_base(team)
         kwargs["fargate_spot"] = self.outputs.ecs_fargate_spot
-        return self._merge(kwargs, extra, team, env_field="environment")
+        return self._merge(kwargs, extra, team, user, env_field="environment")
 
-    def ecs_kwargs(self, team: str, gpu: bool = False, **extra: Any) -> CloudProviderKwargs:
+    def ecs_kwargs(
+        self, team: str, gpu: bool = False, *, user: str | None = None, **extra: Any
+    ) -> CloudProviderKwargs:
         """``ECSCluster(**kwargs)``. Without ``gpu``: everything on Fargate. With ``gpu``: the
         scheduler on Fargate, workers on the GPU capacity provider with ``worker_gpu`` GPUs."""
         kwargs = self._ecs_base(team)
@@ -233,7 +262,7 @@ class Platform:
                 fargate_workers=True,
                 fargate_spot=self.outputs.ecs_fargate_spot,
             )
-            return self._merge(kwargs, extra, team, env_field="environment")
+            return self._merge(kwargs, extra, team, user, env_field="environment")
         gpu_outputs = self._gpu()
         kwargs.update(
             fargate_scheduler=True,
@@ -260,9 +289,11 @@ class Platform:
                 *kwargs["worker_extra_args"],
                 *(extra["worker_extra_args"] or []),
             ]
-        return self._merge(kwargs, extra, team, env_field="environment")
+        return self._merge(kwargs, extra, team, user, env_field="environment")
 
-    def ec2_kwargs(self, team: str, gpu: bool = False, **extra: Any) -> CloudProviderKwargs:
+    def ec2_kwargs(
+        self, team: str, gpu: bool = False, *, user: str | None = None, **extra: Any
+    ) -> CloudProviderKwargs:
         """``EC2Cluster(**kwargs)``: private subnet, the platform security group and image, the
         team's instance profile, team-tagged instances and volumes."""
         out = self._require_ecs()
@@ -307,7 +338,7 @@ class Platform:
                 **(extra["worker_options"] or {}),
                 **kwargs["worker_options"],
             }
-        return self._merge(kwargs, extra, team, env_field="env_vars")
+        return self._merge(kwargs, extra, team, user, env_field="env_vars")
 
     # ----------------------------------------------------------------------- internals
 
@@ -343,13 +374,20 @@ class Platform:
             )
         return self.outputs.ecs_gpu
 
-    def _platform_environment(self, team: str) -> dict[str, str]:
-        """The object stores' AWS config as text (no mount on ECS/EC2; the worker image writes
-        it to a file at start) and the team, for stacks with object stores; else nothing."""
+    def _platform_environment(self, team: str, user: str | None) -> dict[str, str]:
+        """The team, the user's scratch prefix and, for stacks with object stores, their AWS
+        config as text (no mount on ECS/EC2; the worker image writes it to a file at start)."""
+        try:
+            out = {
+                TEAM_ENV: team,
+                **scratch_environment(self.outputs.scratch_bucket, team, user or current_user()),
+            }
+        except ValueError as exc:
+            raise PlatformError(str(exc)) from None
         text = aws_config_from_outputs({"object_stores": self.outputs.object_stores})
-        if text is None:
-            return {}
-        return {AWS_CONFIG_CONTENT_ENV: aws_config_env_value(text), TEAM_ENV: team}
+        if text is not None:
+            out[AWS_CONFIG_CONTENT_ENV] = aws_config_env_value(text)
+        return out
 
     def _ecs_base(self, team: str) -> CloudProviderKwargs:
         out = self._require_ecs()
@@ -370,7 +408,12 @@ class Platform:
         }
 
     def _merge(
-        self, kwargs: CloudProviderKwargs, extra: Mapping[str, Any], team: str, env_field: str
+        self,
+        kwargs: CloudProviderKwargs,
+        extra: Mapping[str, Any],
+        team: str,
+        user: str | None,
+        env_field: str,
     ) -> CloudProviderKwargs:
         if env_field in extra:
             check_environment(dict(extra[env_field] or {}), env_field)
@@ -389,17 +432,12 @@ class Platform:
                 "Allowed: any other argument of the cluster manager."
             )
         merged = {**kwargs, **extra}
-        platform_env = self._platform_environment(team)
-        if platform_env:
-            user_env = dict(extra.get(env_field) or {})
-            clash = sorted(k for k in user_env if k.upper() in PLATFORM_ENV_VARS)
-            if clash:
-                raise PlatformError(
-                    f"{env_field}: {', '.join(clash)} is set by the platform (the object stores "
-                    f"of team {team!r}) and cannot be chosen; platform-set variables: "
-                    f"{', '.join(PLATFORM_ENV_VARS)}"
-                )
-            merged[env_field] = {**user_env, **platform_env}
+        user_env = dict(extra.get(env_field) or {})
+        try:
+            refuse_platform_variables(user_env, env_field)
+        except ValueError as exc:
+            raise PlatformError(str(exc)) from None
+        merged[env_field] = {**user_env, **self._platform_environment(team, user)}
         for tag_field in ("tags", "instance_tags", "volume_tags"):
             if tag_field in extra and tag_field in kwargs:
                 user_tags = dict(extra[tag_field] or {})

@@ -54,9 +54,12 @@ PLATFORM_ENV_VARS = (
     AWS_CONFIG_CONTENT_ENV,
     SCRATCH_URL_ENV,
     PANGEO_SCRATCH_ENV,
+    TEAM_ENV,
 )
 """Variables only the platform sets on schedulers and workers; a cluster option naming one is
 refused (the values come from the authenticated user and the stack)."""
+JUPYTERHUB_USER_ENV = "JUPYTERHUB_USER"
+"""The logged-in user's name, which JupyterHub sets in every single-user notebook server."""
 
 CREDENTIAL_LIFETIME_SECONDS = 3600
 """The Expiration the credential process reports. botocore refreshes process credentials 15
@@ -217,24 +220,74 @@ def gateway_object_store_settings(
     }
 
 
+def refuse_platform_variables(requested: Mapping[str, Any], field: str = "environment") -> None:
+    """Raise ValueError naming ``field`` and the variables if ``requested`` (a user's
+    environment) sets any of :data:`PLATFORM_ENV_VARS` (any letter case)."""
+    clash = sorted(k for k in requested if str(k).upper() in PLATFORM_ENV_VARS)
+    if clash:
+        raise ValueError(
+            f"{field}: {', '.join(clash)} is set by the platform (from your team and user "
+            f"name) and cannot be chosen; platform-set variables: {', '.join(PLATFORM_ENV_VARS)}"
+        )
+
+
+def scratch_environment(bucket: str, team: str, user: str) -> dict[str, str]:
+    """``SCRATCH_URL`` = ``PANGEO_SCRATCH`` = ``s3://<bucket>/<team>/<user>/`` for ``user`` of
+    ``team``. Raises ValueError naming ``user`` if it cannot be one path segment (empty, or
+    with ``/``).
+
+    The team prefix is the IAM boundary; the user prefix inside it is a convention.
+    """
+    if not user or "/" in user:
+        raise ValueError(
+            f"user: {user!r} cannot name a scratch prefix (one path segment: not empty, no '/')"
+        )
+    url = f"s3://{bucket}/{team}/{user}/"
+    return {SCRATCH_URL_ENV: url, PANGEO_SCRATCH_ENV: url}
+
+
+def notebook_scratch_environment(
+    outputs: Mapping[str, Any], environ: Mapping[str, str] = os.environ
+) -> dict[str, str]:
+    """``SCRATCH_URL`` and ``PANGEO_SCRATCH`` for the notebook's logged-in user
+    (``JUPYTERHUB_USER``, which JupyterHub sets) of their team: ``DASK_PLATFORM_TEAM`` if the hub
+    sets it, else the team whose role (``team_role_arns`` output) is the notebook's
+    ``AWS_ROLE_ARN`` (IRSA). ``outputs``: the stack outputs (``scratch_bucket``,
+    ``team_role_arns``). Raises ObjectStoreError naming what is missing."""
+    user = environ.get(JUPYTERHUB_USER_ENV)
+    if not user:
+        raise ObjectStoreError(
+            f"{JUPYTERHUB_USER_ENV} is not set: the scratch prefix is the logged-in user's, "
+            "which JupyterHub sets in the notebook"
+        )
+    roles = dict(outputs.get("team_role_arns") or {})
+    team = environ.get(TEAM_ENV) or next(
+        (t for t, arn in sorted(roles.items()) if arn == environ.get("AWS_ROLE_ARN")), None
+    )
+    if not team or "scratch_bucket" not in outputs:
+        raise ObjectStoreError(
+            f"no team for the scratch prefix: neither {TEAM_ENV} nor an AWS_ROLE_ARN that is one "
+            f"of the teams' roles ({', '.join(sorted(roles)) or 'none in the outputs'})"
+            if not team
+            else "outputs: no scratch_bucket (expected the stack's `pulumi stack output --json`)"
+        )
+    try:
+        return scratch_environment(str(outputs["scratch_bucket"]), team, user)
+    except ValueError as exc:
+        raise ObjectStoreError(str(exc)) from None
+
+
 def platform_environment(
     settings: Mapping[str, Any], team: str, user: str, requested: Mapping[str, str]
 ) -> dict[str, str]:
     """What the options handler adds to a cluster's environment for ``user`` of ``team``:
-    ``SCRATCH_URL`` = ``PANGEO_SCRATCH`` = ``s3://<scratch>/<team>/<user>/`` and, when the stack
-    has object stores, ``AWS_CONFIG_FILE``. Raises ValueError if ``requested`` (the user's
-    ``environment`` option) names one of them: the platform sets these, never users.
-
-    The team prefix is the IAM boundary; the user prefix inside it is a convention.
+    ``SCRATCH_URL`` = ``PANGEO_SCRATCH`` = ``s3://<scratch>/<team>/<user>/``
+    (:func:`scratch_environment`) and, when the stack has object stores, ``AWS_CONFIG_FILE``.
+    Raises ValueError if ``requested`` (the user's ``environment`` option) names one of
+    :data:`PLATFORM_ENV_VARS`: the platform sets these, never users.
     """
-    clash = sorted(k for k in requested if k.upper() in PLATFORM_ENV_VARS)
-    if clash:
-        raise ValueError(
-            f"environment: {', '.join(clash)} is set by the platform (from your team and user "
-            f"name) and cannot be chosen; platform-set variables: {', '.join(PLATFORM_ENV_VARS)}"
-        )
-    scratch = f"s3://{settings['scratch_bucket']}/{team}/{user}/"
-    out = {SCRATCH_URL_ENV: scratch, PANGEO_SCRATCH_ENV: scratch}
+    refuse_platform_variables(requested)
+    out = scratch_environment(str(settings["scratch_bucket"]), team, user)
     if settings.get("aws_config_file"):
         out[AWS_CONFIG_FILE_ENV] = str(settings["aws_config_file"])
     return out
@@ -272,6 +325,17 @@ def unknown_profile_message(name: str, environ: Mapping[str, str] = os.environ) 
         f"{name!r} is not an object store of this platform; profiles {who} can use: "
         f"{', '.join(usable) or 'none'}{source}"
     )
+
+
+def store_profile_region(profile_config: Mapping[str, Any] | None) -> str | None:
+    """The ``region`` of a platform object store profile (a profile of the AWS config with
+    ``dask_platform_secret_id``), which :mod:`dask_platform.aws_profile_hint` makes botocore use
+    for that profile over ``AWS_DEFAULT_REGION``; None for any other profile or a store with no
+    region (botocore's own lookup then stands)."""
+    if not profile_config or SECRET_ID_KEY not in profile_config:
+        return None
+    region = profile_config.get("region")
+    return str(region) if region else None
 
 
 def profile_not_found_hint(profile: str, environ: Mapping[str, str] = os.environ) -> str | None:

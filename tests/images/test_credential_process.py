@@ -270,6 +270,59 @@ def test_the_notebook_start_keeps_a_mounted_aws_config(
     assert logs.decode().strip().splitlines()[-2:] == [AWS_CONFIG_PATH, "1"]
 
 
+def test_the_notebook_start_sets_the_hub_users_scratch_prefix(
+    engine: Any, built: dict[str, Any], tmp_path: Path
+) -> None:
+    """JupyterHub sets JUPYTERHUB_USER; the notebook runs as its team's role (IRSA sets
+    AWS_ROLE_ARN): the start script sets SCRATCH_URL = PANGEO_SCRATCH to that user's prefix."""
+    outputs_path = outputs_with_store(tmp_path)
+    outputs = json.loads(outputs_path.read_text())
+    logs = engine.client.containers.run(
+        built["notebook"].build_reference,
+        ["sh", "-c", 'echo "$SCRATCH_URL"; echo "$PANGEO_SCRATCH"'],
+        environment={
+            "DASK_PLATFORM_OUTPUTS": "/srv/outputs.json",
+            "JUPYTERHUB_USER": "dana",
+            "AWS_ROLE_ARN": outputs["team_role_arns"][OTHER_TEAM],
+        },
+        volumes={str(outputs_path): {"bind": "/srv/outputs.json", "mode": "ro"}},
+        network_disabled=True,
+        healthcheck={"test": ["NONE"]},
+        remove=True,
+    )
+    expected = f"s3://{outputs['scratch_bucket']}/{OTHER_TEAM}/dana/"
+    assert logs.decode().strip().splitlines()[-2:] == [expected, expected]
+
+
+def test_a_stores_region_beats_the_workers_environment(engine: Any, built: dict[str, Any]) -> None:
+    """The worker image's .pth (no dask_platform package there): a store profile's region holds
+    for that profile over AWS_DEFAULT_REGION (which ECS and the EKS webhook set); the team's own
+    session keeps the environment's."""
+    from dask_platform.object_stores import AWS_CONFIG_CONTENT_ENV, aws_config_env_value
+
+    text = render_aws_config(
+        [StoreProfile(STORE, "http://127.0.0.1:9", (GRANTED_TEAM,), "arn:x", region="us-east-2")]
+    )
+    script = (
+        "import boto3; "
+        f"print(boto3.Session(profile_name={STORE!r}).region_name); "
+        "print(boto3.Session().region_name)"
+    )
+    logs = engine.client.containers.run(
+        built["worker"].build_reference,
+        ["python", "-c", script],
+        environment={
+            AWS_CONFIG_CONTENT_ENV: aws_config_env_value(text),
+            "AWS_DEFAULT_REGION": "eu-central-1",
+            "AWS_REGION": "eu-central-1",
+        },
+        network_disabled=True,
+        healthcheck={"test": ["NONE"]},
+        remove=True,
+    )
+    assert logs.decode().strip().splitlines()[-2:] == ["us-east-2", "eu-central-1"]
+
+
 def test_ecs_and_ec2_workers_get_the_config_from_its_text(
     engine: Any, built: dict[str, Any], store_emulator: dict[str, Any]
 ) -> None:

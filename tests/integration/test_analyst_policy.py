@@ -214,6 +214,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         outputs = {
             "region": REGION,
             "vpc_id": vpc,
+            "scratch_bucket": SCRATCH,
             "private_subnet_ids": subnets,
             "teams": [TEAM, OTHER],
             "worker_image": f"{account}.dkr.ecr.{REGION}.amazonaws.com/dask-platform/worker:1",

@@ -63,9 +63,33 @@ def dask_config_of(platform: LocalPlatform, user: str) -> str:
         app, ["local", "env", "--user", user, "--state-dir", str(platform.state_dir)]
     )
     assert result.exit_code == 0, result.output
-    line = result.output.strip()
+    line = result.output.strip().splitlines()[0]
     assert line == f"export DASK_CONFIG={platform.dask_config_dir(user)}"
     return line.split("=", 1)[1]
+
+
+def test_local_env_sets_the_users_scratch_prefix(platform: LocalPlatform) -> None:
+    """As in a notebook of the hub: SCRATCH_URL = PANGEO_SCRATCH = the prefix the gateway gives
+    the user's workers (their default team's)."""
+    outputs = platform.outputs()
+    result = CliRunner().invoke(
+        app, ["local", "env", "--user", "bob", "--state-dir", str(platform.state_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    done = subprocess.run(
+        [
+            "sh",
+            "-c",
+            'eval "$1"; printf "%s|%s" "$SCRATCH_URL" "$PANGEO_SCRATCH"',
+            "sh",
+            result.output,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    expected = f"s3://{outputs['scratch_bucket']}/climate/bob/"
+    assert done.stdout == f"{expected}|{expected}"
 
 
 @pytest.mark.timeout(300)

@@ -31,6 +31,7 @@ from .test_object_stores import (  # noqa: F401 - collected here, against the fi
     test_aws_profile_naming_an_unknown_profile_names_the_teams_profiles,
     test_boto3_session_with_an_unknown_profile_names_the_teams_profiles,
     test_s3fs_with_an_unknown_profile_names_the_teams_profiles,
+    test_the_stores_region_beats_the_workers_environment,
 )
 
 for _module in (probes, credentials, object_stores, test_keyless_path, sys.modules[__name__]):

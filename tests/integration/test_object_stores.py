@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from dask_platform.local.emulator import Emulator
 from dask_platform.local.object_stores import aws_config_path, stand_in_dir
 from dask_platform.local.platform import LocalPlatform
+from dask_platform.local.probes import by_value
 from dask_platform.object_stores import (
     CREDENTIAL_LIFETIME_SECONDS,
     CREDENTIAL_PROCESS,
@@ -26,6 +27,8 @@ from dask_platform.object_stores import (
     store_round_trip,
 )
 from dask_platform.runbooks.verify import _object_store_findings, verify
+
+from . import worker_probes
 
 STORE = "osn-renci"
 
@@ -66,6 +69,23 @@ def test_alice_writes_and_reads_the_store_by_profile_name(
     stand_in = Emulator.attach(stand_in_dir(platform.state_dir, STORE))
     body = stand_in.client("s3").get_object(Bucket=STORE, Key="it/alice.txt")["Body"].read()
     assert body == b"written by team hydrology through profile osn-renci"
+
+
+def test_the_stores_region_beats_the_workers_environment(
+    alice_cluster: Any, outputs: dict[str, Any]
+) -> None:
+    """Workers carry AWS_DEFAULT_REGION (the team's region, as the EKS webhook sets it); a
+    session on the store's profile signs with the store's region, the team's own calls not."""
+    store_region = outputs["object_stores"][STORE]["region"]
+    assert store_region not in (None, outputs["region"])
+    regions = run_on_cluster(alice_cluster, by_value(worker_probes.store_regions), STORE)
+    assert regions == {
+        "environment": outputs["region"],
+        "team": outputs["region"],
+        "boto3_session": store_region,
+        "aws_profile": store_region,
+        "s3fs": store_region,
+    }
 
 
 def test_bobs_team_is_denied_the_secret_by_iam(bob_cluster: Any) -> None:

@@ -119,3 +119,33 @@ def s3_round_trips_recorded(
         "started": started,
         "access_keys": first_use,
     }
+
+
+def store_regions(profile: str) -> dict[str, Any]:
+    """The region each way of naming ``profile`` gets on this worker, and the team's own.
+
+    ``AWS_PROFILE`` is tried in a fresh interpreter (the worker's environment plus that
+    variable), as a user's script or notebook kernel started with it would see it."""
+    import json
+    import subprocess
+
+    import boto3
+    import fsspec
+
+    fs = fsspec.filesystem("s3", profile=profile, skip_instance_cache=True)
+    probe = "import boto3, json; print(json.dumps(boto3.client('s3').meta.region_name))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "AWS_PROFILE": profile},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return {
+        "environment": os.environ.get("AWS_DEFAULT_REGION"),
+        "team": boto3.Session().region_name,
+        "boto3_session": boto3.Session(profile_name=profile).region_name,
+        "aws_profile": json.loads(done.stdout),
+        "s3fs": fs.connect().meta.region_name,
+    }

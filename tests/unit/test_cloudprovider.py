@@ -24,6 +24,7 @@ from dask_platform.cloudprovider import (
     TEAM_TAG,
     Platform,
     PlatformError,
+    current_user,
     ecr_repository_arn,
 )
 from dask_platform.credentials import ForbiddenEnvironmentError
@@ -247,7 +248,7 @@ def test_key_variables_smuggled_elsewhere_are_refused(platform):
 
 def test_a_harmless_environment_passes(platform):
     kwargs = platform.fargate_kwargs("hydrology", environment={"EXTRA_PIP_PACKAGES": "xarray"})
-    assert kwargs["environment"] == {"EXTRA_PIP_PACKAGES": "xarray"}
+    assert kwargs["environment"]["EXTRA_PIP_PACKAGES"] == "xarray"
 
 
 @pytest.mark.parametrize("name", ["task_role_arn", "iam_instance_profile", "security_groups"])
@@ -396,7 +397,13 @@ def test_ecs_and_ec2_get_the_platform_aws_config_as_text(
 
     kwargs = getattr(platform_with_store, method)("hydrology", **{field: {"MY_VARIABLE": "1"}})
     environment = kwargs[field]
-    assert sorted(environment) == ["DASK_PLATFORM_AWS_CONFIG", "DASK_PLATFORM_TEAM", "MY_VARIABLE"]
+    assert sorted(environment) == [
+        "DASK_PLATFORM_AWS_CONFIG",
+        "DASK_PLATFORM_TEAM",
+        "MY_VARIABLE",
+        "PANGEO_SCRATCH",
+        "SCRATCH_URL",
+    ]
     assert environment["DASK_PLATFORM_TEAM"] == "hydrology"
     assert environment["MY_VARIABLE"] == "1"
     # What the worker image does with it at interpreter start: a file botocore reads.
@@ -439,6 +446,9 @@ def test_the_config_survives_ec2clusters_cloud_init(platform_with_store: Platfor
         return dict(words[i + 1].split("=", 1) for i, w in enumerate(words) if w == "-e")
 
     received = docker_env(kwargs["env_vars"])
+    scratch = f"s3://{platform_with_store.outputs.scratch_bucket}/hydrology/{current_user()}/"
+    assert received["PANGEO_SCRATCH"] == received["SCRATCH_URL"] == scratch
+    assert received["DASK_PLATFORM_TEAM"] == "hydrology"
     expected = aws_config_from_outputs({"object_stores": {"osn-renci": STORE_OUTPUT}})
     path = materialize_aws_config(dict(received))
     assert path is not None
@@ -458,21 +468,86 @@ def test_a_malformed_config_value_is_one_clear_error() -> None:
     )
 
 
-def test_without_object_stores_no_environment_is_added(platform) -> None:
-    assert "environment" not in platform.fargate_kwargs("hydrology")
-    kwargs = platform.fargate_kwargs("hydrology", environment={"A": "1"})
-    assert kwargs["environment"] == {"A": "1"}
+BINDS = {
+    "fargate_kwargs": (ECSCluster.__init__,),  # FargateCluster passes everything on
+    "ecs_kwargs": (ECSCluster.__init__,),
+    "ec2_kwargs": (EC2Cluster.__init__, VMCluster.__init__),
+}
+
+KWARGS_ENVIRONMENT = [
+    ("fargate_kwargs", "environment", {}),
+    ("ecs_kwargs", "environment", {}),
+    ("ecs_kwargs", "environment", {"gpu": True}),
+    ("ec2_kwargs", "env_vars", {}),
+    ("ec2_kwargs", "env_vars", {"gpu": True}),
+]
+
+
+@pytest.mark.parametrize(("method", "field", "options"), KWARGS_ENVIRONMENT)
+def test_every_kwargs_set_the_users_scratch_prefix_and_team(
+    method: str, field: str, options: dict
+) -> None:
+    """As the gateway does on Kubernetes: s3://<scratch>/<team>/<user>/ on scheduler and workers
+    (dask-cloudprovider passes one environment to both), with or without object stores."""
+    platform = Platform.from_outputs(OUTPUTS / "prod.json")
+    bucket = platform.outputs.scratch_bucket
+    kwargs = getattr(platform, method)("oceans", user="carol", **options, **{field: {"A": "1"}})
+    assert kwargs[field] == {
+        "A": "1",
+        "DASK_PLATFORM_TEAM": "oceans",
+        "SCRATCH_URL": f"s3://{bucket}/oceans/carol/",
+        "PANGEO_SCRATCH": f"s3://{bucket}/oceans/carol/",
+    }
+    assert_binds(kwargs, *BINDS[method])
+
+
+def test_the_user_defaults_to_the_hub_user_then_the_login_name(
+    platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = platform.outputs.scratch_bucket
+    monkeypatch.setenv("JUPYTERHUB_USER", "dana")
+    monkeypatch.setenv("USER", "dana-login")
+    assert platform.fargate_kwargs("hydrology")["environment"]["PANGEO_SCRATCH"] == (
+        f"s3://{bucket}/hydrology/dana/"
+    )
+    monkeypatch.delenv("JUPYTERHUB_USER")
+    monkeypatch.setenv("LOGNAME", "dana-login")
+    assert platform.ec2_kwargs("hydrology")["env_vars"]["SCRATCH_URL"] == (
+        f"s3://{bucket}/hydrology/dana-login/"
+    )
+    assert current_user({"JUPYTERHUB_USER": "erin"}) == "erin"
+
+
+def test_a_user_that_cannot_be_a_prefix_is_one_clear_error(platform) -> None:
+    with pytest.raises(PlatformError) as caught:
+        platform.fargate_kwargs("hydrology", user="a/b")
+    assert str(caught.value) == (
+        "user: 'a/b' cannot name a scratch prefix (one path segment: not empty, no '/')"
+    )
 
 
 @pytest.mark.parametrize(
-    "name", ["DASK_PLATFORM_AWS_CONFIG", "dask_platform_aws_config", "PANGEO_SCRATCH"]
+    "name",
+    [
+        "DASK_PLATFORM_AWS_CONFIG",
+        "dask_platform_aws_config",
+        "PANGEO_SCRATCH",
+        "SCRATCH_URL",
+        "DASK_PLATFORM_TEAM",
+        "dask_platform_team",
+    ],
 )
-def test_users_cannot_set_the_platform_aws_config(platform_with_store: Platform, name) -> None:
+@pytest.mark.parametrize("with_stores", [True, False])
+def test_users_cannot_set_the_platform_variables(
+    platform_with_store: Platform, name: str, with_stores: bool
+) -> None:
+    platform = platform_with_store if with_stores else Platform.from_outputs(OUTPUTS / "prod.json")
     with pytest.raises(PlatformError) as caught:
-        platform_with_store.fargate_kwargs("hydrology", environment={name: "x"})
-    assert str(caught.value).startswith(
-        f"environment: {name} is set by the platform (the object stores of team 'hydrology')"
-    )
+        platform.fargate_kwargs("hydrology", environment={name: "x"})
+    assert str(caught.value).startswith(f"environment: {name} is set by the platform")
+    with pytest.raises(PlatformError) as caught:
+        platform.ec2_kwargs("hydrology", env_vars={name: "x"})
+    assert str(caught.value).startswith(f"env_vars: {name} is set by the platform")
 
 
 def test_a_mounted_config_file_wins_over_the_text(tmp_path) -> None:

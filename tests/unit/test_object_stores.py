@@ -328,7 +328,9 @@ def test_platform_environment_is_the_users_scratch_prefix_and_the_config() -> No
     assert "AWS_CONFIG_FILE" not in without_stores
 
 
-@pytest.mark.parametrize("name", ["AWS_CONFIG_FILE", "PANGEO_SCRATCH", "scratch_url"])
+@pytest.mark.parametrize(
+    "name", ["AWS_CONFIG_FILE", "PANGEO_SCRATCH", "scratch_url", "DASK_PLATFORM_TEAM"]
+)
 def test_users_cannot_set_the_platform_variables(name: str) -> None:
     with pytest.raises(ValueError, match=f"environment: {name} is set by the platform"):
         platform_environment(SETTINGS, "hydrology", "alice", {name: "s3://elsewhere/"})
@@ -368,6 +370,8 @@ def test_the_handler_sets_the_users_scratch_and_the_aws_config(gateway_config) -
     [
         ("AWS_CONFIG_FILE", "environment: AWS_CONFIG_FILE may not be set"),
         ("PANGEO_SCRATCH", "environment: PANGEO_SCRATCH is set by the platform"),
+        # Once silently replaced by the user's team; the limits count clusters by it.
+        ("DASK_PLATFORM_TEAM", "environment: DASK_PLATFORM_TEAM is set by the platform"),
     ],
 )
 def test_the_handler_refuses_user_chosen_platform_variables(gateway_config, name, message) -> None:  # type: ignore[no-untyped-def]
@@ -547,6 +551,83 @@ def test_config_aws_writes_the_file_and_removes_it_without_stores(tmp_path: Path
     )
     assert result.exit_code == 2
     assert "missing endpoint_url, secret_arn" in result.output
+
+
+# --------------------------------------------------------------------------- notebook scratch
+
+ROLES = {
+    "hydrology": "arn:aws:iam::111122223333:role/team-hydrology-irsa",
+    "climate": "arn:aws:iam::111122223333:role/team-climate-irsa",
+}
+SCRATCH_OUTPUTS = {"scratch_bucket": "scratch", "team_role_arns": ROLES}
+
+
+def config_scratch(tmp_path: Path, outputs: dict, env: dict[str, str]):  # type: ignore[no-untyped-def]
+    from dask_platform.cli import app
+
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(outputs))
+    blank = dict.fromkeys(("JUPYTERHUB_USER", "DASK_PLATFORM_TEAM", "AWS_ROLE_ARN"))
+    return CliRunner().invoke(
+        app, ["config", "scratch", "--outputs", str(path)], env={**blank, **env}
+    )
+
+
+def test_the_notebook_gets_the_hub_users_scratch_prefix_of_its_roles_team(
+    tmp_path: Path,
+) -> None:
+    """What the notebook image's start script evals: the team from the notebook's role (IRSA),
+    or DASK_PLATFORM_TEAM where the hub sets it; a user name a shell would split stays whole."""
+    import subprocess
+
+    by_role = config_scratch(
+        tmp_path,
+        SCRATCH_OUTPUTS,
+        {"JUPYTERHUB_USER": "o'brien x", "AWS_ROLE_ARN": ROLES["climate"]},
+    )
+    assert by_role.exit_code == 0, by_role.output
+    done = subprocess.run(
+        [
+            "sh",
+            "-c",
+            'eval "$1"; printf "%s|%s" "$SCRATCH_URL" "$PANGEO_SCRATCH"',
+            "sh",
+            by_role.stdout,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == "s3://scratch/climate/o'brien x/|s3://scratch/climate/o'brien x/"
+    by_team = config_scratch(
+        tmp_path,
+        SCRATCH_OUTPUTS,
+        {"JUPYTERHUB_USER": "alice", "DASK_PLATFORM_TEAM": "hydrology", "AWS_ROLE_ARN": "x"},
+    )
+    assert by_team.stdout.splitlines() == [
+        "export SCRATCH_URL=s3://scratch/hydrology/alice/",
+        "export PANGEO_SCRATCH=s3://scratch/hydrology/alice/",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"AWS_ROLE_ARN": ROLES["climate"]}, "JUPYTERHUB_USER is not set"),
+        (
+            {"JUPYTERHUB_USER": "alice", "AWS_ROLE_ARN": "arn:aws:iam::1:role/other"},
+            "no team for the scratch prefix: neither DASK_PLATFORM_TEAM nor an AWS_ROLE_ARN "
+            "that is one of the teams' roles (climate, hydrology)",
+        ),
+    ],
+)
+def test_a_notebook_without_user_or_team_is_one_clear_error(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    result = config_scratch(tmp_path, SCRATCH_OUTPUTS, env)
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert result.stdout == ""
 
 
 # --------------------------------------------------------------------------- the images' command

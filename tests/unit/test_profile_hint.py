@@ -242,3 +242,104 @@ def test_the_worker_images_pth_hints_without_importing_botocore_at_start(
     )
     assert at_start == {"loaded": ["dask_platform_aws_profile_hint"]}
     assert run_python(["-S", "-c", start + loaded], clean_environment()) == {"loaded": []}
+
+
+# --------------------------------------------------------------------------- a store's region
+
+ENV_REGION = "eu-central-1"
+"""What the pod-identity webhook (and ECS, and the local platform) sets: the team's region."""
+
+REGIONAL_STORES = [
+    *STORES,
+    StoreProfile("osn-east", "http://127.0.0.1:9", ("hydrology",), "arn:secret:e", "us-east-2"),
+]
+UNSIGNED_TEST_KEY = {"aws_access_key_id": "unit-test", "aws_secret_access_key": "unit-test"}
+"""Explicit placeholder credentials, so a client is built without running the credential
+process (no emulator here): the region lookup is what is under test."""
+
+
+@pytest.fixture
+def regional_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A worker of team hydrology whose environment names the team's region, as on EKS."""
+    path = tmp_path / "config"
+    path.write_text(render_aws_config(REGIONAL_STORES))
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(path))
+    monkeypatch.setenv("DASK_PLATFORM_TEAM", "hydrology")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", ENV_REGION)
+    monkeypatch.setenv("AWS_REGION", ENV_REGION)
+    install()
+    return path
+
+
+def test_a_store_profiles_region_beats_the_environments(regional_worker: Path) -> None:
+    session = boto3.Session(profile_name="osn-east")
+    assert session.region_name == "us-east-2"
+    assert session.client("s3", **UNSIGNED_TEST_KEY).meta.region_name == "us-east-2"
+
+
+def test_aws_profile_naming_a_store_takes_its_region(
+    regional_worker: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "osn-east")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    assert boto3.client("s3", **UNSIGNED_TEST_KEY).meta.region_name == "us-east-2"
+
+
+def test_s3fs_profile_takes_the_stores_region(regional_worker: Path) -> None:
+    fs = fsspec.filesystem(
+        "s3", profile="osn-east", key="unit-test", secret="unit-test", skip_instance_cache=True
+    )
+    assert fs.connect().meta.region_name == "us-east-2"
+
+
+def test_the_teams_own_calls_keep_the_environments_region(regional_worker: Path) -> None:
+    """The credential process and any call without a store profile use the team's region; a
+    store with no region, and an explicit region_name, are botocore's as before."""
+    assert boto3.Session().region_name == ENV_REGION
+    assert boto3.Session(profile_name="osn-renci").region_name == ENV_REGION
+    assert boto3.Session(profile_name="osn-east", region_name="ap-south-1").region_name == (
+        "ap-south-1"
+    )
+    client = boto3.Session(profile_name="osn-east").client(
+        "s3", region_name="ap-south-1", **UNSIGNED_TEST_KEY
+    )
+    assert client.meta.region_name == "ap-south-1"
+
+
+def test_a_region_in_a_profile_of_no_platform_is_botocores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A laptop's own profile keeps botocore's order: the environment wins."""
+    own = tmp_path / "own-config"
+    own.write_text("[profile mine]\nregion = us-west-2\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(own))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", ENV_REGION)
+    install()
+    assert boto3.Session(profile_name="mine").region_name == ENV_REGION
+
+
+REGION_PROBE = (
+    "import json, sys; at_start = 'botocore' in sys.modules; import boto3\n"
+    "print(json.dumps({'botocore_at_start': at_start,"
+    " 'store': boto3.Session(profile_name='osn-east').region_name,"
+    " 'team': boto3.Session().region_name}))\n"
+)
+
+
+def test_a_fresh_interpreter_takes_the_stores_region(tmp_path: Path) -> None:
+    """Through the wheel's .pth, and the worker image's .pth and modules, at interpreter start."""
+    config = tmp_path / "config"
+    config.write_text(render_aws_config(REGIONAL_STORES))
+    env = clean_environment(AWS_CONFIG_FILE=str(config), AWS_DEFAULT_REGION=ENV_REGION)
+    want = {"botocore_at_start": False, "store": "us-east-2", "team": ENV_REGION}
+    assert run_python(["-c", REGION_PROBE], env) == want
+    site_dir = tmp_path / "site-packages"
+    site_dir.mkdir()
+    (site_dir / OBJECT_STORES_MODULE).write_text(Path(object_stores.__file__).read_text())
+    (site_dir / PROFILE_HINT_MODULE).write_text(Path(aws_profile_hint.__file__).read_text())
+    (site_dir / AWS_CONFIG_PTH).write_text(AWS_CONFIG_PTH_LINE)
+    purelib = sysconfig.get_path("purelib")
+    start = f"import site, sys; sys.path.append({purelib!r}); site.addsitedir({str(site_dir)!r})\n"
+    assert run_python(["-S", "-c", start + REGION_PROBE], env) == want

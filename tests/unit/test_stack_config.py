@@ -483,6 +483,12 @@ BAD = [
         base="object-stores",
     ),
     Bad(
+        "object-store-team-repeated",
+        {"object_stores[0].teams": ["team-a", "team-b", "team-a"]},
+        expect("object_stores[0].teams: must not repeat a team (repeated: team-a)"),
+        base="object-stores",
+    ),
+    Bad(
         "object-store-problems-at-once",
         {
             "object_stores[0].endpoint_url": "ftp://renc.osn.xsede.org",

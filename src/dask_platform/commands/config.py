@@ -125,3 +125,26 @@ def aws(
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     console.print(f"[green]✓ wrote {out}[/green]")
+
+
+@app.command("scratch")
+def scratch(outputs: Path = STACK_OUTPUTS_FILE) -> None:
+    """Print the shell lines that set SCRATCH_URL and PANGEO_SCRATCH (s3://<scratch>/<team>/
+    <user>/) for the notebook's user (JUPYTERHUB_USER) of their team (DASK_PLATFORM_TEAM, else
+    the team whose role is AWS_ROLE_ARN). The notebook image's start script evals them."""
+    import shlex
+
+    from dask_platform.object_stores import ObjectStoreError, notebook_scratch_environment
+    from dask_platform.sites.outputs import StackOutputsError, read_outputs
+
+    console = Console(stderr=True)
+    try:
+        environment = notebook_scratch_environment(read_outputs(outputs))
+    except StackOutputsError as exc:
+        console.print(f"[red]✗ {exc}[/red]")
+        raise typer.Exit(2) from None
+    except ObjectStoreError as exc:
+        console.print(f"[red]✗ {outputs}: {exc}[/red]")
+        raise typer.Exit(2) from None
+    for name, value in environment.items():
+        typer.echo(f"export {name}={shlex.quote(value)}")

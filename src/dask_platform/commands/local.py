@@ -99,10 +99,13 @@ def env(
     ),
     state_dir: Path = STATE_DIR_OPTION,
 ) -> None:
-    """Print the shell line that makes `Gateway()` and `GatewayCluster()` connect as USER."""
+    """Print the shell lines that make `Gateway()` and `GatewayCluster()` connect as USER and
+    set SCRATCH_URL and PANGEO_SCRATCH to USER's prefix (s3://<scratch>/<team>/<user>/, the
+    team the gateway picks by default), as in a notebook of the hub."""
     import shlex
 
     from dask_platform.local.platform import LocalPlatform
+    from dask_platform.object_stores import scratch_environment
 
     platform = LocalPlatform(state_dir)
     directory = platform.dask_config_dir(user)
@@ -115,6 +118,10 @@ def env(
         )
         raise typer.Exit(1)
     typer.echo(f"export DASK_CONFIG={shlex.quote(str(directory))}")
+    outputs = platform.outputs()
+    team = outputs["users"][user][0]
+    for name, value in scratch_environment(outputs["scratch_bucket"], team, user).items():
+        typer.echo(f"export {name}={shlex.quote(value)}")
 
 
 def outputs_table(outputs: dict[str, object]) -> Table:

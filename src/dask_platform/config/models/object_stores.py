@@ -5,7 +5,7 @@ Secrets Manager. See dask_platform.object_stores.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from dask_platform.config.types import (
     AddressingStyle,
@@ -27,12 +27,24 @@ class ObjectStore(ConfigModel):
         description="The store's S3 endpoint, e.g. https://renc.osn.xsede.org."
     )
     region: StoreRegion | None = Field(
-        default=None, description="Signing region the store expects; unset = the SDK default."
+        default=None,
+        description="Signing region the store expects (on platform processes it holds for the "
+        "store's profile over AWS_DEFAULT_REGION); unset = the SDK default.",
     )
     addressing_style: AddressingStyle | None = Field(
         default=None,
         description="One of {auto, virtual, path}; most on-premises stores need path.",
     )
     teams: list[TeamName] = Field(
-        min_length=1, description="Teams whose roles may read the store's key pair."
+        min_length=1,
+        description="Teams whose roles may read the store's key pair; each at most once.",
     )
+
+    @field_validator("teams")
+    @classmethod
+    def _unique_teams(cls, value: list[str]) -> list[str]:
+        # A repeat is a typo or a merge slip: the grant and the secret's tag list each team once.
+        repeated = sorted({v for v in value if value.count(v) > 1})
+        if repeated:
+            raise ValueError(f"must not repeat a team (repeated: {', '.join(repeated)})")
+        return value
