@@ -25,7 +25,7 @@ from dask_platform.config.sources import load_from_pulumi
 from dask_platform.gateway_settings import render_values
 from dask_platform.iam import service_account_name
 from dask_platform.instance_types import ecs_gpu_worker_size, instance_type
-from dask_platform.object_stores import object_store_outputs
+from dask_platform.object_store_deploy import object_store_outputs
 from dask_platform.sites import site_output
 
 config = load_from_pulumi()  # every problem at once, before any resource is declared

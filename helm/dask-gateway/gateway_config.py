@@ -32,7 +32,7 @@ from dask_gateway_server.options import Options
 from dask_platform.credentials import checked_environment
 from dask_platform.gateway_options import Float, Integer, Select, range_error
 from dask_platform.no_client import scheduler_command
-from dask_platform.object_stores import platform_environment
+from dask_platform.object_store_deploy import platform_environment
 from dask_platform.placement import DO_NOT_DISRUPT_ANNOTATION
 
 SETTINGS_ENV = "DASK_PLATFORM_GATEWAY_SETTINGS"

@@ -14,7 +14,7 @@ import pulumi_kubernetes as k8s
 
 from dask_platform.config.models import ObjectStore
 from dask_platform.iam import object_store_key_read_policy
-from dask_platform.object_stores import (
+from dask_platform.object_store_deploy import (
     AWS_CONFIG_MAP,
     render_aws_config,
     secret_name,

@@ -37,14 +37,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dask_platform.config.errors import format_validation_error
 from dask_platform.credentials import FORBIDDEN_ENV_VARS, check_environment
+from dask_platform.object_store_deploy import (
+    aws_config_from_outputs,
+    refuse_platform_variables,
+    scratch_environment,
+)
 from dask_platform.object_stores import (
     AWS_CONFIG_CONTENT_ENV,
     JUPYTERHUB_USER_ENV,
     TEAM_ENV,
     aws_config_env_value,
-    aws_config_from_outputs,
-    refuse_platform_variables,
-    scratch_environment,
 )
 
 CloudProviderKwargs: TypeAlias = dict[str, Any]

@@ -20,7 +20,10 @@ from dask_platform.charts import merge_values
 from dask_platform.config.models import ImageRefs, StackConfig
 from dask_platform.credentials import check_environment
 from dask_platform.iam import service_account_name
-from dask_platform.object_stores import gateway_object_store_settings, object_store_helm_values
+from dask_platform.object_store_deploy import (
+    gateway_object_store_settings,
+    object_store_helm_values,
+)
 from dask_platform.project import project_root
 
 

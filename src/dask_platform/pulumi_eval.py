@@ -25,7 +25,7 @@ import yaml
 
 from dask_platform.config.models import ImageRefs
 from dask_platform.config.sources import NAMESPACE, read_stack_file
-from dask_platform.object_stores import offline_object_store_keys
+from dask_platform.object_store_deploy import offline_object_store_keys
 from dask_platform.project import project_root
 
 ACCOUNT_ID = "123456789012"

@@ -17,14 +17,8 @@ from typing import Any
 import pytest
 
 from dask_platform.images.build import credential_process_script
-from dask_platform.object_stores import (
-    AWS_CONFIG_PATH,
-    CREDENTIAL_PROCESS,
-    NOTEBOOK_AWS_CONFIG,
-    StoreProfile,
-    render_aws_config,
-    secret_name,
-)
+from dask_platform.object_store_deploy import StoreProfile, render_aws_config, secret_name
+from dask_platform.object_stores import AWS_CONFIG_PATH, CREDENTIAL_PROCESS, NOTEBOOK_AWS_CONFIG
 
 from .conftest import REPO
 

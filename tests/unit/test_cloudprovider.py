@@ -425,7 +425,8 @@ def test_the_config_survives_ec2clusters_cloud_init(platform_with_store: Platfor
     import yaml
     from dask_cloudprovider.generic.vmcluster import VMCluster
 
-    from dask_platform.object_stores import aws_config_from_outputs, materialize_aws_config
+    from dask_platform.object_store_deploy import aws_config_from_outputs
+    from dask_platform.object_stores import materialize_aws_config
 
     kwargs = platform_with_store.ec2_kwargs("hydrology")
 

@@ -22,15 +22,13 @@ from dask_platform.config.rules import validate_stack_config
 from dask_platform.config.sources import load_stack_path, read_stack_path, split_namespace
 from dask_platform.gateway_settings import gateway_settings
 from dask_platform.iam import object_store_key_read_policy
-from dask_platform.object_stores import (
-    AWS_CONFIG_PATH,
-    OFFLINE_SECRET_TEXT,
-    ObjectStoreError,
+from dask_platform.object_store_deploy import (
     StoreProfile,
     platform_environment,
     render_aws_config,
     store_secret_string,
 )
+from dask_platform.object_stores import AWS_CONFIG_PATH, OFFLINE_SECRET_TEXT, ObjectStoreError
 from dask_platform.pulumi_eval import Evaluation, evaluate_stack
 
 from .conftest import document
@@ -475,7 +473,7 @@ OUTPUT_STORE = {
 def test_aws_config_from_outputs_has_the_stores_profiles(tmp_path: Path) -> None:
     from botocore.configloader import load_config
 
-    from dask_platform.object_stores import aws_config_from_outputs
+    from dask_platform.object_store_deploy import aws_config_from_outputs
 
     text = aws_config_from_outputs({"object_stores": {"osn-renci": OUTPUT_STORE}})
     assert text is not None
@@ -495,7 +493,7 @@ def test_aws_config_from_outputs_has_the_stores_profiles(tmp_path: Path) -> None
 def test_aws_config_from_local_outputs_uses_the_stand_in_and_the_emulator(tmp_path: Path) -> None:
     from botocore.configloader import load_config
 
-    from dask_platform.object_stores import aws_config_from_outputs
+    from dask_platform.object_store_deploy import aws_config_from_outputs
 
     store = {**OUTPUT_STORE, "local_endpoint_url": "http://127.0.0.1:4567"}
     text = aws_config_from_outputs(
@@ -509,14 +507,14 @@ def test_aws_config_from_local_outputs_uses_the_stand_in_and_the_emulator(tmp_pa
 
 
 def test_aws_config_from_outputs_without_stores_is_none() -> None:
-    from dask_platform.object_stores import aws_config_from_outputs
+    from dask_platform.object_store_deploy import aws_config_from_outputs
 
     assert aws_config_from_outputs({"gateway_address": "https://g"}) is None
     assert aws_config_from_outputs({"object_stores": {}}) is None
 
 
 def test_a_malformed_store_output_names_the_store_and_the_fields() -> None:
-    from dask_platform.object_stores import aws_config_from_outputs
+    from dask_platform.object_store_deploy import aws_config_from_outputs
 
     broken = {k: v for k, v in OUTPUT_STORE.items() if k != "secret_arn"}
     with pytest.raises(ObjectStoreError) as caught:

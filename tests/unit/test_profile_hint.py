@@ -30,12 +30,8 @@ from dask_platform.images.build import (
     OBJECT_STORES_MODULE,
     PROFILE_HINT_MODULE,
 )
-from dask_platform.object_stores import (
-    AWS_CONFIG_CONTENT_ENV,
-    StoreProfile,
-    aws_config_env_value,
-    render_aws_config,
-)
+from dask_platform.object_store_deploy import StoreProfile, render_aws_config
+from dask_platform.object_stores import AWS_CONFIG_CONTENT_ENV, aws_config_env_value
 
 STORES = [
     StoreProfile("osn-renci", "http://127.0.0.1:9", ("hydrology",), "arn:secret:osn"),

@@ -112,7 +112,8 @@ def aws(
     credential_process reads the store's secret with the caller's own role (no key in it)."""
     import os
 
-    from dask_platform.object_stores import ObjectStoreError, aws_config_from_outputs
+    from dask_platform.object_store_deploy import aws_config_from_outputs
+    from dask_platform.object_stores import ObjectStoreError
 
     console = Console()
     text = _from_outputs(console, outputs, aws_config_from_outputs, ObjectStoreError)
@@ -134,7 +135,8 @@ def scratch(outputs: Path = STACK_OUTPUTS_FILE) -> None:
     the team whose role is AWS_ROLE_ARN). The notebook image's start script evals them."""
     import shlex
 
-    from dask_platform.object_stores import ObjectStoreError, notebook_scratch_environment
+    from dask_platform.object_store_deploy import notebook_scratch_environment
+    from dask_platform.object_stores import ObjectStoreError
     from dask_platform.sites.outputs import StackOutputsError, read_outputs
 
     console = Console(stderr=True)

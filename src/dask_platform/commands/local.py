@@ -105,7 +105,7 @@ def env(
     import shlex
 
     from dask_platform.local.platform import LocalPlatform
-    from dask_platform.object_stores import scratch_environment
+    from dask_platform.object_store_deploy import scratch_environment
 
     platform = LocalPlatform(state_dir)
     directory = platform.dask_config_dir(user)

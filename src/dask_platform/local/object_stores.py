@@ -26,10 +26,7 @@ from dask_platform.config.models import ObjectStore, StackConfig
 from dask_platform.iam import render_policy
 from dask_platform.local.emulator import Emulator
 from dask_platform.local.processes import Spawned, read_json, write_json_atomic
-from dask_platform.object_stores import (
-    StoreProfile,
-    render_aws_config,
-)
+from dask_platform.object_store_deploy import StoreProfile, render_aws_config
 
 
 def stand_in_dir(state_dir: Path, store: str) -> Path:
