@@ -33,6 +33,7 @@ from dask_platform.credentials import checked_environment
 from dask_platform.gateway_options import Float, Integer, Select, range_error
 from dask_platform.no_client import scheduler_command
 from dask_platform.object_store_deploy import platform_environment
+from dask_platform.object_stores import TEAM_ENV
 from dask_platform.placement import DO_NOT_DISRUPT_ANNOTATION
 
 SETTINGS_ENV = "DASK_PLATFORM_GATEWAY_SETTINGS"
@@ -126,7 +127,7 @@ def make_options_handler(
             "environment": {
                 **settings.get("default_environment", {}),
                 **environment,
-                "DASK_PLATFORM_TEAM": team,
+                TEAM_ENV: team,
                 **platform_environment(settings, team, user.name, environment),  # object stores
             },
             **{

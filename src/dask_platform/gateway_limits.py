@@ -41,9 +41,9 @@ from dask_gateway_server.backends.kubernetes import KubeBackend
 from dask_gateway_server.models import User
 from traitlets import Dict
 
+from dask_platform.object_stores import TEAM_ENV  # the options handler sets it to the team
+
 GIB = 2**30
-TEAM_ENV = "DASK_PLATFORM_TEAM"
-"""The environment variable the options handler sets to the cluster's team."""
 SCALE_ROUTES = frozenset(
     {"/api/v1/clusters/{cluster_name}/scale", "/api/v1/clusters/{cluster_name}/adapt"}
 )

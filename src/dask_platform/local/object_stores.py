@@ -27,6 +27,7 @@ from dask_platform.iam import render_policy
 from dask_platform.local.emulator import Emulator
 from dask_platform.local.processes import Spawned, read_json, write_json_atomic
 from dask_platform.object_store_deploy import StoreProfile, render_aws_config
+from dask_platform.object_stores import TEAM_ENV
 
 
 def stand_in_dir(state_dir: Path, store: str) -> Path:
@@ -160,7 +161,7 @@ def team_pod_environment(outputs: Mapping[str, Any], team: str) -> dict[str, str
         "AWS_CONFIG_FILE": str(aws_config_path(state_dir)),
         "AWS_REGION": str(outputs["region"]),
         "AWS_DEFAULT_REGION": str(outputs["region"]),
-        "DASK_PLATFORM_TEAM": team,
+        TEAM_ENV: team,
     }
 
 
