@@ -17,7 +17,7 @@ What the docs follow (and this file enforces):
   is not what a user types in a fresh checkout: it must be shown with ``uv run``.
 - ``uv run pytest PATH...``: every PATH exists.
 - Commands in prose (code spans starting with ``uv run`` or ``make``, and ``dask-platform``
-  spans with options) are checked the same way, not run.
+  spans naming a command, with or without options) are checked the same way, not run.
 - A block preceded by ``<!-- not-run: <reason> -->`` is checked but not run (it needs AWS, a
   running local platform, a container engine or the network). Other programs (pulumi, helm,
   kubectl, aws, git, curl) appear only in such blocks.
@@ -61,7 +61,7 @@ EXTERNAL = {"pulumi", "helm", "kubectl", "aws", "git", "curl", "sha256sum"}
 NOT_RUN = re.compile(r"<!--\s*not-run:(.*?)-->")
 MACHINE_PATHS = re.compile(r"(/work/|/home/[a-z]|/root/|/Users/|\.\./shared\b)")
 INLINE = re.compile(
-    r"(?<!`)`((?:uv run|make) [^`]+|dask-platform [a-z-]+(?: [a-z-]+)? -[^`]*)`(?!`)"
+    r"(?<!`)`((?:uv run|make) [^`]+|dask-platform [a-z-]+(?: [a-z-]+)?(?: -[^`]*)?)`(?!`)"
 )
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 REPO_PATH = re.compile(
@@ -186,7 +186,8 @@ def simple_commands(text: str) -> list[list[str]]:
 
 def inline_commands(text: str) -> list[tuple[int, str]]:
     """Commands in prose: code spans starting with `uv run` or `make`, and `dask-platform` spans
-    with options (checked as `uv run dask-platform ...`). Fenced blocks are left out."""
+    naming a command (checked as `uv run dask-platform ...`; a span without options as
+    `uv run dask-platform COMMAND --help`: the command must exist). Fenced blocks are left out."""
     found = []
     in_fence = False
     for number, line in enumerate(text.splitlines(), start=1):
@@ -196,7 +197,12 @@ def inline_commands(text: str) -> list[tuple[int, str]]:
         if in_fence:
             continue
         for span in INLINE.findall(line):
-            found.append((number, span if span.startswith(("uv ", "make ")) else f"uv run {span}"))
+            if span.startswith(("uv ", "make ")):
+                found.append((number, span))
+            elif " -" in span:
+                found.append((number, f"uv run {span}"))
+            else:  # a command named, not shown with its arguments: it must exist
+                found.append((number, f"uv run {span} --help"))
     return found
 
 
@@ -617,6 +623,10 @@ BAD = {
     "misspelled option in prose": (
         "Run `dask-platform local up --sites central` first.\n",
         "No such option: --sites",
+    ),
+    "misspelled command in prose, no option": (
+        "| `dask-platform clusters reaper` | list ECS clusters no client owns |\n",
+        "no command 'reaper'",
     ),
     "a repository path that is gone": (
         "The program is in `infra/components/nothing.py`.\n",
