@@ -32,7 +32,7 @@ WEBHOOK_VARIABLES = {
 
 def identities(cluster: Any) -> dict[str, dict[str, Any]]:
     with cluster.get_client() as client:
-        result: dict[str, dict[str, Any]] = client.run(probes.identity_report)
+        result: dict[str, dict[str, Any]] = client.run(worker_probes.identity_report)
     return result
 
 
@@ -125,13 +125,13 @@ def test_a_team_cannot_touch_another_teams_prefix(
     admin.put_object(Bucket=bucket, Key="hydrology/secret.txt", Body=b"hydrology only")
     url = f"s3://{bucket}/hydrology/" + ("" if operation == "list" else "secret.txt")
 
-    result = run_on_cluster(bob_cluster, probes.s3_attempt, operation, url)
+    result = run_on_cluster(bob_cluster, worker_probes.s3_attempt, operation, url)
 
     assert result == {"operation": operation, "url": url, "ok": False, "error": "AccessDenied"}
     body = admin.get_object(Bucket=bucket, Key="hydrology/secret.txt")["Body"].read()
     assert body == b"hydrology only"
     # The same operation on the team's own prefix works: the denial is about the prefix.
-    own = run_on_cluster(alice_cluster, probes.s3_attempt, operation, url)
+    own = run_on_cluster(alice_cluster, worker_probes.s3_attempt, operation, url)
     assert own["ok"], own
 
 

@@ -12,12 +12,64 @@ from typing import Any
 
 import cloudpickle
 
+from dask_platform.credentials import FORBIDDEN_ENV_VARS, key_variables_present
+
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def _split(url: str) -> tuple[str, str]:
     bucket, _, key = url.removeprefix("s3://").partition("/")
     return bucket, key
+
+
+def identity_report(dask_worker: Any = None) -> dict[str, Any]:
+    """Who this worker is to AWS, and which AWS variables its environment holds."""
+    import boto3
+
+    caller = boto3.client("sts").get_caller_identity()
+    return {
+        "pid": os.getpid(),
+        "caller_arn": caller["Arn"],
+        "key_variables": key_variables_present(os.environ),
+        "aws_variables": sorted(k for k in os.environ if k.upper().startswith("AWS_")),
+        "forbidden_variables": sorted(k for k in os.environ if k.upper() in FORBIDDEN_ENV_VARS),
+        "my_variable": os.environ.get("MY_VARIABLE"),
+        "team": os.environ.get("DASK_PLATFORM_TEAM"),
+    }
+
+
+def s3_attempt(operation: str, url: str, body: bytes = b"probe") -> dict[str, Any]:
+    """Try one S3 operation with the worker's own credentials; report the outcome, not raise.
+
+    ``operation``: one of put, get, delete, list.
+    """
+    import boto3
+    from botocore.exceptions import ClientError
+
+    s3 = boto3.client("s3")
+    bucket, key = _split(url)
+    try:
+        if operation == "put":
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
+            detail: Any = len(body)
+        elif operation == "get":
+            detail = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        elif operation == "delete":
+            s3.delete_object(Bucket=bucket, Key=key)
+            detail = None
+        elif operation == "list":
+            response = s3.list_objects_v2(Bucket=bucket, Prefix=key)
+            detail = [o["Key"] for o in response.get("Contents", [])]
+        else:
+            raise ValueError(f"operation: {operation!r} is not one of put, get, delete, list")
+    except ClientError as exc:
+        return {
+            "operation": operation,
+            "url": url,
+            "ok": False,
+            "error": exc.response["Error"]["Code"],
+        }
+    return {"operation": operation, "url": url, "ok": True, "detail": detail}
 
 
 def slow_square(x: int, seconds: float) -> int:

@@ -1,18 +1,17 @@
-"""Functions that run ON Dask workers to show what a worker's identity can and cannot do.
+"""Functions the demo runs ON Dask workers (write, list and read records in the team's prefix),
+and :func:`by_value` to send them.
 
 They use only what a worker has: its environment (the webhook's ``AWS_ROLE_ARN`` +
 ``AWS_WEB_IDENTITY_TOKEN_FILE``; never a key) and the default boto3 / s3fs credential chain.
-The demo and the integration tests send them with ``client.run`` / ``client.submit``.
+The demo sends them with ``client.submit``; the integration tests' own probes (identity report,
+single S3 attempts, ...) are in ``tests/integration/worker_probes.py``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from typing import Any
-
-from dask_platform.credentials import FORBIDDEN_ENV_VARS, key_variables_present
 
 
 def by_value(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,61 +32,6 @@ def by_value(function: Callable[..., Any]) -> Callable[..., Any]:
     call.__name__ = getattr(function, "__name__", "call")
     call.__doc__ = function.__doc__
     return call
-
-
-def _split(url: str) -> tuple[str, str]:
-    bucket, _, key = url.removeprefix("s3://").partition("/")
-    return bucket, key
-
-
-def identity_report(dask_worker: Any = None) -> dict[str, Any]:
-    """Who this worker is to AWS, and which AWS variables its environment holds."""
-    import boto3
-
-    caller = boto3.client("sts").get_caller_identity()
-    return {
-        "pid": os.getpid(),
-        "caller_arn": caller["Arn"],
-        "key_variables": key_variables_present(os.environ),
-        "aws_variables": sorted(k for k in os.environ if k.upper().startswith("AWS_")),
-        "forbidden_variables": sorted(k for k in os.environ if k.upper() in FORBIDDEN_ENV_VARS),
-        "my_variable": os.environ.get("MY_VARIABLE"),
-        "team": os.environ.get("DASK_PLATFORM_TEAM"),
-    }
-
-
-def s3_attempt(operation: str, url: str, body: bytes = b"probe") -> dict[str, Any]:
-    """Try one S3 operation with the worker's own credentials; report the outcome, not raise.
-
-    ``operation``: one of put, get, delete, list.
-    """
-    import boto3
-    from botocore.exceptions import ClientError
-
-    s3 = boto3.client("s3")
-    bucket, key = _split(url)
-    try:
-        if operation == "put":
-            s3.put_object(Bucket=bucket, Key=key, Body=body)
-            detail: Any = len(body)
-        elif operation == "get":
-            detail = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-        elif operation == "delete":
-            s3.delete_object(Bucket=bucket, Key=key)
-            detail = None
-        elif operation == "list":
-            response = s3.list_objects_v2(Bucket=bucket, Prefix=key)
-            detail = [o["Key"] for o in response.get("Contents", [])]
-        else:
-            raise ValueError(f"operation: {operation!r} is not one of put, get, delete, list")
-    except ClientError as exc:
-        return {
-            "operation": operation,
-            "url": url,
-            "ok": False,
-            "error": exc.response["Error"]["Code"],
-        }
-    return {"operation": operation, "url": url, "ok": True, "detail": detail}
 
 
 def write_records(url: str, records: list[dict[str, Any]]) -> str:
