@@ -27,7 +27,7 @@ from dask_platform.cloudprovider import (
     ecr_repository_arn,
 )
 from dask_platform.config.models import Ecs as EcsConfig
-from dask_platform.iam import render_policy
+from dask_platform.iam import TEAM_ROLE_MAX_SESSION_SECONDS, render_policy
 from dask_platform.instance_types import ECS_RESERVED_MEMORY_MIB
 
 # ref: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/instance_IAM_role.html
@@ -179,7 +179,7 @@ class DaskEcs(pulumi.ComponentResource):
                 f"{name}-{team}-task",
                 description=f"Dask workers of {team} on ECS/Fargate",
                 assume_role_policy=task_trust,
-                max_session_duration=3600,
+                max_session_duration=TEAM_ROLE_MAX_SESSION_SECONDS,
                 tags=team_tags,
                 opts=child,
             )
@@ -187,7 +187,7 @@ class DaskEcs(pulumi.ComponentResource):
                 f"{name}-{team}-instance",
                 description=f"Dask workers of {team} on EC2 (EC2Cluster)",
                 assume_role_policy=_json(render_policy("ec2-trust")),
-                max_session_duration=3600,
+                max_session_duration=TEAM_ROLE_MAX_SESSION_SECONDS,
                 tags=team_tags,
                 opts=child,
             )

@@ -10,7 +10,12 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from dask_platform.iam import irsa_trust_policy, shared_data_policy, team_scratch_policy
+from dask_platform.iam import (
+    TEAM_ROLE_MAX_SESSION_SECONDS,
+    irsa_trust_policy,
+    shared_data_policy,
+    team_scratch_policy,
+)
 
 
 @dataclass
@@ -62,7 +67,7 @@ class TeamIdentity(pulumi.ComponentResource):
                 args.oidc_provider_arn, args.oidc_issuer_url
             ).apply(lambda a: json.dumps(irsa_trust_policy(a[0], a[1], args.namespace, args.team))),
             # Web-identity sessions are short; the SDKs refresh them from the rotated token.
-            max_session_duration=3600,
+            max_session_duration=TEAM_ROLE_MAX_SESSION_SECONDS,
             tags=tags,
             opts=child,
         )

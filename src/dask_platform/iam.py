@@ -25,6 +25,11 @@ PACKAGE_DATA = "_iam"
 """Where the wheel carries policies/iam (pyproject's force-include): the product renders these
 documents at run time (the analyst policy, the emulator's provisioning), installed or not."""
 
+TEAM_ROLE_MAX_SESSION_SECONDS = 3600
+"""MaxSessionDuration of every team role (IRSA, ECS task, EC2 instance): STS's default; the SDKs
+refresh web-identity and task-role sessions before they end.
+ref: https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html (MaxSessionDuration)"""
+
 
 class PolicyRenderError(ValueError):
     pass

@@ -13,7 +13,13 @@ import re
 import pytest
 
 from dask_platform.charts import values_schema_problems
-from dask_platform.iam import issuer_host, shared_data_policy, team_scratch_policy
+from dask_platform.iam import (
+    TEAM_ROLE_MAX_SESSION_SECONDS,
+    issuer_host,
+    shared_data_policy,
+    team_scratch_policy,
+)
+from dask_platform.local.config import LocalSettings
 
 from .conftest import document
 
@@ -39,6 +45,24 @@ def team_roles(evaluation):
 
 def test_one_irsa_role_per_team(evaluation, config):
     assert sorted(team_roles(evaluation)) == sorted(config.team_names)
+
+
+def test_team_role_sessions_last_the_declared_maximum(evaluation, config):
+    """Every role a team's workers run as (IRSA, ECS task, EC2 instance) has the one declared
+    MaxSessionDuration, and the local platform's STS sessions may not outlast it."""
+    roles = [
+        r
+        for r in evaluation.of_type("aws:iam/role:Role")
+        if any(f"-{team}-" in f"-{r.name}-" for team in config.team_names)
+    ]
+    assert len(roles) >= len(config.team_names)
+    assert {r.name: r.inputs["maxSessionDuration"] for r in roles} == {r.name: 3600 for r in roles}
+    assert TEAM_ROLE_MAX_SESSION_SECONDS == 3600
+    field = LocalSettings.model_fields["web_identity_session_seconds"]
+    assert field.default == TEAM_ROLE_MAX_SESSION_SECONDS
+    assert {"le": TEAM_ROLE_MAX_SESSION_SECONDS} in [
+        {"le": m.le} for m in field.metadata if hasattr(m, "le")
+    ]
 
 
 def test_irsa_trust_is_exact(evaluation, config):

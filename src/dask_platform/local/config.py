@@ -21,6 +21,7 @@ from dask_platform.charts import merge_values
 from dask_platform.config.errors import StackConfigError, format_validation_error
 from dask_platform.config.models import StackConfig
 from dask_platform.config.rules import validate_stack_config
+from dask_platform.iam import TEAM_ROLE_MAX_SESSION_SECONDS
 
 DEFAULT_CONFIG = Path("local") / "platform.yaml"
 """The local platform's config, relative to the working directory (the checkout's root, where
@@ -113,9 +114,9 @@ class LocalSettings(_Model):
         description="Lifetime of the projected ServiceAccount tokens (rotated at 80%).",
     )
     web_identity_session_seconds: int = Field(
-        default=3600,
+        default=TEAM_ROLE_MAX_SESSION_SECONDS,
         ge=900,
-        le=3600,
+        le=TEAM_ROLE_MAX_SESSION_SECONDS,
         description="Lifetime of the credentials STS returns to workers (900 = STS's minimum; "
         "3600 = STS's default and the team roles' MaxSessionDuration).",
     )
