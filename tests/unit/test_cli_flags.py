@@ -1,5 +1,5 @@
 """One flag, one meaning: across every command of `dask-platform`, a short alias stands for one
-long option, and a long option has at most one short alias (STYLE.md, CLI and runbooks)."""
+long option, and a long option has at most one short alias (the commands: docs/reference/cli.md)."""
 
 from __future__ import annotations
 
