@@ -26,7 +26,8 @@ What the docs follow (and this file enforces):
 - A Python name of the package in backticks (`` `dask_platform.sites.SiteCatalog` ``, a module
   file `` `dask_platform/gateway_client.py` ``) or imported in an example
   (``from dask_platform.sites import MultiSiteCluster``) exists: importing the module and
-  looking the name up succeeds, so a rename cannot leave the docs behind.
+  looking the name up succeeds, so a rename cannot leave the docs behind; so does an attribute
+  of such an imported class used in the doc (``SiteCatalog.from_outputs``).
 
 ref: https://diataxis.fr/ (how docs/ is organised); https://click.palletsprojects.com/en/stable/api/#click.Command.make_context
 """
@@ -411,11 +412,18 @@ def missing_name(dotted: str) -> str | None:
 
 def package_name_problems(text: str) -> list[str]:
     names = set(PACKAGE_NAME.findall(text))
-    names |= {
-        f"{module}.{name.strip()}"
-        for module, imported in IMPORT.findall(text)
-        for name in imported.split(",")
+    imported = {
+        name.strip(): f"{module}.{name.strip()}"
+        for module, names_ in IMPORT.findall(text)
+        for name in names_.split(",")
         if name.strip()
+    }
+    names |= set(imported.values())
+    # An attribute of an imported name used in the doc (`SiteCatalog.from_outputs(...)`).
+    names |= {
+        f"{imported[name]}.{attribute}"
+        for name, attribute in re.findall(r"\b([A-Z]\w*)\.([a-z_]\w*)", text)
+        if name in imported
     }
     found = [f"no such name {name}: {why}" for name in sorted(names) if (why := missing_name(name))]
     found += [
@@ -646,6 +654,12 @@ BAD = {
     "an example importing a name that is gone": (
         "```python\nfrom dask_platform.sites import MultiSiteCluster, SiteRegistry\n```\n",
         "no such name dask_platform.sites.SiteRegistry: dask_platform.sites has no 'SiteRegistry'",
+    ),
+    "a method of an imported name that is gone": (
+        "```python\nfrom dask_platform.sites import SiteCatalog\n\n"
+        "catalog = SiteCatalog.from_output_files(['outputs.json'])\n```\n",
+        "no such name dask_platform.sites.SiteCatalog.from_output_files: "
+        "dask_platform.sites.SiteCatalog has no 'from_output_files'",
     ),
     "a package file that is gone": (
         "The fix lives in `dask_platform/gateway_clients.py`.\n",
