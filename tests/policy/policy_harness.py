@@ -5,7 +5,7 @@ so test modules can import it by a name no other test directory uses.)"""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from dask_platform.config.sources import list_stacks
-from dask_platform.guard.runner import GuardResource, resources_from_fixture, stack_urn
+from dask_platform.guard.runner import GuardResource, child_urn, stack_urn
 
 from ..examples import with_example_keys
 
@@ -26,6 +26,48 @@ PACK_DIR = REPO / "policies" / "crossguard"
 PROJECT = "dask-platform"
 FIXTURE_STACK = "fixture"
 COMMITTED_STACKS = list_stacks(REPO)
+
+
+def resources_from_fixture(
+    entries: Iterable[Mapping[str, Any]], stack: str, project: str
+) -> list[GuardResource]:
+    """Fixture entries: ``{type, name, props, outputs?, parent?, protect?}``; ``parent`` names
+    another entry, ``outputs`` adds computed values to the props."""
+    entries = list(entries)
+    root = stack_urn(stack, project)
+    urns: dict[str, str] = {}
+
+    def urn_of(entry: Mapping[str, Any]) -> str:
+        name = str(entry["name"])
+        if name not in urns:
+            parent_name = entry.get("parent")
+            parent = root
+            if parent_name:
+                matches = [e for e in entries if e["name"] == parent_name]
+                if len(matches) != 1:
+                    raise ValueError(f"fixture resource {name}: parent {parent_name!r} not found")
+                parent = urn_of(matches[0])
+            urns[name] = child_urn(parent, str(entry["type"]), name)
+        return urns[name]
+
+    out = []
+    for entry in entries:
+        props = dict(entry.get("props") or {})
+        outputs = {**props, **dict(entry.get("outputs") or {})}
+        parent_name = entry.get("parent")
+        out.append(
+            GuardResource(
+                type=str(entry["type"]),
+                name=str(entry["name"]),
+                inputs=props,
+                outputs=outputs,
+                urn=urn_of(entry),
+                parent_urn=urns.get(str(parent_name), root) if parent_name else root,
+                protect=bool(entry.get("protect", False)),
+                read=bool(entry.get("read", False)),
+            )
+        )
+    return out
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,15 @@ import yaml
 from google.protobuf import json_format
 
 from dask_platform.guard.policies import PACK_NAME, policies
-from dask_platform.guard.runner import resources_from_fixture
 
-from .policy_harness import FIXTURE_STACK, PACK_DIR, PROJECT, REPO, PackClient
+from .policy_harness import (
+    FIXTURE_STACK,
+    PACK_DIR,
+    PROJECT,
+    REPO,
+    PackClient,
+    resources_from_fixture,
+)
 
 pytestmark = pytest.mark.policy
 

@@ -9,7 +9,7 @@ proxies the pack applies to what the engine sends, so a rule behaves the same in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -121,48 +121,6 @@ def resources_from_evaluation(evaluation: Evaluation, project: str) -> list[Guar
                 protect=record.protect,
                 read=record.read,
                 ignore_changes=tuple(record.ignore_changes),
-            )
-        )
-    return out
-
-
-def resources_from_fixture(
-    entries: Iterable[Mapping[str, Any]], stack: str, project: str
-) -> list[GuardResource]:
-    """Fixture entries: ``{type, name, props, outputs?, parent?, protect?}``; ``parent`` names
-    another entry, ``outputs`` adds computed values to the props."""
-    entries = list(entries)
-    root = stack_urn(stack, project)
-    urns: dict[str, str] = {}
-
-    def urn_of(entry: Mapping[str, Any]) -> str:
-        name = str(entry["name"])
-        if name not in urns:
-            parent_name = entry.get("parent")
-            parent = root
-            if parent_name:
-                matches = [e for e in entries if e["name"] == parent_name]
-                if len(matches) != 1:
-                    raise ValueError(f"fixture resource {name}: parent {parent_name!r} not found")
-                parent = urn_of(matches[0])
-            urns[name] = child_urn(parent, str(entry["type"]), name)
-        return urns[name]
-
-    out = []
-    for entry in entries:
-        props = dict(entry.get("props") or {})
-        outputs = {**props, **dict(entry.get("outputs") or {})}
-        parent_name = entry.get("parent")
-        out.append(
-            GuardResource(
-                type=str(entry["type"]),
-                name=str(entry["name"]),
-                inputs=props,
-                outputs=outputs,
-                urn=urn_of(entry),
-                parent_urn=urns.get(str(parent_name), root) if parent_name else root,
-                protect=bool(entry.get("protect", False)),
-                read=bool(entry.get("read", False)),
             )
         )
     return out
