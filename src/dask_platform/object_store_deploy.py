@@ -188,6 +188,11 @@ def notebook_scratch_environment(
     team = environ.get(TEAM_ENV) or next(
         (t for t, arn in sorted(roles.items()) if arn == environ.get("AWS_ROLE_ARN")), None
     )
+    if environ.get(TEAM_ENV) and team not in roles:
+        raise ObjectStoreError(
+            f"{TEAM_ENV}: unknown team {team!r}; one of "
+            f"{', '.join(sorted(roles)) or 'none in the outputs'}"
+        )
     if not team or "scratch_bucket" not in outputs:
         raise ObjectStoreError(
             f"no team for the scratch prefix: neither {TEAM_ENV} nor an AWS_ROLE_ARN that is one "
