@@ -22,7 +22,11 @@ region would refuse the request. So when ``botocore.session`` is first imported,
 ``Session.get_config_variable("region")`` returns the profile's ``region`` where the session's
 profile is a platform object store profile (it has ``dask_platform_secret_id``) that has one and
 no ``region_name`` was given (:func:`dask_platform.object_stores.store_profile_region`). Every
-other session, the team's own calls included, keeps botocore's order.
+other session, the team's own calls included, keeps botocore's order. And a session whose
+profile comes from ``AWS_PROFILE``/``AWS_DEFAULT_PROFILE`` and is a store profile gets it as if
+given explicitly: botocore reads IRSA's ``AWS_ROLE_ARN``/``AWS_WEB_IDENTITY_TOKEN_FILE`` before a
+profile's ``credential_process`` unless the profile was explicit (``disable_env_vars`` in
+``create_credential_resolver``), so the store would otherwise get the team's web identity.
 
 :func:`install` runs at every interpreter start, from a .pth: the dask_platform wheel's (client
 environments, the local platform's venv workers, the notebook image) and the worker image's
@@ -31,7 +35,8 @@ top-level modules, ``dask_platform_aws_profile_hint`` and ``dask_platform_object
 imports ``os`` and ``sys`` only and never botocore: it places a finder on ``sys.meta_path``.
 
 ref: https://docs.python.org/3/reference/import.html#the-meta-path
-ref: botocore/session.py (``get_scoped_config``, ``get_config_variable``) and
+ref: botocore/session.py (``get_scoped_config``, ``get_config_variable``),
+botocore/credentials.py (``create_credential_resolver``) and
 botocore/exceptions.py (``BotoCoreError``)
 ref: https://docs.aws.amazon.com/sdkref/latest/guide/feature-region.html
 """
