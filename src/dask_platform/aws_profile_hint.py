@@ -22,7 +22,11 @@ region would refuse the request. So when ``botocore.session`` is first imported,
 ``Session.get_config_variable("region")`` returns the profile's ``region`` where the session's
 profile is a platform object store profile (it has ``dask_platform_secret_id``) that has one and
 no ``region_name`` was given (:func:`dask_platform.object_stores.store_profile_region`). Every
-other session, the team's own calls included, keeps botocore's order.
+other session, the team's own calls included, keeps botocore's order. And a session whose
+profile comes from ``AWS_PROFILE``/``AWS_DEFAULT_PROFILE`` and is a store profile gets it as if
+given explicitly: botocore reads IRSA's ``AWS_ROLE_ARN``/``AWS_WEB_IDENTITY_TOKEN_FILE`` before a
+profile's ``credential_process`` unless the profile was explicit (``disable_env_vars`` in
+``create_credential_resolver``), so the store would otherwise get the team's web identity.
 
 :func:`install` runs at every interpreter start, from a .pth: the dask_platform wheel's (client
 environments, the local platform's venv workers, the notebook image) and the worker image's
@@ -31,7 +35,8 @@ top-level modules, ``dask_platform_aws_profile_hint`` and ``dask_platform_object
 imports ``os`` and ``sys`` only and never botocore: it places a finder on ``sys.meta_path``.
 
 ref: https://docs.python.org/3/reference/import.html#the-meta-path
-ref: botocore/session.py (``get_scoped_config``, ``get_config_variable``) and
+ref: botocore/session.py (``get_scoped_config``, ``get_config_variable``),
+botocore/credentials.py (``create_credential_resolver``) and
 botocore/exceptions.py (``BotoCoreError``)
 ref: https://docs.aws.amazon.com/sdkref/latest/guide/feature-region.html
 """
@@ -91,14 +96,45 @@ def _store_region(session: object) -> str | None:
     return region
 
 
+def _environment_store_profile(session: object) -> str | None:
+    """The profile ``AWS_PROFILE``/``AWS_DEFAULT_PROFILE`` gives ``session`` when it is a
+    platform store profile and the session was given none; None otherwise (and on any error)."""
+    if not (os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE")):
+        return None
+    if getattr(session, "_session_instance_vars", {}).get("profile") is not None:
+        return None
+    module = _object_stores()
+    if module is None:
+        return None
+    try:
+        profile = session.get_config_variable("profile")  # type: ignore[attr-defined]
+        config = session.full_config.get("profiles", {}).get(profile)  # type: ignore[attr-defined]
+        if not config or module.SECRET_ID_KEY not in config:  # type: ignore[attr-defined]
+            return None
+    except Exception:  # a config botocore cannot read: its own lookup reports that
+        return None
+    return str(profile)
+
+
 def extend_session(session_module: object) -> bool:
     """Make ``session_module.Session.get_config_variable("region")`` (botocore's, and so
-    aiobotocore's subclass) return a store profile's region (:func:`_store_region`); False if it
-    already does."""
+    aiobotocore's subclass) return a store profile's region (:func:`_store_region`), and make a
+    store profile named by ``AWS_PROFILE``/``AWS_DEFAULT_PROFILE`` count as given explicitly
+    (:func:`_environment_store_profile`): botocore's credential chain reads IRSA's
+    ``AWS_ROLE_ARN``/``AWS_WEB_IDENTITY_TOKEN_FILE`` before a profile's ``credential_process``
+    unless the profile was explicit, so the store would get the team's web identity (its STS
+    call sent to the store's ``endpoint_url``). False if it already does."""
     session_class = session_module.Session  # type: ignore[attr-defined]
     if getattr(session_class, _MARK, False):
         return False
     upstream = session_class.get_config_variable
+    upstream_init = session_class.__init__
+
+    def __init__(self: object, *args: object, **kwargs: object) -> None:
+        upstream_init(self, *args, **kwargs)
+        profile = _environment_store_profile(self)
+        if profile is not None:
+            self.set_config_variable("profile", profile)  # type: ignore[attr-defined]
 
     def get_config_variable(self: object, logical_name: str, methods: object = None) -> object:
         if logical_name == "region" and methods is None:
@@ -108,6 +144,7 @@ def extend_session(session_module: object) -> bool:
         return upstream(self, logical_name, methods)
 
     session_class.get_config_variable = get_config_variable
+    session_class.__init__ = __init__
     setattr(session_class, _MARK, True)
     return True
 

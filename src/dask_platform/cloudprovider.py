@@ -382,7 +382,11 @@ class Platform:
         try:
             out = {
                 TEAM_ENV: team,
-                **scratch_environment(self.outputs.scratch_bucket, team, user or current_user()),
+                **scratch_environment(
+                    self.outputs.scratch_bucket,
+                    team,
+                    current_user() if user is None else user,
+                ),
             }
         except ValueError as exc:
             raise PlatformError(str(exc)) from None

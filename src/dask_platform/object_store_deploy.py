@@ -155,14 +155,16 @@ def refuse_platform_variables(requested: Mapping[str, Any], field: str = "enviro
 
 def scratch_environment(bucket: str, team: str, user: str) -> dict[str, str]:
     """``SCRATCH_URL`` = ``PANGEO_SCRATCH`` = ``s3://<bucket>/<team>/<user>/`` for ``user`` of
-    ``team``. Raises ValueError naming ``user`` if it cannot be one path segment (empty, or
-    with ``/``).
+    ``team``. Raises ValueError naming ``user`` if it cannot be one path segment (empty,
+    ``.`` or ``..``, which path normalisation and zarr resolve to the team's own prefix, or
+    with ``/`` or a control character).
 
     The team prefix is the IAM boundary; the user prefix inside it is a convention.
     """
-    if not user or "/" in user:
+    if user in ("", ".", "..") or "/" in user or not user.isprintable():
         raise ValueError(
-            f"user: {user!r} cannot name a scratch prefix (one path segment: not empty, no '/')"
+            f"user: {user!r} cannot name a scratch prefix (one path segment: not empty, not '.' "
+            "or '..', no '/' or control character)"
         )
     url = f"s3://{bucket}/{team}/{user}/"
     return {SCRATCH_URL_ENV: url, PANGEO_SCRATCH_ENV: url}
@@ -186,6 +188,11 @@ def notebook_scratch_environment(
     team = environ.get(TEAM_ENV) or next(
         (t for t, arn in sorted(roles.items()) if arn == environ.get("AWS_ROLE_ARN")), None
     )
+    if environ.get(TEAM_ENV) and team not in roles:
+        raise ObjectStoreError(
+            f"{TEAM_ENV}: unknown team {team!r}; one of "
+            f"{', '.join(sorted(roles)) or 'none in the outputs'}"
+        )
     if not team or "scratch_bucket" not in outputs:
         raise ObjectStoreError(
             f"no team for the scratch prefix: neither {TEAM_ENV} nor an AWS_ROLE_ARN that is one "

@@ -88,6 +88,16 @@ def test_the_stores_region_beats_the_workers_environment(
     }
 
 
+def test_aws_profile_naming_the_store_reads_and_writes_it(alice_cluster: Any) -> None:
+    """Workers have IRSA's variables, which botocore reads before a profile's
+    credential_process unless the profile is explicit: AWS_PROFILE must still get the store's
+    key (it got the team's web identity, its STS call sent to the store's endpoint)."""
+    result = run_on_cluster(
+        alice_cluster, by_value(worker_probes.aws_profile_round_trip), STORE, STORE, "it/env.txt"
+    )
+    assert result == {"method": "custom-process", "read": "by AWS_PROFILE"}
+
+
 def test_bobs_team_is_denied_the_secret_by_iam(bob_cluster: Any) -> None:
     result = run_on_cluster(bob_cluster, store_round_trip, STORE, f"s3://{STORE}/it/bob.txt")
     assert result["ok"] is False

@@ -201,3 +201,31 @@ def store_regions(profile: str) -> dict[str, Any]:
         "aws_profile": json.loads(done.stdout),
         "s3fs": fs.connect().meta.region_name,
     }
+
+
+def aws_profile_round_trip(profile: str, bucket: str, key: str) -> dict[str, Any]:
+    """Write and read ``s3://bucket/key`` in a fresh interpreter whose only naming of the store
+    is ``AWS_PROFILE=<profile>`` (the worker's environment plus that variable: IRSA's
+    AWS_ROLE_ARN/AWS_WEB_IDENTITY_TOKEN_FILE included). Returns the credential method and what
+    was read, or the last line of the error."""
+    import json
+    import subprocess
+
+    probe = (
+        "import boto3, json, sys\n"
+        "s = boto3.Session(); c = s.client('s3')\n"
+        f"c.put_object(Bucket={bucket!r}, Key={key!r}, Body=b'by AWS_PROFILE')\n"
+        f"body = c.get_object(Bucket={bucket!r}, Key={key!r})['Body'].read().decode()\n"
+        "print(json.dumps({'method': s.get_credentials().method, 'read': body}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "AWS_PROFILE": profile},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["?"])[-1]}
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result

@@ -519,11 +519,16 @@ def test_the_user_defaults_to_the_hub_user_then_the_login_name(
     assert current_user({"JUPYTERHUB_USER": "erin"}) == "erin"
 
 
-def test_a_user_that_cannot_be_a_prefix_is_one_clear_error(platform) -> None:
+@pytest.mark.parametrize("user", ["a/b", "..", ".", "al\nice", "tab\t", ""])
+@pytest.mark.parametrize("method", ["fargate_kwargs", "ecs_kwargs", "ec2_kwargs"])
+def test_a_user_that_cannot_be_a_prefix_is_one_clear_error(platform, method, user) -> None:
+    """'..' would make the prefix the team's own (s3://<scratch>/<team>/../), which zarr and
+    any path normalisation resolve; an explicit empty user is not the login name."""
     with pytest.raises(PlatformError) as caught:
-        platform.fargate_kwargs("hydrology", user="a/b")
+        getattr(platform, method)("hydrology", user=user)
     assert str(caught.value) == (
-        "user: 'a/b' cannot name a scratch prefix (one path segment: not empty, no '/')"
+        f"user: {user!r} cannot name a scratch prefix (one path segment: not empty, not '.' "
+        "or '..', no '/' or control character)"
     )
 
 

@@ -617,6 +617,10 @@ def test_the_notebook_gets_the_hub_users_scratch_prefix_of_its_roles_team(
             "no team for the scratch prefix: neither DASK_PLATFORM_TEAM nor an AWS_ROLE_ARN "
             "that is one of the teams' roles (climate, hydrology)",
         ),
+        (
+            {"JUPYTERHUB_USER": "alice", "DASK_PLATFORM_TEAM": "oceans"},
+            "DASK_PLATFORM_TEAM: unknown team 'oceans'; one of climate, hydrology",
+        ),
     ],
 )
 def test_a_notebook_without_user_or_team_is_one_clear_error(

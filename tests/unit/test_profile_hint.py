@@ -339,3 +339,71 @@ def test_a_fresh_interpreter_takes_the_stores_region(tmp_path: Path) -> None:
     purelib = sysconfig.get_path("purelib")
     start = f"import site, sys; sys.path.append({purelib!r}); site.addsitedir({str(site_dir)!r})\n"
     assert run_python(["-S", "-c", start + REGION_PROBE], env) == want
+
+
+# --------------------------------------------------------------------------- AWS_PROFILE on IRSA
+
+
+@pytest.fixture
+def irsa_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A worker of team hydrology on EKS: IRSA's AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE in
+    its environment (the local platform sets them too), and a store profile whose
+    credential_process prints a fixed key pair (no emulator here)."""
+    process = tmp_path / "store-credentials"
+    document = {"Version": 1, "AccessKeyId": "store-key-id", "SecretAccessKey": "store-secret"}
+    process.write_text(f"#!{sys.executable}\nprint({json.dumps(json.dumps(document))})\n")
+    process.chmod(0o755)
+    token = tmp_path / "token"
+    token.write_text("not-a-real-token")
+    config = tmp_path / "config"
+    config.write_text(
+        "[default]\n\n[profile osn-east]\nendpoint_url = http://127.0.0.1:9\nregion = us-east-2\n"
+        f"credential_process = {process}\ndask_platform_secret_id = arn:secret:e\n"
+        "dask_platform_teams = hydrology\n"
+    )
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("DASK_PLATFORM_TEAM", "hydrology")
+    monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/team-hydrology-irsa")
+    monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    install()
+    return config
+
+
+@pytest.mark.parametrize("variable", ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"])
+def test_aws_profile_naming_a_store_uses_its_credential_process_on_irsa(
+    irsa_worker: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """botocore reads IRSA's variables before a profile's credential_process unless the profile
+    was given explicitly, so without the hook ``AWS_PROFILE=osn-east`` got the team's web
+    identity (sent to the store's endpoint_url as STS) instead of the store's key pair."""
+    monkeypatch.setenv(variable, "osn-east")
+    credentials = boto3.Session().get_credentials()
+    assert credentials.method == "custom-process"
+    assert credentials.access_key == "store-key-id"
+
+
+def test_the_teams_own_session_keeps_irsa(irsa_worker: Path) -> None:
+    credentials = boto3.Session().get_credentials()
+    assert credentials.method == "assume-role-with-web-identity"
+    explicit = boto3.Session(profile_name="osn-east").get_credentials()
+    assert (explicit.method, explicit.access_key) == ("custom-process", "store-key-id")
+
+
+def test_s3fs_under_aws_profile_uses_the_stores_key_on_irsa(
+    irsa_worker: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from aiobotocore.session import AioSession
+
+    monkeypatch.setenv("AWS_PROFILE", "osn-east")
+    loop = asyncio.new_event_loop()  # private: asyncio.run would leave later tests no loop
+    try:
+        credentials = loop.run_until_complete(AioSession().get_credentials())
+    finally:
+        loop.close()
+    assert credentials.method == "custom-process"
+    assert credentials.access_key == "store-key-id"

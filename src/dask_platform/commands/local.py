@@ -117,9 +117,20 @@ def env(
             + "[/red]"
         )
         raise typer.Exit(1)
-    typer.echo(f"export DASK_CONFIG={shlex.quote(str(directory))}")
     outputs = platform.outputs()
-    team = outputs["users"][user][0]
+    teams = list(outputs["users"].get(user) or [])
+    if not teams:
+        with_team = sorted(u for u, t in outputs["users"].items() if t)
+        Console(stderr=True).print(
+            f"[red]✗ user: {user!r} is in no team (local.users.{user}.groups name no team's "
+            f"groups), so has no scratch prefix and the gateway refuses their clusters; users "
+            f"with a team: {', '.join(with_team) or 'none'}[/red]"
+        )
+        raise typer.Exit(1)
+    # The gateway's default team: the first of the user's teams sorted by name
+    # (helm/dask-gateway/gateway_config.py teams_of), not the stack's order.
+    team = sorted(teams)[0]
+    typer.echo(f"export DASK_CONFIG={shlex.quote(str(directory))}")
     for name, value in scratch_environment(outputs["scratch_bucket"], team, user).items():
         typer.echo(f"export {name}={shlex.quote(value)}")
 
