@@ -60,7 +60,7 @@ SHELL_LANGS = {"console", "sh", "bash", "shell"}
 BUILTINS = {"cd", "export", "echo", "eval"}
 EXTERNAL = {"pulumi", "helm", "kubectl", "aws", "git", "curl", "sha256sum"}
 NOT_RUN = re.compile(r"<!--\s*not-run:(.*?)-->")
-MACHINE_PATHS = re.compile(r"(/work/|/home/[a-z]|/root/|/Users/|\.\./shared\b)")
+MACHINE_PATHS = re.compile(r"(/(?:work|root|Users)/|/home/[a-z]|\.\./shared\b)")
 INLINE = re.compile(
     r"(?<!`)`((?:uv run|make) [^`]+|dask-platform [a-z-]+(?: [a-z-]+)?(?: -[^`]*)?)`(?!`)"
 )
@@ -640,7 +640,7 @@ BAD = {
         "The program is in `infra/components/nothing.py`.\n",
         "no such path in the repository: infra/components/nothing.py",
     ),
-    "machine path": ("Charts are in /work/shared/upstream/charts.\n", "machine path"),
+    "machine path": ("Charts are in /home/alice/charts.\n", "machine path"),
     "broken link": ("[deploy](docs/deploy.md)\n", "no file docs/deploy.md"),
     "a package name that is gone": (
         "Checked by `dask_platform.credentials.checked_env`.\n",
