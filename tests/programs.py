@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from dask_platform.pulumi_eval import RecordingMocks, ensure_event_loop, pulumi_config_for_stack
+from dask_platform.pulumi_eval import ensure_event_loop, pulumi_config_for_stack
+from dask_platform.pulumi_mocks import RecordingMocks
 
 
 def run_program(project_dir: Path, stack: str, recording: RecordingMocks) -> None:

@@ -20,7 +20,7 @@ from dask_platform.local.platform import LocalPlatform
 from dask_platform.local.processes import ComponentError
 from dask_platform.local.provision import LocalOverlay, Provisioned, provision
 from dask_platform.project import project_root
-from dask_platform.pulumi_eval import RecordedResource
+from dask_platform.pulumi_mocks import RecordedResource
 
 ISSUER = "http://127.0.0.1:9/issuer"  # any URL: these fixtures do not assume roles
 

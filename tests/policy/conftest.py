@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from dask_platform.pulumi_eval import Evaluation, evaluate_stack
+from dask_platform.pulumi_eval import evaluate_stack
+from dask_platform.pulumi_mocks import Evaluation
 
 from .policy_harness import PACK_DIR, PackClient
 

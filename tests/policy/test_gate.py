@@ -26,7 +26,7 @@ from dask_platform.guard.runner import (
     run_policies,
     stack_urn,
 )
-from dask_platform.pulumi_eval import Evaluation
+from dask_platform.pulumi_mocks import Evaluation
 
 from .policy_harness import COMMITTED_STACKS, PROJECT, REPO
 

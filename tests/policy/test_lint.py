@@ -24,7 +24,7 @@ from dask_platform.guard.lint import (
     resolve_from_args,
     uv_binary,
 )
-from dask_platform.pulumi_eval import Evaluation
+from dask_platform.pulumi_mocks import Evaluation
 
 from .policy_harness import COMMITTED_STACKS, REPO
 

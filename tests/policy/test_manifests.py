@@ -33,7 +33,8 @@ from dask_platform.guard.lint import (
     waive,
 )
 from dask_platform.guard.manifests import KubeObject, check_manifests
-from dask_platform.pulumi_eval import Evaluation, evaluate_stack
+from dask_platform.pulumi_eval import evaluate_stack
+from dask_platform.pulumi_mocks import Evaluation
 
 from .policy_harness import COMMITTED_STACKS, PROJECT, REPO
 
@@ -543,7 +544,7 @@ def test_secret_objects_and_secret_inputs_are_redacted() -> None:
     secret become the placeholder; the rest of the object stays as applied."""
     from pulumi.runtime.rpc import wrap_rpc_secret
 
-    from dask_platform.pulumi_eval import RecordedResource
+    from dask_platform.pulumi_mocks import RecordedResource
 
     secret = RecordedResource(
         type="kubernetes:core/v1:Secret",

@@ -10,7 +10,8 @@ import pytest
 
 from dask_platform.config.models import StackConfig
 from dask_platform.config.sources import list_stacks, load_stack_file
-from dask_platform.pulumi_eval import Evaluation, evaluate_stack
+from dask_platform.pulumi_eval import evaluate_stack
+from dask_platform.pulumi_mocks import Evaluation
 
 REPO = Path(__file__).resolve().parents[2]
 STACKS = list_stacks(REPO)

@@ -18,7 +18,7 @@ from dask_platform.config.models import DOCUMENTATION_RANGES
 from dask_platform.config.rules import regional_owner_problems
 from dask_platform.config.sources import load_stack_file
 from dask_platform.config.types import EKS_STANDARD_SUPPORT
-from dask_platform.pulumi_eval import Evaluation, RecordingMocks
+from dask_platform.pulumi_mocks import Evaluation, RecordingMocks
 
 from ..programs import declared, run_program
 from .conftest import BOOTSTRAP, REPO, STACKS, evaluated, evaluated_bootstrap

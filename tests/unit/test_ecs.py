@@ -23,7 +23,8 @@ from dask_platform.config.errors import StackConfigError
 from dask_platform.config.rules import validate_stack_config
 from dask_platform.config.sources import SECRET_KEYS, load_stack_file
 from dask_platform.iam import render_policy
-from dask_platform.pulumi_eval import Evaluation, evaluate_stack
+from dask_platform.pulumi_eval import evaluate_stack
+from dask_platform.pulumi_mocks import Evaluation
 
 from .conftest import REPO, document, evaluated_bootstrap
 

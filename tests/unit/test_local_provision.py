@@ -12,7 +12,7 @@ from dask_platform.local.provision import (
     Provisioned,
     boto_shape,
 )
-from dask_platform.pulumi_eval import Evaluation
+from dask_platform.pulumi_mocks import Evaluation
 
 
 def test_translate_unwraps_secrets_makes_whole_floats_ints_and_maps_identifiers() -> None:

@@ -29,7 +29,8 @@ from dask_platform.object_store_deploy import (
     store_secret_string,
 )
 from dask_platform.object_stores import AWS_CONFIG_PATH, OFFLINE_SECRET_TEXT, ObjectStoreError
-from dask_platform.pulumi_eval import Evaluation, evaluate_stack
+from dask_platform.pulumi_eval import evaluate_stack
+from dask_platform.pulumi_mocks import Evaluation
 
 from .conftest import document
 

@@ -25,7 +25,7 @@ from dask_platform.config.sources import (
     load_stack_file,
     load_stack_path,
 )
-from dask_platform.pulumi_eval import RecordingMocks
+from dask_platform.pulumi_mocks import RecordingMocks
 
 from ..programs import declared, run_program
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from dask_platform.config.models import StackConfig
-    from dask_platform.pulumi_eval import Evaluation
+    from dask_platform.pulumi_mocks import Evaluation
 
 NODE_POOL_TYPE = "kubernetes:karpenter.sh/v1:NodePool"
 SHOWN_TYPES = 6

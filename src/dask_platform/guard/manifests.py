@@ -1,6 +1,6 @@
 """Every Kubernetes object a stack would apply, rendered and checked offline.
 
-From an :class:`~dask_platform.pulumi_eval.Evaluation` (the program under Pulumi's mocks):
+From an :class:`~dask_platform.pulumi_mocks.Evaluation` (the program under Pulumi's mocks):
 
 * every Helm release the program declares (``kubernetes:helm.sh/v3:Release``) is rendered from
   its pinned chart with the exact values the program passes (secrets as :data:`REDACTED`) by
@@ -31,7 +31,7 @@ from dask_platform.charts import merge_values
 
 if TYPE_CHECKING:
     from dask_platform.guard.lint import LintFinding
-    from dask_platform.pulumi_eval import Evaluation, RecordedResource
+    from dask_platform.pulumi_mocks import Evaluation, RecordedResource
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 """The Pulumi type of a Helm release (rendered here from its pinned chart)."""

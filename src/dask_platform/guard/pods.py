@@ -22,7 +22,7 @@ from dask_platform.gateway_pods import (
     render_gateway,
 )
 from dask_platform.guard.manifests import RELEASE_TYPE, release_values
-from dask_platform.pulumi_eval import Evaluation
+from dask_platform.pulumi_mocks import Evaluation
 from dask_platform.schedulability import PodPlacement, place_pods
 
 NODE_POOL_TYPE = "kubernetes:karpenter.sh/v1:NodePool"

@@ -33,7 +33,7 @@ from dask_platform.guard.policies import policy_config
 from dask_platform.guard.rules import STACK_TYPE
 
 if TYPE_CHECKING:
-    from dask_platform.pulumi_eval import Evaluation
+    from dask_platform.pulumi_mocks import Evaluation
 
 
 @dataclass(frozen=True)

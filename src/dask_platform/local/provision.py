@@ -42,7 +42,8 @@ from pulumi.runtime import rpc
 from dask_platform.config.sources import NAMESPACE
 from dask_platform.local.emulator import Emulator
 from dask_platform.local.processes import ComponentError
-from dask_platform.pulumi_eval import Evaluation, RecordedResource, evaluate_config
+from dask_platform.pulumi_eval import evaluate_config
+from dask_platform.pulumi_mocks import Evaluation, RecordedResource
 
 REPLAYED_NAMESPACES = ("aws:s3/", "aws:iam/", "aws:kms/", "aws:secretsmanager/")
 """The resource namespaces the emulator holds; the program's other resources (VPC, EKS, ECS,
