@@ -39,7 +39,7 @@ READY_FILE = "issuer.json"
 async def _serve(state_dir: Path, host: str, port: int, spec: dict[str, Any]) -> None:
     from aiohttp import web
 
-    from dask_platform.local import idp
+    from dask_platform.local import idp, idp_web
 
     admin_token = secrets.token_urlsafe(32)
     runner_holder: dict[str, Any] = {}
@@ -117,7 +117,7 @@ async def _serve(state_dir: Path, host: str, port: int, spec: dict[str, Any]) ->
 
     idp_spec = spec.get("identity_provider")
     if idp_spec:
-        idp.add_routes(app, lambda: context["idp"])
+        idp_web.add_routes(app, lambda: context["idp"])
 
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -138,7 +138,7 @@ async def _serve(state_dir: Path, host: str, port: int, spec: dict[str, Any]) ->
     if idp_spec:
         settings = idp.IdpSettings.from_spec(idp_spec)
         context["idp"] = idp.make_server(settings, url, issuer.mint)
-        context["idp_discovery"] = idp.discovery_fields(url, settings)
+        context["idp_discovery"] = idp_web.discovery_fields(url, settings)
     projector = TokenProjector(
         issuer,
         team_projections(Path(spec["tokens_dir"]), spec["namespace"], spec["teams"], lifetime),
