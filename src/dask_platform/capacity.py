@@ -415,7 +415,7 @@ def fit_problems(
     return problems
 
 
-# --------------------------------------------------------------------------- pods and NodePools
+# --------------------------------------------------------------------------- pods
 
 
 def requests_of_pod(pod: Mapping[str, Any]) -> Resources:
@@ -435,49 +435,3 @@ def requests_of_pod(pod: Mapping[str, Any]) -> Resources:
         max([containers.cpu_millis, *(i.cpu_millis for i in inits)]),
         max([containers.memory_bytes, *(i.memory_bytes for i in inits)]),
     )
-
-
-def _tolerated(taint: Mapping[str, Any], tolerations: Sequence[Mapping[str, Any]]) -> bool:
-    for toleration in tolerations:
-        if toleration.get("effect") not in (None, "", taint.get("effect")):
-            continue
-        if toleration.get("operator") == "Exists":
-            if toleration.get("key") in (None, "", taint.get("key")):
-                return True
-        elif toleration.get("key") == taint.get("key") and str(toleration.get("value", "")) == str(
-            taint.get("value", "")
-        ):
-            return True
-    return False
-
-
-def node_pool_labels(node_pool: Mapping[str, Any]) -> dict[str, list[str]]:
-    """The label values a NodePool's nodes can carry: its template labels, and its ``In``
-    requirements (``{label: allowed values}``)."""
-    template = node_pool["spec"]["template"]
-    labels = {k: [str(v)] for k, v in (template.get("metadata") or {}).get("labels", {}).items()}
-    for requirement in template["spec"].get("requirements", []):
-        if requirement.get("operator") == "In":
-            labels[requirement["key"]] = [str(v) for v in requirement.get("values", [])]
-    return labels
-
-
-def pod_placement_problems(pod: Mapping[str, Any], node_pool: Mapping[str, Any]) -> list[str]:
-    """Why a pod (manifest or spec) could not get a node from ``node_pool``: a taint it does not
-    tolerate, a nodeSelector label the pool's nodes cannot carry. Empty when it can."""
-    spec = pod.get("spec", pod)
-    name = node_pool["metadata"]["name"]
-    tolerations = spec.get("tolerations") or []
-    problems = [
-        f"NodePool {name}: taint {t['key']}={t.get('value', '')}:{t['effect']} is not tolerated"
-        for t in node_pool["spec"]["template"]["spec"].get("taints", [])
-        if not _tolerated(t, tolerations)
-    ]
-    labels = node_pool_labels(node_pool)
-    for key, value in (spec.get("nodeSelector") or {}).items():
-        if str(value) not in labels.get(key, []):
-            problems.append(
-                f"NodePool {name}: nodeSelector {key}={value} is not among its nodes' labels "
-                f"({key}: {', '.join(labels.get(key, [])) or 'unset'})"
-            )
-    return problems

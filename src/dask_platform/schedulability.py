@@ -91,7 +91,7 @@ def place_pods(
         result = PodPlacement(built.label, built.component, requests)
         why_not: list[str] = []
         for pool in node_pools:
-            refused = cap.pod_placement_problems(built.pod, pool)
+            refused = placement.pod_placement_problems(built.pod, pool)
             if refused:
                 why_not += refused
                 continue

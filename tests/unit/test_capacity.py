@@ -178,8 +178,9 @@ def test_plan_prints_the_node_pools_and_the_fit_table(evaluation, config):
 
 
 def test_a_pod_manifest_is_placed_against_a_node_pool(config):
-    from dask_platform.capacity import fitting, pod_placement_problems, requests_of_pod
+    from dask_platform.capacity import fitting, requests_of_pod
     from dask_platform.karpenter import node_pools
+    from dask_platform.placement import pod_placement_problems
 
     workers, schedulers = node_pools(config.capacity)
     worker_pod = {
