@@ -245,7 +245,11 @@ def test_a_setting_changed_in_infra_components_shows_up_locally(
     components = program_copy / "infra" / "components"
     _edit(components / "storage.py", "days_after_initiation=1", "days_after_initiation=2")
     _edit(components / "storage.py", "bucket_key_enabled=True", "bucket_key_enabled=False")
-    _edit(components / "identity.py", "max_session_duration=3600", "max_session_duration=7200")
+    _edit(
+        components / "identity.py",
+        "max_session_duration=TEAM_ROLE_MAX_SESSION_SECONDS",
+        "max_session_duration=7200",
+    )
     config = load_local_config()
     keys = {
         s.name: {"access_key_id": "a", "secret_access_key": "b"} for s in config.stack.object_stores
