@@ -249,19 +249,32 @@ def test_the_notebook_start_keeps_a_mounted_aws_config(
 ) -> None:
     # The hub mounts the platform's ConfigMap and sets AWS_CONFIG_FILE: nothing is written.
     outputs = outputs_with_store(tmp_path)
-    logs = engine.client.containers.run(
+    # The answer goes to a mounted file, not the log: the start script's own lines share stdout,
+    # and podman may hand back a short-lived container's log before its last lines arrive.
+    results = tmp_path / "results"
+    results.mkdir()
+    results.chmod(0o777)
+    engine.client.containers.run(
         built["notebook"].build_reference,
-        ["sh", "-c", f'echo "$AWS_CONFIG_FILE"; test -e "$HOME/{NOTEBOOK_AWS_CONFIG}"; echo $?'],
+        [
+            "sh",
+            "-c",
+            f'{{ echo "$AWS_CONFIG_FILE"; test -e "$HOME/{NOTEBOOK_AWS_CONFIG}"; echo $?; }}'
+            " > /results/answer",
+        ],
         environment={
             "DASK_PLATFORM_OUTPUTS": "/srv/outputs.json",
             "AWS_CONFIG_FILE": AWS_CONFIG_PATH,
         },
-        volumes={str(outputs): {"bind": "/srv/outputs.json", "mode": "ro"}},
+        volumes={
+            str(outputs): {"bind": "/srv/outputs.json", "mode": "ro"},
+            str(results): {"bind": "/results", "mode": "rw"},
+        },
         network_disabled=True,
         healthcheck={"test": ["NONE"]},
         remove=True,
     )
-    assert logs.decode().strip().splitlines()[-2:] == [AWS_CONFIG_PATH, "1"]
+    assert (results / "answer").read_text().splitlines() == [AWS_CONFIG_PATH, "1"]
 
 
 def test_the_notebook_start_sets_the_hub_users_scratch_prefix(
