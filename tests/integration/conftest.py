@@ -258,3 +258,15 @@ def image_platform(
 @pytest.fixture(scope="session")
 def image_gateway_as(image_platform: LocalPlatform) -> Iterator[Callable[..., Any]]:
     yield from _gateway_factory(image_platform)
+
+
+def action_envelope(policy: dict[str, Any]) -> dict[str, Any]:
+    """The policy as moto can evaluate it: its Allow statements, Resource '*', no Condition."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": s["Sid"], "Effect": "Allow", "Action": s["Action"], "Resource": "*"}
+            for s in policy["Statement"]
+            if s["Effect"] == "Allow"
+        ],
+    }

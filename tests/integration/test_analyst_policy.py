@@ -50,6 +50,8 @@ from dask_platform.cloudprovider import TEAM_TAG, Platform
 from dask_platform.iam import render_policy, team_scratch_policy
 from dask_platform.local.emulator import Emulator
 
+from .conftest import action_envelope
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -145,18 +147,6 @@ class World:
         return boto3.session.Session().client(
             service, endpoint_url=self.aws.endpoint, region_name=REGION, **self.analyst_keys
         )
-
-
-def action_envelope(policy: dict[str, Any]) -> dict[str, Any]:
-    """The policy as moto can evaluate it: its Allow statements, Resource '*', no Condition."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": s["Sid"], "Effect": "Allow", "Action": s["Action"], "Resource": "*"}
-            for s in policy["Statement"]
-            if s["Effect"] == "Allow"
-        ],
-    }
 
 
 def _role(iam: Any, name: str, trust: dict[str, Any], policy_arns: list[str]) -> str:

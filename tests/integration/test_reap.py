@@ -28,21 +28,12 @@ from dask_platform.iam import placeholders, render_policy
 from dask_platform.local.emulator import Emulator
 from dask_platform.runbooks.reap import find_leftovers, remove_leftovers
 
+from .conftest import action_envelope
+
 REGION = "us-west-2"
 ECS_CLUSTER = "dask-itest"
 DASK_TAGS = {"createdBy": "dask-cloudprovider"}
 runner = CliRunner()
-
-
-def action_envelope(policy: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": s["Sid"], "Effect": "Allow", "Action": s["Action"], "Resource": "*"}
-            for s in policy["Statement"]
-            if s["Effect"] == "Allow"
-        ],
-    }
 
 
 @dataclass
